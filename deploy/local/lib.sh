@@ -1,0 +1,52 @@
+# Shared settings of the local stack: sourced by deploy/local/stack, deploy/local/fetch and scripts/*.
+# Every value can be overridden from the environment.
+
+SIMGATE_ROOT=${SIMGATE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# shellcheck source=versions.env
+. "$SIMGATE_ROOT/deploy/local/versions.env"
+
+# Downloads (jars, wheels) live outside the repository so that a fresh clone reuses them.
+SIMGATE_CACHE=${SIMGATE_CACHE:-$HOME/.cache/simgate}
+# Logs, pids and data of the running stack.
+SIMGATE_STATE=${SIMGATE_STATE:-$SIMGATE_ROOT/.simgate}
+SIMGATE_VENV=${SIMGATE_VENV:-$SIMGATE_ROOT/.venv}
+
+SIMGATE_HOST=${SIMGATE_HOST:-127.0.0.1}
+KAFKA_PORT=${KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+S3_PORT=${S3_PORT:-9333}
+NESSIE_PORT=${NESSIE_PORT:-19120}
+NESSIE_MANAGEMENT_PORT=${NESSIE_MANAGEMENT_PORT:-19121}
+
+S3_ACCESS_KEY=${S3_ACCESS_KEY:-simgate}
+S3_SECRET_KEY=${S3_SECRET_KEY:-simgate-secret}
+S3_REGION=${S3_REGION:-us-east-1}
+S3_BLOB_BUCKET=${S3_BLOB_BUCKET:-simgate-blobs}
+S3_WAREHOUSE_BUCKET=${S3_WAREHOUSE_BUCKET:-simgate-warehouse}
+
+KAFKA_HOME="$SIMGATE_CACHE/kafka-$KAFKA_VERSION"
+S3PROXY_JAR="$SIMGATE_CACHE/s3proxy-$S3PROXY_VERSION/s3proxy-$S3PROXY_VERSION-jar-with-dependencies.jar"
+NESSIE_JAR="$SIMGATE_CACHE/nessie-$NESSIE_VERSION/nessie-quarkus-$NESSIE_VERSION-runner.jar"
+SPARK_JARS_DIR="$SIMGATE_CACHE/spark-jars-$SPARK_VERSION-iceberg-$ICEBERG_VERSION-nessie-$NESSIE_VERSION"
+
+export SIMGATE_ROOT SIMGATE_CACHE SIMGATE_STATE SIMGATE_VENV SIMGATE_HOST KAFKA_PORT S3_PORT NESSIE_PORT \
+  S3_ACCESS_KEY S3_SECRET_KEY S3_REGION S3_BLOB_BUCKET S3_WAREHOUSE_BUCKET SPARK_JARS_DIR \
+  KAFKA_VERSION S3PROXY_VERSION NESSIE_VERSION ICEBERG_VERSION SPARK_VERSION SPARK_SCALA_BINARY
+
+die() { echo "simgate: error: $*" >&2; exit 1; }
+note() { echo "simgate: $*" >&2; }
+
+# find_java [MIN_MAJOR]: a Java runtime of at least that version (default 17). JAVA_HOME wins when it
+# qualifies. Nessie's server needs 21 or newer (the Temurin 25 JDK under /usr/lib/jvm on these machines).
+find_java() {
+  local min=${1:-17} candidates=() j
+  [ -n "${JAVA_HOME:-}" ] && candidates+=("$JAVA_HOME/bin/java")
+  candidates+=("$(command -v java 2>/dev/null || true)" /usr/lib/jvm/java-17-openjdk-amd64/bin/java /usr/lib/jvm/*/bin/java)
+  for j in "${candidates[@]}"; do
+    [ -n "$j" ] && [ -x "$j" ] || continue
+    local major
+    major=$("$j" -version 2>&1 | sed -nE '1s/.*version "([0-9]+).*/\1/p')
+    if [ -n "$major" ] && [ "$major" -ge "$min" ]; then echo "$j"; return 0; fi
+  done
+  return 1
+}
