@@ -1,0 +1,1 @@
+"""simgate lakehouse jobs: Write-Audit-Publish into Iceberg on Nessie, and storage maintenance."""
