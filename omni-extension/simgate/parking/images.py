@@ -1,0 +1,117 @@
+"""Image encoding for camera captures (plain Python).
+
+The ``rgb`` annotator of omni.replicator.core returns an (height, width, 4) uint8 array (RGBA). This
+module turns such pixels into the bytes an ``Image`` message carries:
+- PNG with the standard library only (zlib), so it works in any Kit Python without extra packages;
+- JPEG through Pillow when it is importable (Kit ships it; here it is a test dependency);
+- raw RGBA8, passed through after its size is checked (the gateway converts it).
+Errors are ``ImageEncodingError`` with a stable code, never a crash of the caller.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from simgate.v1 import simgate_pb2
+
+CODE_BAD_PIXELS = "EXT_ERR_IMAGE_PIXELS"
+CODE_UNSUPPORTED = "EXT_ERR_IMAGE_ENCODING"
+
+
+class ImageEncodingError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+@dataclass(frozen=True)
+class RgbaFrame:
+    """Tightly packed 8-bit RGBA pixels, row-major, top row first."""
+
+    width: int
+    height: int
+    pixels: bytes
+
+    @classmethod
+    def from_array(cls, data: Any) -> "RgbaFrame":
+        """From an annotator's (h, w, 4) or (h, w, 3) uint8 array, or anything with that shape."""
+        shape = getattr(data, "shape", None)
+        if shape is None or len(shape) != 3 or shape[2] not in (3, 4):
+            raise ImageEncodingError(CODE_BAD_PIXELS, f"expected an (height, width, 3|4) array, got shape {shape}")
+        height, width, channels = int(shape[0]), int(shape[1]), int(shape[2])
+        dtype = str(getattr(data, "dtype", "uint8"))
+        if dtype != "uint8":
+            raise ImageEncodingError(CODE_BAD_PIXELS, f"expected uint8 pixels, got {dtype}")
+        raw = data.tobytes() if hasattr(data, "tobytes") else bytes(memoryview(data))
+        if channels == 3:
+            raw = _rgb_to_rgba(raw)
+        return cls(width, height, raw)
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ImageEncodingError(CODE_BAD_PIXELS, f"empty image {self.width}x{self.height}")
+        if len(self.pixels) != self.width * self.height * 4:
+            raise ImageEncodingError(
+                CODE_BAD_PIXELS,
+                f"{len(self.pixels)} bytes for {self.width}x{self.height} RGBA (want {self.width * self.height * 4})",
+            )
+
+
+def _rgb_to_rgba(raw: bytes) -> bytes:
+    out = bytearray(len(raw) // 3 * 4)
+    out[0::4], out[1::4], out[2::4] = raw[0::3], raw[1::3], raw[2::3]
+    out[3::4] = b"\xff" * (len(raw) // 3)
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    encoding: int  # simgate_pb2.ImageEncoding value
+    width: int
+    height: int
+    data: bytes
+    content_type: str
+
+
+def encode_png(frame: RgbaFrame, level: int = 6) -> bytes:
+    """A PNG (colour type 6, 8 bits, no interlace) built with zlib."""
+    stride = frame.width * 4
+    rows = bytearray()
+    for y in range(frame.height):
+        rows.append(0)  # filter type None for every row: simple and fast enough for camera frames
+        rows += frame.pixels[y * stride : (y + 1) * stride]
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", frame.width, frame.height, 8, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(rows), level)) + chunk(b"IEND", b"")
+
+
+def encode_jpeg(frame: RgbaFrame, quality: int = 90) -> bytes:
+    try:
+        from PIL import Image as PilImage  # Kit bundles Pillow; plain installs may not have it
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImageEncodingError(CODE_UNSUPPORTED, f"JPEG needs Pillow ({exc}); use png or raw") from None
+    image = PilImage.frombytes("RGBA", (frame.width, frame.height), frame.pixels).convert("RGB")
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def encode(frame: RgbaFrame, encoding: str, jpeg_quality: int = 90) -> EncodedImage:
+    if encoding == "png":
+        return EncodedImage(simgate_pb2.IMAGE_ENCODING_PNG, frame.width, frame.height, encode_png(frame), "image/png")
+    if encoding == "jpeg":
+        return EncodedImage(
+            simgate_pb2.IMAGE_ENCODING_JPEG, frame.width, frame.height, encode_jpeg(frame, jpeg_quality), "image/jpeg"
+        )
+    if encoding == "raw":
+        return EncodedImage(
+            simgate_pb2.IMAGE_ENCODING_RAW_RGBA8, frame.width, frame.height, frame.pixels, "application/octet-stream"
+        )
+    raise ImageEncodingError(CODE_UNSUPPORTED, f"unknown encoding {encoding!r} (png, jpeg, raw)")

@@ -1,0 +1,182 @@
+"""One run of the parking simulation, from timeline play to stop (plain Python + pxr, no omni).
+
+The omni adapter feeds it: ``on_trigger`` from PhysX trigger reports, ``on_update`` once per app
+update with the timeline's current time. It detects crossings, reads the car from the stage, takes
+the gate camera's latest frame, builds the event and hands it to ``sink`` (the worker's non-blocking
+``submit``). Nothing here waits on the network or the renderer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from simgate.v1 import simgate_pb2
+
+from .events import CapturedImage, RunEvents, new_run_id
+from .gates import GateCrossing, GateDetector
+from .images import ImageEncodingError, RgbaFrame, encode
+from .settings import ParkingSettings
+from .stage_reader import CarState, StageReader
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[Any], bool]
+# Given a camera prim path: the latest rendered frame as an (h, w, 4) uint8 array or an RgbaFrame,
+# or None when the renderer has not produced one yet.
+FrameSource = Callable[[str], Any]
+
+
+@dataclass
+class SessionStats:
+    trigger_reports: int = 0
+    ignored_reports: int = 0
+    events: int = 0
+    images: int = 0
+    images_missing: int = 0
+    image_errors: int = 0
+    read_errors: int = 0
+
+
+class ParkingSession:
+    def __init__(
+        self,
+        settings: ParkingSettings,
+        reader: StageReader,
+        sink: Sink,
+        frames: Optional[FrameSource] = None,
+        producer_version: str = "0.0.0",
+        run_id: Optional[str] = None,
+        clock_ms: Optional[Callable[[], int]] = None,
+    ) -> None:
+        self.settings = settings
+        self.reader = reader
+        self._sink = sink
+        self._frames = frames
+        self.producer_version = producer_version
+        kwargs = {"clock_ms": clock_ms} if clock_ms is not None else {}
+        self.run = RunEvents(run_id or new_run_id(settings.run_id_prefix), **kwargs)
+        self.detector = GateDetector(
+            reader.gate_volumes(settings.gate_prim_paths),
+            debounce_seconds=settings.debounce_seconds,
+            use_triggers=settings.detection in ("auto", "trigger"),
+            use_positions=settings.detection in ("auto", "position"),
+        )
+        self._camera_for_gate = dict(zip(settings.gate_prim_paths, settings.camera_prim_paths))
+        self._reports: list[tuple[str, str, bool]] = []
+        self._reports_lock = threading.Lock()
+        self.stats = SessionStats()
+        self.started = False
+        self.ended = False
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    def start(self) -> simgate_pb2.RunStart:
+        cameras = []
+        for path in self.settings.camera_prim_paths:
+            try:
+                cameras.append((self.reader.camera_info(path), self.settings.image_width, self.settings.image_height))
+            except LookupError as exc:
+                log.warning("simgate: %s; it is left out of the run's lineage", exc)
+        message = self.run.run_start(
+            stage_identity=self.reader.stage_identity(),
+            producer_version=self.producer_version,
+            cameras=cameras,
+            scenario=self.settings.scenario,
+            extra={
+                "detection": self.settings.detection,
+                "gates": ",".join(self.settings.gate_prim_paths),
+                "metersPerUnit": repr(self.reader.meters_per_unit),
+                "upAxis": self.reader.up_axis,
+            },
+        )
+        self._sink(message)
+        self.started = True
+        return message
+
+    def end(self, reason: str = "completed") -> Optional[simgate_pb2.RunEnd]:
+        if not self.started or self.ended:
+            return None
+        self.ended = True
+        message = self.run.run_end(reason)
+        self._sink(message)
+        return message
+
+    # --- inputs from the adapter -------------------------------------------------------------
+
+    def on_trigger(self, trigger_prim: str, other_prim: str, entered: bool) -> None:
+        """May be called from the physics callback: only queued here, handled in on_update."""
+        with self._reports_lock:
+            self._reports.append((trigger_prim, other_prim, entered))
+
+    def on_update(self, sim_time: float) -> list[simgate_pb2.Event]:
+        if not self.started or self.ended:
+            return []
+        crossings: list[GateCrossing] = []
+        with self._reports_lock:
+            reports, self._reports = self._reports, []
+        for trigger_prim, other_prim, entered in reports:
+            self.stats.trigger_reports += 1
+            car = self.reader.car_for(other_prim)
+            if car is None or self.detector.gate_for(trigger_prim) is None:
+                self.stats.ignored_reports += 1
+                continue
+            try:
+                position = self.reader.position(car, sim_time)
+            except LookupError as exc:
+                self.stats.read_errors += 1
+                log.warning("simgate: trigger report for %s: %s", car, exc)
+                continue
+            crossings += self.detector.on_trigger(trigger_prim, car, entered, position, sim_time)
+        if self.detector.use_positions:
+            crossings += self.detector.on_positions(self.reader.car_positions(sim_time), sim_time)
+        return [self._emit(crossing) for crossing in crossings]
+
+    # --- one event ---------------------------------------------------------------------------
+
+    def _emit(self, crossing: GateCrossing) -> simgate_pb2.Event:
+        attributes: dict[str, str] = {}
+        with_coordinates = True
+        try:
+            car = self.reader.car_state(crossing.car_path, crossing.sim_time)
+        except LookupError as exc:
+            self.stats.read_errors += 1
+            attributes["readError"] = str(exc)[:200]
+            car = CarState(crossing.car_path, crossing.car_path.rsplit("/", 1)[-1], "", 0.0, 0.0, 0.0, 0.0)
+            with_coordinates = False
+        images = []
+        camera = self._camera_for_gate.get(crossing.gate_path)
+        if camera and self._frames is not None:
+            captured = self._capture(camera, "entry" if crossing.direction == "in" else "exit", attributes)
+            if captured is not None:
+                images.append(captured)
+        event = self.run.event(crossing, car, images, attributes=attributes, with_coordinates=with_coordinates)
+        self.stats.events += 1
+        self._sink(event)
+        return event
+
+    def _capture(self, camera: str, view: str, attributes: dict[str, str]) -> Optional[CapturedImage]:
+        assert self._frames is not None
+        try:
+            data = self._frames(camera)
+        except Exception as exc:  # the renderer is outside our control: keep the event, note why
+            data = None
+            attributes["imageError"] = f"capture failed: {type(exc).__name__}: {exc}"[:200]
+        if data is None:
+            self.stats.images_missing += 1
+            attributes.setdefault("imageError", "no frame rendered yet")
+            return None
+        try:
+            frame = data if isinstance(data, RgbaFrame) else RgbaFrame.from_array(data)
+            encoded = encode(frame, self.settings.image_encoding, self.settings.jpeg_quality)
+        except ImageEncodingError as exc:
+            self.stats.image_errors += 1
+            attributes["imageError"] = str(exc)[:200]
+            log.warning("simgate: image from %s not encoded: %s", camera, exc)
+            return None
+        self.stats.images += 1
+        return CapturedImage(view, camera, encoded)

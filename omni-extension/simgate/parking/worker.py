@@ -1,0 +1,405 @@
+"""The network worker: a thread with its own asyncio loop that does all I/O with the gateway.
+
+The simulation thread only calls ``submit`` (a non-blocking put into the bounded outbox). The worker
+sends in order (outbox and spool merged by order number), keeps at most ``max_in_flight`` events
+unacknowledged on the connection, and:
+- on ``accepted`` / ``duplicate`` forgets the event (and removes it from the spool);
+- on ``rejected`` logs the stable code and forgets it (the gateway keeps it in its dead-letter topic);
+- on ``retry_later`` pauses and resends the same event after the delay the gateway asked for;
+- when the connection fails, writes everything unacknowledged and everything still queued to the
+  on-disk spool, reconnects with exponential back-off and jitter, and resends from the spool with the
+  same event ids (the gateway answers ``duplicate`` for those it had already stored).
+Run start and run end are barriers: sent when nothing is in flight, so a run's end follows its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional
+
+from simgate.v1 import simgate_pb2
+
+from .outbox import Outbox, OutboundItem
+from .spool import DiskSpool
+from .transports import ConnectionLost, Transport
+
+log = logging.getLogger(__name__)
+
+
+class Backoff:
+    """Exponential back-off with equal jitter: half the step fixed, half random."""
+
+    def __init__(self, initial_ms: int, max_ms: int, rng: Optional[random.Random] = None) -> None:
+        self.initial_ms = initial_ms
+        self.max_ms = max_ms
+        self.attempt = 0
+        self._rng = rng or random.Random()
+
+    def next_ms(self) -> float:
+        step = min(self.max_ms, self.initial_ms * (2 ** min(self.attempt, 30)))
+        self.attempt += 1
+        return step / 2 + self._rng.uniform(0, step / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass
+class WorkerStats:
+    sent: int = 0
+    resent: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    retry_later: int = 0
+    run_acks: int = 0
+    unknown_acks: int = 0
+    connects: int = 0
+    connect_failures: int = 0
+    disconnects: int = 0
+    spilled: int = 0
+
+
+@dataclass
+class _Pending:
+    item: OutboundItem
+    from_spool: bool
+
+
+AckListener = Callable[[str, "simgate_pb2.Ack | simgate_pb2.RunAck"], None]
+
+
+class GatewayWorker:
+    def __init__(
+        self,
+        transport_factory: Callable[[], Transport],
+        spool: DiskSpool,
+        outbox_capacity: int = 256,
+        max_in_flight: int = 32,
+        reconnect_initial_ms: int = 200,
+        reconnect_max_ms: int = 10_000,
+        on_ack: Optional[AckListener] = None,
+        rng: Optional[random.Random] = None,
+    ) -> None:
+        self._factory = transport_factory
+        self.spool = spool
+        self.outbox = Outbox(outbox_capacity, overflow=self._overflow, first_order=spool.next_order())
+        self.max_in_flight = max_in_flight
+        self._backoff = Backoff(reconnect_initial_ms, reconnect_max_ms, rng)
+        self._on_ack = on_ack
+        self.stats = WorkerStats()
+        self._inflight: dict[str, _Pending] = {}
+        self._retry: list[tuple[float, _Pending]] = []
+        self._paused_until = 0.0
+        self._sent_before: set[str] = set()
+        self._thread: Optional[threading.Thread] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._wake: Optional[asyncio.Event] = None
+        self._stop_requested = False
+        self._stop_deadline = 0.0
+        self.connected = False
+
+    # --- the simulation thread's side -------------------------------------------------------
+
+    def submit(self, message: simgate_pb2.Event | simgate_pb2.RunStart | simgate_pb2.RunEnd) -> bool:
+        """Never blocks on the network. False when the outbox was full and the spool took it."""
+        return self.outbox.put(message)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("worker already started")
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._thread_main, args=(started,), name="simgate-gateway-worker", daemon=True)
+        self._thread.start()
+        started.wait(5)
+
+    def stop(self, flush_timeout_s: float = 3.0) -> bool:
+        """Deliver what can be delivered within the timeout, spool the rest, end the thread."""
+        thread = self._thread
+        if thread is None:
+            return True
+        self._stop_deadline = time.monotonic() + flush_timeout_s
+        self._stop_requested = True
+        self._poke()
+        thread.join(flush_timeout_s + 10)
+        if thread.is_alive():
+            log.error("simgate worker did not stop within %.1fs", flush_timeout_s + 10)
+            return False
+        self._thread = None
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def pending(self) -> int:
+        """Frames not yet acknowledged: queued, in flight, waiting to retry, or spooled."""
+        spooled = len(self.spool)
+        in_memory = [p for p in list(self._inflight.values()) + [p for _, p in list(self._retry)] if not p.from_spool]
+        return len(self.outbox) + len(in_memory) + spooled
+
+    def snapshot(self) -> dict[str, int]:
+        data = asdict(self.stats)
+        data.update(
+            outbox=len(self.outbox),
+            outbox_overflowed=self.outbox.overflowed,
+            in_flight=len(self._inflight),
+            spool_frames=len(self.spool),
+            spool_bytes=self.spool.size_bytes,
+            spool_dropped=self.spool.dropped,
+        )
+        return data
+
+    def _poke(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None:
+            return
+        try:
+            loop.call_soon_threadsafe(wake.set)
+        except RuntimeError:
+            pass  # the loop has already closed
+
+    def _overflow(self, item: OutboundItem) -> None:
+        self.spool.put(item)
+        log.warning("simgate outbox full (%d): %s went to the spool", self.outbox.capacity, item.key)
+
+    # --- the worker thread ------------------------------------------------------------------
+
+    def _thread_main(self, started: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        self._wake = asyncio.Event()
+        self.outbox.set_wake(self._poke)
+        started.set()
+        try:
+            loop.run_until_complete(self._main())
+        except Exception:
+            log.exception("simgate worker failed; unacknowledged frames are in the spool")
+            self._spill_all()
+        finally:
+            self.outbox.set_wake(None)
+            self._loop = None
+            loop.close()
+
+    async def _main(self) -> None:
+        failures_in_a_row = 0
+        while not self._stop_requested:
+            transport = self._factory()
+            try:
+                await transport.connect()
+            except ConnectionLost as exc:
+                await transport.close()
+                self.stats.connect_failures += 1
+                failures_in_a_row += 1
+                (log.warning if failures_in_a_row == 1 else log.debug)("simgate gateway unreachable: %s", exc)
+                self._spill_all()
+                await self._sleep(self._backoff.next_ms() / 1000)
+                continue
+            if failures_in_a_row:
+                log.info("simgate gateway reachable again after %d attempts", failures_in_a_row)
+            failures_in_a_row = 0
+            self.stats.connects += 1
+            self.connected = True
+            try:
+                await self._session(transport)
+            except ConnectionLost as exc:
+                self.stats.disconnects += 1
+                log.warning("simgate connection lost: %s; %d unacknowledged frames go to the spool", exc, len(self._inflight))
+            finally:
+                self.connected = False
+                await transport.close()
+            self._spill_all()
+            if not self._stop_requested:
+                await self._sleep(self._backoff.next_ms() / 1000)
+        self._spill_all()
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._wake is not None
+        deadline = time.monotonic() + seconds
+        while not self._stop_requested and time.monotonic() < deadline:
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                pass
+
+    def _nothing_pending(self) -> bool:
+        return not self._inflight and not self._retry and len(self.outbox) == 0 and self.spool.oldest_order() is None
+
+    async def _session(self, transport: Transport) -> None:
+        assert self._wake is not None
+        reader = asyncio.get_running_loop().create_task(self._read_acks(transport))
+        try:
+            while True:
+                if reader.done():
+                    reader.result()  # raises ConnectionLost
+                    raise ConnectionLost("ack stream ended")
+                self._wake.clear()
+                await self._fill(transport)
+                if self._stop_requested and (self._nothing_pending() or time.monotonic() >= self._stop_deadline):
+                    return
+                timeout = 0.5
+                if self._retry or self._paused_until:
+                    soonest = min([t for t, _ in self._retry] + ([self._paused_until] if self._paused_until else []))
+                    timeout = max(0.001, min(timeout, soonest - time.monotonic()))
+                waiter = asyncio.get_running_loop().create_task(self._wake.wait())
+                await asyncio.wait({reader, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+        finally:
+            if not reader.done():
+                reader.cancel()
+            try:
+                await reader
+            except (asyncio.CancelledError, ConnectionLost):
+                pass
+
+    async def _read_acks(self, transport: Transport) -> None:
+        while True:
+            ack = await transport.next_ack()
+            self._handle_ack(ack)
+            if self._wake is not None:
+                self._wake.set()
+
+    def _next_candidate(self) -> Optional[_Pending]:
+        now = time.monotonic()
+        ready = [entry for entry in self._retry if entry[0] <= now]
+        if ready:
+            entry = min(ready, key=lambda e: e[1].item.order)
+            return entry[1]
+        exclude = set(self._inflight) | {p.item.key for _, p in self._retry}
+        head = self.outbox.peek()
+        spool_order = self.spool.oldest_order(exclude)
+        if head is not None and (spool_order is None or head.order < spool_order):
+            return _Pending(head, from_spool=False)
+        if spool_order is not None:
+            item = self.spool.oldest(exclude)
+            return _Pending(item, from_spool=True) if item is not None else None
+        return None
+
+    def _take(self, pending: _Pending) -> None:
+        """Remove the chosen candidate from where it waited (retry list or outbox)."""
+        for i, (_, p) in enumerate(self._retry):
+            if p is pending:
+                del self._retry[i]
+                return
+        if not pending.from_spool:
+            popped = self.outbox.pop()
+            assert popped is pending.item, "outbox head changed under the worker"
+
+    async def _fill(self, transport: Transport) -> None:
+        while len(self._inflight) < self.max_in_flight and not self._stop_after_deadline():
+            if self._paused_until:
+                if time.monotonic() < self._paused_until:
+                    return
+                self._paused_until = 0.0
+            pending = self._next_candidate()
+            if pending is None:
+                return
+            item = pending.item
+            if item.kind in ("run_start", "run_end"):
+                if self._inflight:
+                    return  # a barrier: wait until every earlier event is acknowledged
+                self._take(pending)
+                self._inflight[item.key] = pending
+                self._count_send(item.key)
+                run_ack = await transport.run_call(item.frame)
+                self._handle_run_ack(pending, run_ack)
+                continue
+            self._take(pending)
+            self._inflight[item.key] = pending
+            self._count_send(item.key)
+            await transport.send_event(item.frame.event)
+
+    def _stop_after_deadline(self) -> bool:
+        return self._stop_requested and time.monotonic() >= self._stop_deadline
+
+    def _count_send(self, key: str) -> None:
+        self.stats.sent += 1
+        if key in self._sent_before:
+            self.stats.resent += 1
+        else:
+            self._sent_before.add(key)
+
+    # --- answers ----------------------------------------------------------------------------
+
+    def _finish(self, pending: _Pending) -> None:
+        self._inflight.pop(pending.item.key, None)
+        self._sent_before.discard(pending.item.key)
+        if pending.from_spool or pending.item.key in self.spool:
+            self.spool.remove(pending.item.key)
+
+    def _retry_later(self, pending: _Pending, retry_after_ms: int, code: str, message: str) -> None:
+        self._inflight.pop(pending.item.key, None)
+        delay = max(retry_after_ms, 50) / 1000
+        not_before = time.monotonic() + delay
+        self._retry.append((not_before, pending))
+        self._paused_until = max(self._paused_until, not_before)
+        self.stats.retry_later += 1
+        log.info("simgate gateway asked to retry %s in %.0f ms (%s: %s)", pending.item.key, delay * 1000, code, message)
+
+    def _handle_ack(self, ack: simgate_pb2.Ack) -> None:
+        pending = self._inflight.get(ack.event_id)
+        if pending is None:
+            self.stats.unknown_acks += 1
+            log.debug("simgate ack for unknown event %s", ack.event_id)
+            return
+        self._backoff.reset()  # the gateway is answering: the next outage starts from a short delay
+        outcome = ack.WhichOneof("outcome")
+        if outcome == "retry_later":
+            r = ack.retry_later
+            self._retry_later(pending, r.retry_after_ms, r.code, r.message)
+            return
+        if outcome == "accepted":
+            self.stats.accepted += 1
+        elif outcome == "duplicate":
+            self.stats.duplicate += 1
+        elif outcome == "rejected":
+            self.stats.rejected += 1
+            log.error("simgate gateway rejected %s: %s %s", ack.event_id, ack.rejected.code, ack.rejected.message)
+        else:
+            self.stats.rejected += 1
+            log.error("simgate gateway sent an ack without outcome for %s", ack.event_id)
+        self._finish(pending)
+        self._notify(pending.item.key, ack)
+
+    def _handle_run_ack(self, pending: _Pending, run_ack: simgate_pb2.RunAck) -> None:
+        self._backoff.reset()
+        outcome = run_ack.WhichOneof("outcome")
+        if outcome == "retry_later":
+            r = run_ack.retry_later
+            self._retry_later(pending, r.retry_after_ms, r.code, r.message)
+            return
+        self.stats.run_acks += 1
+        if outcome == "rejected":
+            self.stats.rejected += 1
+            log.error("simgate gateway rejected %s: %s %s", pending.item.key, run_ack.rejected.code, run_ack.rejected.message)
+        self._finish(pending)
+        self._notify(pending.item.key, run_ack)
+
+    def _notify(self, key: str, answer: "simgate_pb2.Ack | simgate_pb2.RunAck") -> None:
+        if self._on_ack is not None:
+            try:
+                self._on_ack(key, answer)
+            except Exception:
+                log.exception("simgate ack listener failed")
+
+    def _spill_all(self) -> None:
+        """Everything not acknowledged and not yet on disk goes to the spool (keeps its order)."""
+        spilled = 0
+        for item in self.outbox.drain():
+            self.spool.put(item)
+            spilled += 1
+        for pending in list(self._inflight.values()) + [p for _, p in self._retry]:
+            if pending.item.key not in self.spool:
+                self.spool.put(pending.item)
+                spilled += 1
+        self._inflight.clear()
+        self._retry.clear()
+        self._paused_until = 0.0
+        self.stats.spilled += spilled
