@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// simgate: the command-line entry point. Subcommands are registered here; only main exits the process.
+// simgate: the command-line entry point. Subcommands are registered here, each from its own module;
+// only main exits the process.
 import { Command } from "commander";
 import { simgate } from "../generated/simgate.js";
+import { registerGatewayCommand } from "./gateway-command.js";
 
 const program = new Command();
 program.name("simgate").description("simgate: simulation data gateway").version("0.1.0");
@@ -11,8 +13,12 @@ program
   .action(() => {
     console.log(Object.keys(simgate.v1).join("\n"));
   });
+registerGatewayCommand(program);
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : String(err));
-  process.exit(1);
-});
+program
+  .parseAsync(process.argv)
+  .then(() => process.exit(0))
+  .catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : String(err));
+    process.exit(1);
+  });

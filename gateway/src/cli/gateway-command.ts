@@ -1,0 +1,31 @@
+// `simgate gateway`: runs the gateway until SIGTERM/SIGINT, then drains and returns (main exits).
+import type { Command } from "commander";
+import { loadConfig } from "../config/load-config.js";
+import { startGateway } from "../pipeline/gateway.js";
+import type { GatewayPlugin } from "../pipeline/pipeline-events.js";
+import { createLogger } from "../telemetry/logger.js";
+
+/** Plugins that other parts of the product register (e.g. the job driver). */
+export type PluginFactory = () => GatewayPlugin | Promise<GatewayPlugin>;
+
+export function registerGatewayCommand(program: Command, pluginFactories: readonly PluginFactory[] = []): void {
+  program
+    .command("gateway")
+    .description("receive simulation events over gRPC and WebSocket; images to S3, records to Kafka")
+    .option("-c, --config <file>", "JSON configuration file (also SIMGATE_CONFIG); environment variables override it")
+    .action(async (opts: { config?: string }) => {
+      const config = loadConfig({ configFile: opts.config });
+      const logger = createLogger(config.log.level, config.gatewayId);
+      const plugins = await Promise.all(pluginFactories.map((f) => f()));
+      const gateway = await startGateway(config, logger, { plugins });
+      await new Promise<void>((resolve) => {
+        const onSignal = (signal: NodeJS.Signals): void => {
+          logger.info({ signal }, "signal received");
+          resolve();
+        };
+        process.once("SIGTERM", onSignal);
+        process.once("SIGINT", onSignal);
+      });
+      await gateway.stop();
+    });
+}

@@ -1,0 +1,75 @@
+// Environment variables → configuration keys. These names are a stable interface (tests, replay, the
+// Python client and deployments use them); add new ones, never rename.
+export type EnvKind = "string" | "int" | "bool" | "list" | "map";
+
+export interface EnvBinding {
+  readonly name: string;
+  readonly path: readonly string[];
+  readonly kind: EnvKind;
+}
+
+export const ENV_BINDINGS: readonly EnvBinding[] = [
+  { name: "SIMGATE_GATEWAY_ID", path: ["gatewayId"], kind: "string" },
+  { name: "SIMGATE_HOST", path: ["host"], kind: "string" },
+  { name: "SIMGATE_GRPC_PORT", path: ["grpc", "port"], kind: "int" },
+  { name: "SIMGATE_HTTP_PORT", path: ["http", "port"], kind: "int" },
+  { name: "SIMGATE_WS_PATH", path: ["http", "wsPath"], kind: "string" },
+  { name: "SIMGATE_TOKEN", path: ["auth", "token"], kind: "string" },
+  { name: "SIMGATE_TLS_CERT", path: ["tls", "certFile"], kind: "string" },
+  { name: "SIMGATE_TLS_KEY", path: ["tls", "keyFile"], kind: "string" },
+  { name: "KAFKA_BOOTSTRAP", path: ["kafka", "brokers"], kind: "list" },
+  { name: "SIMGATE_KAFKA_CLIENT_ID", path: ["kafka", "clientId"], kind: "string" },
+  { name: "SIMGATE_TOPIC_MAP", path: ["kafka", "topicMap"], kind: "map" },
+  { name: "SIMGATE_DEAD_LETTER_TOPIC", path: ["kafka", "deadLetterTopic"], kind: "string" },
+  { name: "SIMGATE_RUNS_TOPIC", path: ["kafka", "runsTopic"], kind: "string" },
+  { name: "SIMGATE_TOPIC_PARTITIONS", path: ["kafka", "partitions"], kind: "int" },
+  { name: "SIMGATE_PRODUCE_TIMEOUT_MS", path: ["kafka", "produceTimeoutMs"], kind: "int" },
+  { name: "S3_ENDPOINT", path: ["s3", "endpoint"], kind: "string" },
+  { name: "S3_REGION", path: ["s3", "region"], kind: "string" },
+  { name: "S3_ACCESS_KEY", path: ["s3", "accessKeyId"], kind: "string" },
+  { name: "S3_SECRET_KEY", path: ["s3", "secretAccessKey"], kind: "string" },
+  { name: "S3_BLOB_BUCKET", path: ["s3", "bucket"], kind: "string" },
+  { name: "SIMGATE_BLOB_PREFIX", path: ["s3", "keyPrefix"], kind: "string" },
+  { name: "SIMGATE_S3_TIMEOUT_MS", path: ["s3", "requestTimeoutMs"], kind: "int" },
+  { name: "SIMGATE_RAW_FORMAT", path: ["images", "rawFormat"], kind: "string" },
+  { name: "SIMGATE_IMAGE_VERIFY", path: ["images", "verify"], kind: "string" },
+  { name: "SIMGATE_MAX_IMAGES", path: ["images", "maxPerEvent"], kind: "int" },
+  { name: "SIMGATE_MAX_MESSAGE_BYTES", path: ["limits", "maxMessageBytes"], kind: "int" },
+  { name: "SIMGATE_MAX_IMAGE_PIXELS", path: ["limits", "maxImagePixels"], kind: "int" },
+  { name: "SIMGATE_MAX_CONNECTIONS", path: ["limits", "maxConnections"], kind: "int" },
+  { name: "SIMGATE_MAX_IN_FLIGHT", path: ["limits", "maxInFlight"], kind: "int" },
+  { name: "SIMGATE_MAX_IN_FLIGHT_PER_CONNECTION", path: ["limits", "maxInFlightPerConnection"], kind: "int" },
+  { name: "SIMGATE_WHEN_FULL", path: ["limits", "whenFull"], kind: "string" },
+  { name: "SIMGATE_DEDUPE_ENTRIES", path: ["dedupe", "maxEntries"], kind: "int" },
+  { name: "SIMGATE_HEALTH_INTERVAL_MS", path: ["health", "checkIntervalMs"], kind: "int" },
+  { name: "SIMGATE_DRAIN_TIMEOUT_MS", path: ["shutdown", "drainTimeoutMs"], kind: "int" },
+  { name: "SIMGATE_LOG_LEVEL", path: ["log", "level"], kind: "string" },
+];
+
+/** Parses one environment value; throws with the variable's name when it is malformed. */
+export function parseEnvValue(binding: EnvBinding, raw: string): unknown {
+  switch (binding.kind) {
+    case "string":
+      return raw;
+    case "int": {
+      if (!/^-?\d+$/.test(raw.trim())) throw new Error(`${binding.name}: expected an integer, got "${raw}"`);
+      return Number(raw.trim());
+    }
+    case "bool":
+      if (raw === "true" || raw === "1") return true;
+      if (raw === "false" || raw === "0") return false;
+      throw new Error(`${binding.name}: expected true or false, got "${raw}"`);
+    case "list":
+      return raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+    case "map": {
+      // "parking.entry=parking-entries,parking.exit=parking-exits"
+      const out: Record<string, string> = {};
+      for (const pair of raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0)) {
+        const eq = pair.indexOf("=");
+        if (eq <= 0 || eq === pair.length - 1) throw new Error(`${binding.name}: expected key=value pairs separated by commas, got "${pair}"`);
+        out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+      }
+      return out;
+    }
+  }
+}

@@ -1,0 +1,159 @@
+// The gateway's configuration: every option, its default and its unit. Parsed once at start-up into a
+// fully resolved GatewayConfig (times in milliseconds, sizes in bytes). See gateway/README.md.
+import { z } from "zod";
+
+const MiB = 1024 * 1024;
+const port = z.number().int().min(0).max(65535);
+const topicName = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, "a Kafka topic name ([A-Za-z0-9._-], 1..249)");
+const eventType = z.string().regex(/^[a-z0-9._-]{1,64}$/, "an event type ([a-z0-9._-], 1..64)");
+
+export const configSchema = z
+  .object({
+    /** Name of this gateway instance, written into every record's `ingest.gatewayId`. */
+    gatewayId: z.string().min(1).max(64).default("gw-1"),
+    /** Address both servers bind to. Anything but loopback requires auth.token. */
+    host: z.string().min(1).default("127.0.0.1"),
+    grpc: z
+      .object({
+        /** gRPC port (0 = pick a free port). */
+        port: port.default(50051),
+      })
+      .strict()
+      .prefault({}),
+    http: z
+      .object({
+        /** HTTP port serving /healthz, /readyz, /metrics and the WebSocket endpoint. */
+        port: port.default(8080),
+        /** Path of the WebSocket endpoint on the HTTP port. */
+        wsPath: z.string().regex(/^\/[A-Za-z0-9/_.-]*$/).default("/v1/events"),
+      })
+      .strict()
+      .prefault({}),
+    auth: z
+      .object({
+        /** Bearer token required on both transports (gRPC metadata / WebSocket upgrade header
+         *  `authorization: Bearer <token>`). Unset: no authentication, loopback only. */
+        token: z.string().min(16, "at least 16 characters").optional(),
+      })
+      .strict()
+      .prefault({}),
+    tls: z
+      .object({
+        /** PEM certificate chain and key; both set = TLS on gRPC and HTTPS/WSS on the HTTP port. */
+        certFile: z.string().optional(),
+        keyFile: z.string().optional(),
+      })
+      .strict()
+      .prefault({})
+      .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), "tls.certFile and tls.keyFile go together"),
+    kafka: z
+      .object({
+        /** Bootstrap brokers, host:port. */
+        brokers: z.array(z.string().min(1)).min(1).default(["127.0.0.1:9092"]),
+        clientId: z.string().min(1).default("simgate-gateway"),
+        /** Event type → topic. An event type missing here is rejected (GW_ERR_UNKNOWN_EVENT_TYPE). */
+        topicMap: z.record(eventType, topicName).default({ "parking.entry": "parking-entries", "parking.exit": "parking-exits" }),
+        /** Rejected input with its reason. */
+        deadLetterTopic: topicName.default("simgate-dead-letter"),
+        /** Run start and run end records. */
+        runsTopic: topicName.default("simgate-runs"),
+        /** Partitions and replication factor of topics the gateway creates at start-up. */
+        partitions: z.number().int().min(1).default(3),
+        replicationFactor: z.number().int().min(1).default(1),
+        /** How long one produce may take (including the client's retries) before the event is answered
+         *  retry-later. */
+        produceTimeoutMs: z.number().int().min(100).default(10_000),
+        /** Largest number of records in one produce request. */
+        maxBatchRecords: z.number().int().min(1).default(500),
+      })
+      .strict()
+      .prefault({}),
+    s3: z
+      .object({
+        endpoint: z.string().url().default("http://127.0.0.1:9333"),
+        region: z.string().min(1).default("us-east-1"),
+        accessKeyId: z.string().min(1).default("simgate"),
+        secretAccessKey: z.string().min(1).default("simgate-secret"),
+        /** Bucket for images and quarantined payloads. */
+        bucket: z.string().min(3).default("simgate-blobs"),
+        /** Prefix before every key the gateway writes ("" or ending in "/"). */
+        keyPrefix: z.string().regex(/^([A-Za-z0-9._-]+\/)*$/).default(""),
+        forcePathStyle: z.boolean().default(true),
+        /** Per request, after which the upload counts as failed (retry-later). */
+        requestTimeoutMs: z.number().int().min(100).default(15_000),
+      })
+      .strict()
+      .prefault({}),
+    images: z
+      .object({
+        /** What raw RGBA8 frames become: lossless PNG or lossless WebP. */
+        rawFormat: z.enum(["png", "webp"]).default("png"),
+        /** How encoded images are verified: "structural" walks the container (PNG chunks with CRCs,
+         *  JPEG segments to EOI, WebP RIFF size) without decoding pixels; "decode" fully decodes them
+         *  with sharp. See gateway/README.md for the measured costs. */
+        verify: z.enum(["structural", "decode"]).default("structural"),
+        /** Images per event. */
+        maxPerEvent: z.number().int().min(0).default(8),
+      })
+      .strict()
+      .prefault({}),
+    limits: z
+      .object({
+        /** Largest accepted message; larger ones (up to 2x, then the transport refuses them) are
+         *  rejected with GW_ERR_MESSAGE_TOO_LARGE and quarantined. */
+        maxMessageBytes: z.number().int().min(1024).default(32 * MiB),
+        /** Pixel limit per image (width x height), checked before decoding. */
+        maxImagePixels: z.number().int().min(1).default(40_000_000),
+        /** Open connections (gRPC sessions + WebSockets). */
+        maxConnections: z.number().int().min(1).default(256),
+        /** Events being processed at once, all connections together. */
+        maxInFlight: z.number().int().min(1).default(128),
+        /** Events being processed at once on one connection; when reached the gateway stops reading
+         *  from it (HTTP/2 flow control, paused socket). */
+        maxInFlightPerConnection: z.number().int().min(1).default(16),
+        /** When the total is reached: "block" stops reading like above, "reject" answers retry-later
+         *  (GW_ERR_THROTTLED). */
+        whenFull: z.enum(["block", "reject"]).default("block"),
+        /** Attributes per event, and the largest key or value. */
+        maxAttributes: z.number().int().min(0).default(64),
+        maxAttributeChars: z.number().int().min(1).default(1024),
+        /** Longest car id and text. */
+        maxCarIdChars: z.number().int().min(1).default(64),
+        maxTextChars: z.number().int().min(0).default(4096),
+        /** capture_time_unix_ms may be at most this far in the future, and not before 2000-01-01. */
+        maxClockSkewMs: z.number().int().min(0).default(24 * 3600 * 1000),
+      })
+      .strict()
+      .prefault({}),
+    dedupe: z
+      .object({
+        /** Accepted event ids remembered (LRU) to answer resends "duplicate"; about 1 KiB each. */
+        maxEntries: z.number().int().min(0).default(100_000),
+      })
+      .strict()
+      .prefault({}),
+    health: z
+      .object({
+        /** How often Kafka and the object store are probed for /readyz and recovery. */
+        checkIntervalMs: z.number().int().min(100).default(2_000),
+      })
+      .strict()
+      .prefault({}),
+    shutdown: z
+      .object({
+        /** On SIGTERM: how long in-flight events may take to finish before the process exits anyway. */
+        drainTimeoutMs: z.number().int().min(0).default(30_000),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type GatewayConfig = z.output<typeof configSchema>;
+export type GatewayConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,49 @@
+// The one catalogue of gateway error codes. A code is never reused once retired: add new codes at the
+// end of their group and mark retired ones in docs/errors.md instead of deleting them.
+//
+// The class says what the sender should do next:
+//   permanent  — the input is wrong; do not resend it (ack: rejected)
+//   retryable  — a downstream dependency failed; resend the same event later (ack: retry-later)
+//   throttled  — the gateway is full or draining; resend after retryAfterMs (ack: retry-later)
+export type ErrorClass = "permanent" | "retryable" | "throttled";
+export type ErrorStage = "receive" | "validate" | "image" | "export";
+
+export interface ErrorSpec {
+  readonly class: ErrorClass;
+  readonly stage: ErrorStage;
+  readonly description: string;
+}
+
+export const ERROR_CATALOGUE = {
+  // receive
+  GW_ERR_DECODE: { class: "permanent", stage: "receive", description: "The bytes are not a valid protobuf message of the expected type." },
+  GW_ERR_MESSAGE_TOO_LARGE: { class: "permanent", stage: "receive", description: "The message exceeds limits.maxMessageBytes; the payload is quarantined in the object store." },
+  GW_ERR_UNAUTHENTICATED: { class: "permanent", stage: "receive", description: "Missing or wrong bearer token (gRPC UNAUTHENTICATED, WebSocket HTTP 401)." },
+  GW_ERR_EMPTY_FRAME: { class: "permanent", stage: "receive", description: "A WebSocket ClientFrame with no body, or a text frame." },
+  // validate
+  GW_ERR_INVALID_ID: { class: "permanent", stage: "validate", description: "event_id or run_id missing, too long, outside [A-Za-z0-9._:-], or a path-traversal form ('.', '..', leading dot)." },
+  GW_ERR_UNKNOWN_EVENT_TYPE: { class: "permanent", stage: "validate", description: "event_type is malformed or not in the configured event-type → topic mapping." },
+  GW_ERR_INVALID_COORDINATES: { class: "permanent", stage: "validate", description: "A coordinate is not a finite number, or the slot id is malformed." },
+  GW_ERR_INVALID_TIME: { class: "permanent", stage: "validate", description: "sim_time_seconds is negative or not finite, or capture_time_unix_ms is outside the accepted window." },
+  GW_ERR_INVALID_FIELD: { class: "permanent", stage: "validate", description: "Another field is out of bounds: car id, text, attributes, sequence, run lifecycle fields." },
+  GW_ERR_INVALID_IMAGE_METADATA: { class: "permanent", stage: "validate", description: "Image view, camera path, encoding or declared dimensions are malformed, or there are too many images or duplicate views." },
+  // image
+  GW_ERR_IMAGE_PIXEL_LIMIT: { class: "permanent", stage: "image", description: "The declared or actual image size exceeds limits.maxImagePixels (refused before decoding)." },
+  GW_ERR_IMAGE_NOT_AN_IMAGE: { class: "permanent", stage: "image", description: "The bytes are not an image of the declared encoding." },
+  GW_ERR_IMAGE_TRUNCATED: { class: "permanent", stage: "image", description: "The image is truncated or corrupted (bad structure, checksum or compressed data)." },
+  GW_ERR_IMAGE_DIMENSIONS: { class: "permanent", stage: "image", description: "The image's real dimensions differ from the declared width/height (or raw RGBA length ≠ w·h·4)." },
+  // export
+  GW_ERR_STORAGE_UNAVAILABLE: { class: "retryable", stage: "export", description: "The object store could not be reached or failed; nothing was acknowledged." },
+  GW_ERR_KAFKA_UNAVAILABLE: { class: "retryable", stage: "export", description: "Kafka could not be reached or did not acknowledge the record; nothing was acknowledged." },
+  GW_ERR_NOT_READY: { class: "retryable", stage: "receive", description: "A dependency is down (readiness false); resend later." },
+  GW_ERR_THROTTLED: { class: "throttled", stage: "receive", description: "In-flight limit reached with limits.whenFull = reject." },
+  GW_ERR_DRAINING: { class: "throttled", stage: "receive", description: "The gateway is shutting down; resend to another replica or later." },
+  GW_ERR_TOO_MANY_CONNECTIONS: { class: "throttled", stage: "receive", description: "limits.maxConnections reached (gRPC RESOURCE_EXHAUSTED, WebSocket HTTP 503)." },
+  GW_ERR_INTERNAL: { class: "retryable", stage: "export", description: "An unexpected internal error; resend later. A bug: report it." },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export function errorSpec(code: ErrorCode): ErrorSpec {
+  return ERROR_CATALOGUE[code];
+}

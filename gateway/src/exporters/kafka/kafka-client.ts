@@ -1,0 +1,25 @@
+// One place that builds kafkajs clients, with kafkajs' own logs routed into ours at debug level.
+import { Kafka, logLevel, type LogEntry } from "kafkajs";
+import type { Logger } from "../../telemetry/logger.js";
+
+export interface KafkaClientOptions {
+  brokers: string[];
+  clientId: string;
+  retries: number;
+  requestTimeoutMs: number;
+}
+
+export function createKafka(options: KafkaClientOptions, logger: Logger): Kafka {
+  return new Kafka({
+    clientId: options.clientId,
+    brokers: options.brokers,
+    connectionTimeout: 3000,
+    requestTimeout: options.requestTimeoutMs,
+    retry: { retries: options.retries, initialRetryTime: 200, maxRetryTime: 2000 },
+    logLevel: logLevel.INFO,
+    logCreator: () => (entry: LogEntry) => {
+      const { message, ...rest } = entry.log;
+      logger.debug({ kafkajs: entry.namespace, ...rest }, message);
+    },
+  });
+}

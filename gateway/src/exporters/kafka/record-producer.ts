@@ -1,0 +1,172 @@
+// The records exporter: an idempotent kafkajs producer (acks=all) behind a small batcher. Records queue
+// up while one produce request is in flight and go out together in the next one; each caller gets its
+// own record's topic, partition and offset once Kafka has acknowledged it.
+//
+// After any failed or timed-out produce the producer is replaced by a new one (new producer id), so a
+// request whose fate is unknown can never make the broker treat a later record as a duplicate.
+import { Partitioners, type Kafka, type Producer, type RecordMetadata } from "kafkajs";
+import { GatewayError } from "../../errors/gateway-error.js";
+import type { Logger } from "../../telemetry/logger.js";
+
+export interface RecordLocation {
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+export interface OutgoingRecord {
+  topic: string;
+  key: string;
+  value: Buffer | string;
+  headers: Record<string, string>;
+}
+
+interface Pending {
+  record: OutgoingRecord;
+  partition: number;
+  resolve: (location: RecordLocation) => void;
+  reject: (err: GatewayError) => void;
+}
+
+export interface RecordProducerOptions {
+  produceTimeoutMs: number;
+  maxBatchRecords: number;
+}
+
+export class RecordProducer {
+  private producer: Producer | undefined;
+  private connecting: Promise<Producer> | undefined;
+  private readonly queue: Pending[] = [];
+  private sending = false;
+  private readonly partitioner = Partitioners.DefaultPartitioner();
+  private partitionCounts = new Map<string, number>();
+  private closed = false;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly options: RecordProducerOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  setPartitionCounts(counts: Map<string, number>): void {
+    this.partitionCounts = counts;
+  }
+
+  get connected(): boolean {
+    return this.producer !== undefined;
+  }
+
+  /** Connects a producer (a new one after a failure). Safe to call repeatedly. */
+  async connect(): Promise<Producer> {
+    if (this.producer) return this.producer;
+    if (this.connecting) return this.connecting;
+    const attempt = (async () => {
+      const producer = this.kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        createPartitioner: Partitioners.DefaultPartitioner,
+        retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 },
+      });
+      try {
+        await producer.connect();
+      } catch (err) {
+        await producer.disconnect().catch(() => undefined);
+        throw err;
+      }
+      this.producer = producer;
+      return producer;
+    })();
+    this.connecting = attempt;
+    try {
+      return await attempt;
+    } finally {
+      this.connecting = undefined;
+    }
+  }
+
+  private partitionFor(topic: string, key: string): number {
+    const count = this.partitionCounts.get(topic) ?? 1;
+    const partitionMetadata = Array.from({ length: count }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], partitionErrorCode: 0 }));
+    return this.partitioner({ topic, partitionMetadata, message: { key, value: null } });
+  }
+
+  /** Resolves once Kafka has acknowledged the record (acks=all); rejects with GW_ERR_KAFKA_UNAVAILABLE. */
+  send(record: OutgoingRecord): Promise<RecordLocation> {
+    if (this.closed) return Promise.reject(new GatewayError("GW_ERR_DRAINING", "the producer is closed"));
+    return new Promise<RecordLocation>((resolve, reject) => {
+      this.queue.push({ record, partition: this.partitionFor(record.topic, record.key), resolve, reject });
+      if (!this.sending) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.sending = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.options.maxBatchRecords);
+        await this.sendBatch(batch);
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  private async sendBatch(batch: Pending[]): Promise<void> {
+    // Group per topic and partition, keeping arrival order: Kafka assigns consecutive offsets within a
+    // partition's record batch, starting at the base offset it returns.
+    const byTopic = new Map<string, Map<number, Pending[]>>();
+    for (const p of batch) {
+      const partitions = byTopic.get(p.record.topic) ?? new Map<number, Pending[]>();
+      byTopic.set(p.record.topic, partitions);
+      const list = partitions.get(p.partition) ?? [];
+      partitions.set(p.partition, list);
+      list.push(p);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const producer = await this.connect();
+      const topicMessages = [...byTopic].map(([topic, partitions]) => ({
+        topic,
+        messages: [...partitions].flatMap(([partition, list]) =>
+          list.map((p) => ({ key: p.record.key, value: p.record.value, headers: p.record.headers, partition })),
+        ),
+      }));
+      const metadata: RecordMetadata[] = await Promise.race([
+        producer.sendBatch({ topicMessages, acks: -1, timeout: this.options.produceTimeoutMs }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`Kafka did not acknowledge within ${this.options.produceTimeoutMs} ms`)), this.options.produceTimeoutMs);
+        }),
+      ]);
+      for (const m of metadata) {
+        const list = byTopic.get(m.topicName)?.get(m.partition);
+        if (!list) continue;
+        const base = Number(m.baseOffset ?? m.offset);
+        list.forEach((p, i) => p.resolve({ topic: m.topicName, partition: m.partition, offset: base + i }));
+        byTopic.get(m.topicName)?.delete(m.partition);
+      }
+      for (const partitions of byTopic.values()) {
+        for (const list of partitions.values()) {
+          for (const p of list) p.reject(new GatewayError("GW_ERR_KAFKA_UNAVAILABLE", "Kafka returned no metadata for the record's partition"));
+        }
+      }
+    } catch (err) {
+      const text = err instanceof Error ? err.message : String(err);
+      this.logger.warn({ err: text, records: batch.length }, "kafka produce failed; replacing the producer");
+      const failed = this.producer;
+      this.producer = undefined;
+      void failed?.disconnect().catch(() => undefined);
+      for (const p of batch) p.reject(new GatewayError("GW_ERR_KAFKA_UNAVAILABLE", `Kafka: ${text}`, { cause: err }));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Waits for queued records, then disconnects. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.sending || this.queue.length > 0) await new Promise((r) => setTimeout(r, 10));
+    await this.producer?.disconnect().catch(() => undefined);
+    this.producer = undefined;
+  }
+}

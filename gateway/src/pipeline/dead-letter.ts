@@ -1,0 +1,86 @@
+// Rejected input goes to the dead-letter topic with its reason. Payloads up to 64 KiB travel inline
+// (base64); larger ones are stored under quarantine/ in the blob bucket and referenced by URI.
+import type { GatewayError } from "../errors/gateway-error.js";
+import { asGatewayError } from "../errors/gateway-error.js";
+import type { BlobStore } from "../exporters/s3/blob-store.js";
+import { quarantineKey } from "../exporters/s3/blob-keys.js";
+import type { RecordLocation, RecordProducer } from "../exporters/kafka/record-producer.js";
+import { deadLetterRecord } from "../exporters/kafka/records.js";
+import { sha256Hex } from "../processors/images/image-processor.js";
+import type { Transport } from "../telemetry/metrics.js";
+import type { DependencyHealth } from "./dependency-health.js";
+
+export const INLINE_PAYLOAD_LIMIT = 64 * 1024;
+
+export interface DeadLetterInput {
+  err: GatewayError;
+  raw: Buffer;
+  transport: Transport;
+  connectionId: string;
+  eventId: string | null;
+  runId: string | null;
+  receivedAtMs: number;
+}
+
+export class DeadLetterWriter {
+  constructor(
+    private readonly topic: string,
+    private readonly keyPrefix: string,
+    private readonly blobs: BlobStore,
+    private readonly records: RecordProducer,
+    private readonly health: DependencyHealth,
+    private readonly onProduced: (topic: string, location: RecordLocation) => void,
+  ) {}
+
+  /** True once the dead letter is durable; otherwise the retryable error that prevented it. */
+  async write(input: DeadLetterInput): Promise<true | GatewayError> {
+    try {
+      let payloadBase64: string | null = null;
+      let quarantineUri: string | null = null;
+      if (input.raw.length <= INLINE_PAYLOAD_LIMIT) {
+        payloadBase64 = input.raw.toString("base64");
+      } else {
+        const sha256 = await sha256Hex(input.raw);
+        const day = new Date(input.receivedAtMs).toISOString().slice(0, 10);
+        const key = quarantineKey(this.keyPrefix, day, sha256);
+        try {
+          const put = await this.blobs.put({
+            key,
+            bytes: input.raw,
+            contentType: "application/x-protobuf",
+            sha256,
+            metadata: { "error-code": input.err.code, transport: input.transport },
+          });
+          quarantineUri = put.uri;
+        } catch (err) {
+          const e = asGatewayError(err);
+          this.health.reportFailure("s3", e.message);
+          return e;
+        }
+      }
+      const record = deadLetterRecord(this.topic, {
+        code: input.err.code,
+        message: input.err.message,
+        stage: input.err.stage,
+        receivedAtMs: input.receivedAtMs,
+        eventId: input.eventId,
+        runId: input.runId,
+        connectionId: input.connectionId,
+        transport: input.transport,
+        payloadBase64,
+        quarantineUri,
+      });
+      try {
+        const location = await this.records.send(record);
+        this.onProduced(this.topic, location);
+        return true;
+      } catch (err) {
+        const e = asGatewayError(err);
+        this.health.reportFailure("kafka", e.message);
+        return e;
+      }
+    } catch (err) {
+      return asGatewayError(err);
+    }
+  }
+}

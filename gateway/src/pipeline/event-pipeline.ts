@@ -1,0 +1,252 @@
+// One event's way through the gateway: validate → images → blobs → record → ack. The stages are
+// injected (built in the composition root, gateway.ts); this file only sequences them and turns every
+// outcome into exactly one ack. "accepted" is answered only after the blobs are stored and Kafka has
+// acknowledged the record.
+import { simgate } from "../generated/simgate.js";
+import { GatewayError, asGatewayError } from "../errors/gateway-error.js";
+import type { EventValidator } from "../processors/validate/validator.js";
+import type { ValidEvent } from "../processors/validate/event-schema.js";
+import type { ImageProcessor, ProcessedImage } from "../processors/images/image-processor.js";
+import type { BlobStore } from "../exporters/s3/blob-store.js";
+import { imageKey } from "../exporters/s3/blob-keys.js";
+import type { RecordLocation, RecordProducer } from "../exporters/kafka/record-producer.js";
+import { eventRecord, runEndRecord, runStartRecord, type StoredImage } from "../exporters/kafka/records.js";
+import type { GatewayMetrics, Outcome, Transport } from "../telemetry/metrics.js";
+import type { Logger } from "../telemetry/logger.js";
+import { DedupeCache } from "./dedupe-cache.js";
+import type { DependencyHealth } from "./dependency-health.js";
+import type { DeadLetterWriter } from "./dead-letter.js";
+import type { PipelineEvents, RecordKind } from "./pipeline-events.js";
+
+export interface IncomingEvent {
+  transport: Transport;
+  connectionId: string;
+  /** The message exactly as received (for the dead-letter topic). */
+  raw: Buffer;
+  event: simgate.v1.IEvent;
+}
+
+export interface PipelineStages {
+  validator: EventValidator;
+  images: ImageProcessor;
+  blobs: BlobStore;
+  records: RecordProducer;
+  deadLetter: DeadLetterWriter;
+  health: DependencyHealth;
+}
+
+export interface PipelineSettings {
+  gatewayId: string;
+  keyPrefix: string;
+  topicMap: Readonly<Record<string, string>>;
+  runsTopic: string;
+  maxMessageBytes: number;
+  dedupeEntries: number;
+}
+
+interface Stored {
+  blobs: simgate.v1.IBlobRef[];
+  record: RecordLocation;
+}
+
+export class EventPipeline {
+  private readonly accepted: DedupeCache<Stored>;
+  private readonly inProgress = new Map<string, Promise<simgate.v1.IAck>>();
+  private readonly listeners: PipelineEvents[] = [];
+  private draining = false;
+
+  constructor(
+    private readonly stages: PipelineStages,
+    private readonly settings: PipelineSettings,
+    private readonly metrics: GatewayMetrics,
+    private readonly logger: Logger,
+  ) {
+    this.accepted = new DedupeCache(settings.dedupeEntries);
+  }
+
+  addListener(listener: PipelineEvents): void {
+    this.listeners.push(listener);
+  }
+
+  /** From now on new events are answered retry-later (GW_ERR_DRAINING). */
+  startDraining(): void {
+    this.draining = true;
+  }
+
+  private notify(fn: (l: PipelineEvents) => void): void {
+    for (const l of this.listeners) {
+      try {
+        fn(l);
+      } catch (err) {
+        this.logger.error({ err }, "a pipeline listener threw");
+      }
+    }
+  }
+
+  private produced(topic: string, location: RecordLocation, kind: RecordKind): void {
+    this.metrics.recordsProduced.inc({ topic });
+    this.notify((l) => l.onRecordProduced?.(topic, location, kind));
+  }
+
+  /** Answers one event; never throws. */
+  async handleEvent(input: IncomingEvent): Promise<simgate.v1.IAck> {
+    const started = performance.now();
+    const eventId = input.event.eventId ?? "";
+    const sequence = Number(input.event.sequence ?? 0);
+    let ack: simgate.v1.IAck;
+    const existing = eventId !== "" ? this.inProgress.get(eventId) : undefined;
+    if (existing) {
+      // The same event is being processed on another stream: share its fate.
+      const first = await existing;
+      ack = first.accepted ? { eventId, sequence, duplicate: first.accepted } : { ...first, sequence };
+    } else {
+      const work = this.process(input, eventId, sequence);
+      if (eventId !== "") this.inProgress.set(eventId, work);
+      try {
+        ack = await work;
+      } finally {
+        if (eventId !== "") this.inProgress.delete(eventId);
+      }
+    }
+    const outcome: Outcome = ack.accepted ? "accepted" : ack.duplicate ? "duplicate" : ack.rejected ? "rejected" : "retry_later";
+    const code = ack.rejected?.code ?? ack.retryLater?.code ?? "";
+    this.metrics.events.inc({ transport: input.transport, outcome, code });
+    this.metrics.receivedBytes.inc({ transport: input.transport }, input.raw.length);
+    this.metrics.ackSeconds.observe({ transport: input.transport, outcome }, (performance.now() - started) / 1000);
+    return ack;
+  }
+
+  private async process(input: IncomingEvent, eventId: string, sequence: number): Promise<simgate.v1.IAck> {
+    const receivedAtMs = Date.now();
+    try {
+      if (this.draining) throw new GatewayError("GW_ERR_DRAINING", "the gateway is shutting down");
+      const known = eventId !== "" ? this.accepted.get(eventId) : undefined;
+      if (known) return { eventId, sequence, duplicate: { blobs: known.blobs, record: known.record } };
+      if (!this.stages.health.ready) throw this.notReady();
+      if (input.raw.length > this.settings.maxMessageBytes) {
+        throw new GatewayError("GW_ERR_MESSAGE_TOO_LARGE", `message of ${input.raw.length} bytes exceeds ${this.settings.maxMessageBytes}`);
+      }
+      const event = this.stages.validator.validateEvent(input.event);
+      const topic = this.settings.topicMap[event.eventType];
+      if (topic === undefined) throw new GatewayError("GW_ERR_UNKNOWN_EVENT_TYPE", `event type ${event.eventType} has no topic`);
+      const processed = await Promise.all(event.images.map((img, i) => this.stages.images.process(img, `images[${i}] (${img.view})`)));
+      const stored = await this.storeImages(event, processed);
+      const record = await this.produce(eventRecord(topic, event, stored, receivedAtMs, this.settings.gatewayId), "event");
+      const blobs = stored.map((s) => ({ view: s.view, uri: s.uri, sha256: s.sha256, sizeBytes: s.sizeBytes, contentType: s.contentType, width: s.width, height: s.height }));
+      this.accepted.set(event.eventId, { blobs, record });
+      return { eventId, sequence, accepted: { blobs, record } };
+    } catch (err) {
+      return this.failure(asGatewayError(err), input, eventId, sequence, receivedAtMs);
+    }
+  }
+
+  private notReady(): GatewayError {
+    const down = Object.entries(this.stages.health.status()).filter(([, s]) => !s.up).map(([d]) => d);
+    const code = down.includes("kafka") ? "GW_ERR_KAFKA_UNAVAILABLE" : down.includes("s3") ? "GW_ERR_STORAGE_UNAVAILABLE" : "GW_ERR_NOT_READY";
+    return new GatewayError(code, `not ready: ${down.join(", ") || "starting"} unavailable`);
+  }
+
+  private async storeImages(event: ValidEvent, images: ProcessedImage[]): Promise<StoredImage[]> {
+    return Promise.all(
+      images.map(async (img) => {
+        const key = imageKey(this.settings.keyPrefix, event.runId, event.eventId, img.view, img.extension);
+        const t0 = performance.now();
+        try {
+          const put = await this.stages.blobs.put({
+            key,
+            bytes: img.bytes,
+            contentType: img.contentType,
+            sha256: img.sha256,
+            metadata: { width: String(img.width), height: String(img.height), "run-id": event.runId, "event-id": event.eventId, view: img.view },
+          });
+          if (put.uploaded) this.metrics.blobBytes.inc(img.bytes.length);
+          this.metrics.blobSeconds.observe((performance.now() - t0) / 1000);
+          return { view: img.view, cameraPrimPath: img.cameraPrimPath, uri: put.uri, sha256: img.sha256, sizeBytes: img.bytes.length, contentType: img.contentType, width: img.width, height: img.height };
+        } catch (err) {
+          const e = asGatewayError(err);
+          if (e.code === "GW_ERR_STORAGE_UNAVAILABLE") this.stages.health.reportFailure("s3", e.message);
+          throw e;
+        }
+      }),
+    );
+  }
+
+  private async produce(record: Parameters<RecordProducer["send"]>[0], kind: RecordKind): Promise<RecordLocation> {
+    const t0 = performance.now();
+    try {
+      const location = await this.stages.records.send(record);
+      this.metrics.produceSeconds.observe({ topic: record.topic }, (performance.now() - t0) / 1000);
+      this.produced(record.topic, location, kind);
+      return location;
+    } catch (err) {
+      const e = asGatewayError(err);
+      if (e.code === "GW_ERR_KAFKA_UNAVAILABLE") this.stages.health.reportFailure("kafka", e.message);
+      throw e;
+    }
+  }
+
+  private async failure(err: GatewayError, input: IncomingEvent, eventId: string, sequence: number, receivedAtMs: number): Promise<simgate.v1.IAck> {
+    this.metrics.errors.inc({ code: err.code, stage: err.stage });
+    if (!err.permanent) {
+      if (err.code === "GW_ERR_INTERNAL") this.logger.error({ err: err.cause ?? err, eventId }, "internal error");
+      return { eventId, sequence, retryLater: { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs } };
+    }
+    // Rejected input is kept with its reason before the sender hears "rejected"; if that fails the
+    // sender is asked to retry, so nothing vanishes.
+    const kept = await this.stages.deadLetter.write({
+      err,
+      raw: input.raw,
+      transport: input.transport,
+      connectionId: input.connectionId,
+      eventId: eventId === "" ? null : eventId,
+      runId: input.event.runId ? input.event.runId : null,
+      receivedAtMs,
+    });
+    if (kept !== true) {
+      return { eventId, sequence, retryLater: { code: kept.code, message: `could not keep the rejected event (${err.code}): ${kept.message}`, retryAfterMs: kept.retryAfterMs } };
+    }
+    this.logger.info({ eventId, code: err.code, transport: input.transport }, `rejected: ${err.message}`);
+    return { eventId, sequence, rejected: { code: err.code, message: err.message } };
+  }
+
+  /** A message that could not even be decoded: dead-lettered, answered with an error frame/status. */
+  async handleUndecodable(raw: Buffer, transport: Transport, connectionId: string, detail: string): Promise<GatewayError> {
+    const err = new GatewayError("GW_ERR_DECODE", `not a valid protobuf message: ${detail}`);
+    this.metrics.errors.inc({ code: err.code, stage: err.stage });
+    this.metrics.events.inc({ transport, outcome: "rejected", code: err.code });
+    const kept = await this.stages.deadLetter.write({ err, raw, transport, connectionId, eventId: null, runId: null, receivedAtMs: Date.now() });
+    return kept === true ? err : kept;
+  }
+
+  async startRun(message: simgate.v1.IRunStart): Promise<simgate.v1.IRunAck> {
+    const runId = message.runId ?? "";
+    try {
+      if (this.draining) throw new GatewayError("GW_ERR_DRAINING", "the gateway is shutting down");
+      if (!this.stages.health.ready) throw this.notReady();
+      const run = this.stages.validator.validateRunStart(message);
+      const location = await this.produce(runStartRecord(this.settings.runsTopic, run, Date.now(), this.settings.gatewayId), "run");
+      return { runId, accepted: location };
+    } catch (err) {
+      return this.runFailure(asGatewayError(err), runId);
+    }
+  }
+
+  async endRun(message: simgate.v1.IRunEnd): Promise<simgate.v1.IRunAck> {
+    const runId = message.runId ?? "";
+    try {
+      if (!this.stages.health.ready && !this.draining) throw this.notReady();
+      const run = this.stages.validator.validateRunEnd(message);
+      const location = await this.produce(runEndRecord(this.settings.runsTopic, run, Date.now(), this.settings.gatewayId), "run");
+      this.notify((l) => l.onRunEnded?.(run.runId, location));
+      return { runId, accepted: location };
+    } catch (err) {
+      return this.runFailure(asGatewayError(err), runId);
+    }
+  }
+
+  private runFailure(err: GatewayError, runId: string): simgate.v1.IRunAck {
+    this.metrics.errors.inc({ code: err.code, stage: err.stage });
+    if (err.permanent) return { runId, rejected: { code: err.code, message: err.message } };
+    return { runId, retryLater: { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs } };
+  }
+}

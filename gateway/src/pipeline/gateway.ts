@@ -1,0 +1,169 @@
+// The composition root: builds every component with the next stage injected, starts exporters first
+// and receivers last, and stops in the reverse order so that what is in flight drains into exporters
+// that are still running. stop() is safe to call twice.
+import { GatewayError } from "../errors/gateway-error.js";
+import type { GatewayConfig } from "../config/schema.js";
+import { createKafka } from "../exporters/kafka/kafka-client.js";
+import { RecordProducer } from "../exporters/kafka/record-producer.js";
+import { TopicAdmin } from "../exporters/kafka/topic-admin.js";
+import { BlobStore } from "../exporters/s3/blob-store.js";
+import { HttpServer } from "../http/http-server.js";
+import { ImageProcessor } from "../processors/images/image-processor.js";
+import { EventValidator } from "../processors/validate/validator.js";
+import { BearerAuth } from "../receivers/auth.js";
+import { GrpcReceiver, readTls } from "../receivers/grpc/grpc-receiver.js";
+import { WebSocketReceiver } from "../receivers/websocket/websocket-receiver.js";
+import type { Logger } from "../telemetry/logger.js";
+import { GatewayMetrics } from "../telemetry/metrics.js";
+import { DeadLetterWriter } from "./dead-letter.js";
+import { DependencyHealth } from "./dependency-health.js";
+import { EventPipeline } from "./event-pipeline.js";
+import { InFlightLimiter } from "./in-flight.js";
+import type { GatewayPlugin } from "./pipeline-events.js";
+
+export interface RunningGateway {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly metrics: GatewayMetrics;
+  readonly health: DependencyHealth;
+  /** Drain: stop accepting, finish what is in flight, flush the producer, close everything. */
+  stop(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  plugins?: readonly GatewayPlugin[];
+}
+
+export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
+  const plugins = options.plugins ?? [];
+  const metrics = new GatewayMetrics();
+  const tls = readTls(config.tls.certFile, config.tls.keyFile);
+  const topics = [...new Set([...Object.values(config.kafka.topicMap), config.kafka.deadLetterTopic, config.kafka.runsTopic])];
+
+  // Exporters.
+  const kafkaRetries = 2;
+  const producerKafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, retries: kafkaRetries, requestTimeoutMs: config.kafka.produceTimeoutMs }, logger);
+  const adminKafka = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-admin`, retries: 1, requestTimeoutMs: 5000 }, logger);
+  const admin = new TopicAdmin(adminKafka);
+  const records = new RecordProducer(producerKafka, { produceTimeoutMs: config.kafka.produceTimeoutMs, maxBatchRecords: config.kafka.maxBatchRecords }, logger);
+  const blobs = new BlobStore({
+    ...config.s3,
+    maxSockets: Math.max(64, config.limits.maxInFlight * 2),
+  });
+  let topicsReady = false;
+  const health = new DependencyHealth(
+    [
+      {
+        dependency: "kafka",
+        check: async (timeoutMs) => {
+          await admin.probe(timeoutMs);
+          if (!topicsReady) {
+            records.setPartitionCounts(await admin.ensureTopics(topics, config.kafka.partitions, config.kafka.replicationFactor));
+            topicsReady = true;
+            logger.info({ topics }, "Kafka topics ready");
+          }
+          await records.connect();
+        },
+      },
+      { dependency: "s3", check: (timeoutMs) => blobs.probe(timeoutMs) },
+    ],
+    config.health.checkIntervalMs,
+    logger,
+    metrics,
+  );
+
+  // Processors and the pipeline.
+  const validator = new EventValidator({
+    knownEventTypes: new Set(Object.keys(config.kafka.topicMap)),
+    maxImages: config.images.maxPerEvent,
+    maxAttributes: config.limits.maxAttributes,
+    maxAttributeChars: config.limits.maxAttributeChars,
+    maxCarIdChars: config.limits.maxCarIdChars,
+    maxTextChars: config.limits.maxTextChars,
+    maxClockSkewMs: config.limits.maxClockSkewMs,
+  });
+  const images = new ImageProcessor({ verify: config.images.verify, rawFormat: config.images.rawFormat, maxImagePixels: config.limits.maxImagePixels });
+  let pipeline: EventPipeline | undefined;
+  const deadLetter = new DeadLetterWriter(config.kafka.deadLetterTopic, config.s3.keyPrefix, blobs, records, health, (topic, location) => {
+    metrics.recordsProduced.inc({ topic });
+    for (const p of plugins) p.events?.onRecordProduced?.(topic, location, "dead-letter");
+  });
+  pipeline = new EventPipeline(
+    { validator, images, blobs, records, deadLetter, health },
+    {
+      gatewayId: config.gatewayId,
+      keyPrefix: config.s3.keyPrefix,
+      topicMap: config.kafka.topicMap,
+      runsTopic: config.kafka.runsTopic,
+      maxMessageBytes: config.limits.maxMessageBytes,
+      dedupeEntries: config.dedupe.maxEntries,
+    },
+    metrics,
+    logger,
+  );
+  for (const p of plugins) if (p.events) pipeline.addListener(p.events);
+
+  // Start: dependencies first (the first probe creates the topics), then plugins, then receivers.
+  await health.checkNow();
+  if (!health.ready) logger.warn({ dependencies: health.status() }, "starting while a dependency is down: /readyz is 503 until it answers");
+  health.start();
+  for (const p of plugins) await p.start?.();
+
+  const auth = new BearerAuth(config.auth.token);
+  const limiter = new InFlightLimiter(config.limits.maxInFlight);
+  const receiverLimits = {
+    maxMessageBytes: config.limits.maxMessageBytes,
+    maxConnections: config.limits.maxConnections,
+    maxInFlightPerConnection: config.limits.maxInFlightPerConnection,
+    whenFull: config.limits.whenFull,
+  };
+  const http = new HttpServer({ host: config.host, port: config.http.port, tls }, health, metrics, logger);
+  for (const p of plugins) {
+    for (const r of p.routes ?? []) http.addRoute(r);
+    if (p.status) http.addStatus(p.name, () => p.status?.());
+  }
+  const ws = new WebSocketReceiver({ ...receiverLimits, path: config.http.wsPath }, pipeline, limiter, auth, metrics, logger);
+  ws.attach(http.server);
+  const grpc = new GrpcReceiver({ ...receiverLimits, host: config.host, port: config.grpc.port, tls }, pipeline, limiter, health, auth, metrics, logger);
+  const grpcPort = await grpc.start();
+  const httpPort = await http.start();
+  logger.info(
+    {
+      grpc: `${config.host}:${grpcPort}`,
+      http: `${config.host}:${httpPort}`,
+      websocket: `${tls ? "wss" : "ws"}://${config.host}:${httpPort}${config.http.wsPath}`,
+      tls: tls !== undefined,
+      auth: auth.enabled,
+      topics: config.kafka.topicMap,
+    },
+    "gateway listening",
+  );
+  if (!auth.enabled) logger.warn({ host: config.host }, "no auth.token configured: listening on loopback only");
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      const deadline = Date.now() + config.shutdown.drainTimeoutMs;
+      logger.info({ inFlight: limiter.count }, "draining");
+      health.setDraining();
+      pipeline.startDraining();
+      grpc.beginDrain();
+      ws.beginDrain();
+      while (limiter.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      if (limiter.count > 0) logger.warn({ inFlight: limiter.count }, "drain timeout: closing with events still in flight (not acknowledged)");
+      const grace = Math.max(100, deadline - Date.now());
+      await Promise.all([grpc.stop(Math.min(grace, 5000)), ws.stop(Math.min(grace, 2000))]);
+      await http.stop();
+      for (const p of [...plugins].reverse()) await p.stop?.().catch((err: unknown) => logger.error({ err, plugin: p.name }, "plugin stop failed"));
+      health.stop();
+      await records.close();
+      await admin.close();
+      blobs.close();
+      logger.info("stopped");
+    })();
+    return stopping;
+  };
+  return { grpcPort, httpPort, metrics, health, stop };
+}
+
+export { GatewayError };

@@ -1,0 +1,30 @@
+// Extension points of the gateway, for components that live beside the pipeline (the job driver):
+// listeners told about produced records and ended runs, and extra HTTP routes on the HTTP port.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { RecordLocation } from "../exporters/kafka/record-producer.js";
+
+export type RecordKind = "event" | "run" | "dead-letter";
+
+/** Told after Kafka acknowledged a record. Listeners must not throw or block; errors are logged. */
+export interface PipelineEvents {
+  onRecordProduced?(topic: string, location: RecordLocation, kind: RecordKind): void;
+  /** A run's end record is in the runs topic (after onRecordProduced for it). */
+  onRunEnded?(runId: string, location: RecordLocation): void;
+}
+
+/** An extra HTTP route, matched on the exact path (query string ignored). Auth is the route's job. */
+export interface HttpRoute {
+  path: string;
+  handle(req: IncomingMessage, res: ServerResponse): void | Promise<void>;
+}
+
+/** A component started after the exporters and stopped after the receivers (e.g. the job driver). */
+export interface GatewayPlugin {
+  readonly name: string;
+  readonly routes?: readonly HttpRoute[];
+  readonly events?: PipelineEvents;
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+  /** Adds to /readyz's JSON body; does not change readiness. */
+  status?(): unknown;
+}

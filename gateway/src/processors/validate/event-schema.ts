@@ -1,0 +1,138 @@
+// Form checks on a decoded Event (zod). Only form: lengths, alphabets, finite numbers, known event type.
+// Meaning (empty car id, coordinates outside the lot, entry before exit) is the lakehouse's job.
+import { z } from "zod";
+import type { ErrorCode } from "../../errors/catalogue.js";
+
+export interface ValidationLimits {
+  knownEventTypes: ReadonlySet<string>;
+  maxImages: number;
+  maxAttributes: number;
+  maxAttributeChars: number;
+  maxCarIdChars: number;
+  maxTextChars: number;
+  maxClockSkewMs: number;
+}
+
+const ID_ALPHABET = /^[A-Za-z0-9._:-]{1,128}$/;
+/** An id usable as a path segment: right alphabet and no '.', '..' or hidden-file form. */
+export const safeId = z
+  .string()
+  .regex(ID_ALPHABET, "1..128 characters of [A-Za-z0-9._:-]")
+  .refine((s) => !s.startsWith(".") && !s.includes(".."), "must not start with '.' or contain '..'");
+
+const noControl = /^[^\p{Cc}\p{Cf}]*$/u;
+const textLike = /^(?:[\t\n\r]|[^\p{Cc}])*$/u;
+const finite = z.number().refine(Number.isFinite, "must be a finite number");
+const EPOCH_2000_MS = 946_684_800_000;
+
+export const IMAGE_ENCODINGS = { PNG: 1, JPEG: 2, RAW_RGBA8: 3, WEBP: 4 } as const;
+
+export function buildEventSchema(limits: ValidationLimits) {
+  const image = z.object({
+    view: z.string().regex(/^[a-z0-9_-]{1,32}$/, "1..32 characters of [a-z0-9_-]"),
+    cameraPrimPath: z.string().max(512).regex(noControl, "no control characters"),
+    encoding: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)], "PNG, JPEG, RAW_RGBA8 or WEBP"),
+    width: z.number().int().min(1, "declared width required").max(65_535),
+    height: z.number().int().min(1, "declared height required").max(65_535),
+    data: z.instanceof(Uint8Array).refine((d) => d.length > 0, "image data is empty"),
+  });
+  return z.object({
+    eventId: safeId,
+    runId: safeId,
+    sequence: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    eventType: z
+      .string()
+      .regex(/^[a-z0-9._-]{1,64}$/, "1..64 characters of [a-z0-9._-]")
+      .refine((t) => limits.knownEventTypes.has(t), "not in the configured event-type → topic mapping"),
+    simTimeSeconds: finite.refine((v) => v >= 0, "must be >= 0"),
+    captureTimeUnixMs: z
+      .number()
+      .int()
+      .min(EPOCH_2000_MS, "must be a Unix time in milliseconds after 2000-01-01")
+      .refine((v) => v <= Date.now() + limits.maxClockSkewMs, "is too far in the future"),
+    carId: z
+      .string()
+      .max(limits.maxCarIdChars)
+      .regex(/^[\p{L}\p{N} ._:-]*$/u, "letters, digits, space and ._:- only"),
+    text: z.string().max(limits.maxTextChars).regex(textLike, "no control characters"),
+    coordinates: z
+      .object({
+        slotId: z.string().max(64).regex(/^[A-Za-z0-9._:-]*$/, "characters of [A-Za-z0-9._:-]"),
+        x: finite,
+        y: finite,
+        z: finite,
+        yawDeg: finite,
+      })
+      .nullable(),
+    images: z
+      .array(image)
+      .max(limits.maxImages, `at most ${limits.maxImages} images`)
+      .refine((imgs) => new Set(imgs.map((i) => i.view)).size === imgs.length, "image views must be unique"),
+    attributes: z
+      .record(z.string().min(1).max(128).regex(noControl), z.string().max(limits.maxAttributeChars).regex(textLike))
+      .refine((a) => Object.keys(a).length <= limits.maxAttributes, `at most ${limits.maxAttributes} attributes`),
+  });
+}
+
+export type ValidEvent = z.output<ReturnType<typeof buildEventSchema>>;
+export type ValidImage = ValidEvent["images"][number];
+
+/** Which catalogue code a failing field maps to. */
+export function codeForPath(path: readonly PropertyKey[]): ErrorCode {
+  switch (path[0]) {
+    case "eventId":
+    case "runId":
+      return "GW_ERR_INVALID_ID";
+    case "eventType":
+      return "GW_ERR_UNKNOWN_EVENT_TYPE";
+    case "coordinates":
+      return "GW_ERR_INVALID_COORDINATES";
+    case "simTimeSeconds":
+    case "captureTimeUnixMs":
+      return "GW_ERR_INVALID_TIME";
+    case "images":
+      return "GW_ERR_INVALID_IMAGE_METADATA";
+    default:
+      return "GW_ERR_INVALID_FIELD";
+  }
+}
+
+const lineageText = z.string().max(1024).regex(noControl, "no control characters");
+
+export const runStartSchema = z.object({
+  runId: safeId,
+  startedUnixMs: z.number().int().min(0),
+  lineage: z
+    .object({
+      source: lineageText,
+      scenario: lineageText,
+      stageIdentity: lineageText,
+      seed: z.number().int().min(0),
+      producerVersion: lineageText,
+      cameras: z
+        .array(
+          z.object({
+            cameraPrimPath: lineageText,
+            width: z.number().int().min(0),
+            height: z.number().int().min(0),
+            focalLengthMm: finite,
+            horizontalApertureMm: finite,
+            verticalApertureMm: finite,
+          }),
+        )
+        .max(64),
+      extra: z.record(z.string().max(128), lineageText),
+    })
+    .nullable(),
+});
+
+export const runEndSchema = z.object({
+  runId: safeId,
+  endedUnixMs: z.number().int().min(0),
+  eventsSent: z.number().int().min(0),
+  eventsByType: z.record(z.string().max(64), z.number().int().min(0)),
+  reason: lineageText,
+});
+
+export type ValidRunStart = z.output<typeof runStartSchema>;
+export type ValidRunEnd = z.output<typeof runEndSchema>;
