@@ -4,6 +4,7 @@
 import { Command } from "commander";
 import { simgate } from "../generated/simgate.js";
 import { registerGatewayCommand } from "./gateway-command.js";
+import { registerSimulateCommand } from "./simulate-command.js";
 
 const program = new Command();
 program.name("simgate").description("simgate: simulation data gateway").version("0.1.0");
@@ -14,6 +15,7 @@ program
     console.log(Object.keys(simgate.v1).join("\n"));
   });
 registerGatewayCommand(program);
+registerSimulateCommand(program);
 
 program
   .parseAsync(process.argv)
