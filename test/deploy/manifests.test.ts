@@ -5,7 +5,8 @@
 // config loads through the gateway's own loader, topics exist for its topic map, addresses point at
 // Services that exist, Argo CD Applications point at paths that exist.
 // No cluster, no network. Without the CRD directory the tests fail (they do not skip).
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -374,14 +375,33 @@ describe("deploy/ as a whole", () => {
       ["maintenance", obj(obj(scheduled["spec"] as Json)["template"])],
       ["wap", obj(wap["spec"] as Json)],
     ] as const) {
-      expect(String(spec["mainApplicationFile"]), name).toMatch(/^local:\/\/\/opt\/simgate\/lakehouse-jobs\/.+\.py$/);
+      // The image copies deploy/k8s/images/lakehouse-jobs/entrypoints/ to .../lakehouse-jobs/entrypoints/.
+      const main = String(spec["mainApplicationFile"]);
+      expect(main, name).toMatch(/^local:\/\/\/opt\/simgate\/lakehouse-jobs\/entrypoints\/[a-z_]+\.py$/);
+      const entry = readFileSync(join(ROOT, "deploy/k8s/images/lakehouse-jobs/entrypoints", main.split("/").pop() as string), "utf8");
+      const module = /^from (simgate\.lakehouse\.[a-z_]+) import main$/m.exec(entry)?.[1];
+      expect(module, `${name}: the entry point imports a job module`).toBeDefined();
       expect(spec["type"]).toBe("Python");
       expect(obj(spec["driver"])["serviceAccount"]).toBe("simgate-spark");
       expect(obj(spec["sparkConf"])["spark.driver.extraClassPath"]).toBe("/opt/simgate/jars/*");
+      // The session factory (lakehouse-jobs/simgate/lakehouse/spark.py) must keep the operator's master.
+      const driverEnv = Object.fromEntries((obj(spec["driver"])["env"] as JsonObject[]).map((e) => [e["name"], e["value"]]));
+      expect(driverEnv).toMatchObject({ SPARK_JARS_DIR: "/opt/simgate/jars", SIMGATE_SPARK_MASTER: "k8s://https://kubernetes.default.svc:443" });
     }
     expect(obj(scheduled["spec"] as Json)["concurrencyPolicy"]).toBe("Forbid");
     // Retries of WAP runs belong to the gateway's job driver alone.
     expect(obj(obj(wap["spec"] as Json)["restartPolicy"])["type"]).toBe("Never");
+  });
+
+  test.each(["wap", "maintenance"])("Spark entry point %s.py runs against the installed lakehouse-jobs package", (job) => {
+    // What spark-submit does with mainApplicationFile: run the file as a script. --help stops after
+    // argument parsing, so the job's imports and its command line are exercised without Spark.
+    const python = join(ROOT, ".venv", "bin", "python");
+    expect(existsSync(python), `${python} (bash scripts/setup makes it)`).toBe(true);
+    const run = spawnSync(python, [join(ROOT, "deploy/k8s/images/lakehouse-jobs/entrypoints", `${job}.py`), "--help"], { encoding: "utf8", timeout: 60_000 });
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^usage: /);
   });
 
   test("Argo CD: one automated Application per prod component, all at paths that exist", () => {
