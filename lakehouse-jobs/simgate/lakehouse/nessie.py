@@ -1,0 +1,112 @@
+"""A small client of Nessie's REST API v2 for what the WAP job does around Spark: read a reference's
+hash, create and delete branches, merge a branch into main guarded by an expected hash, tag, read the log.
+
+Nessie's expected-hash guard for a merge is per content key: the merge is refused (409) when a table the
+branch changed was also changed on main after the expected hash; unrelated commits on main (another
+topic's run) do not block it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import requests
+
+
+class NessieError(RuntimeError):
+    pass
+
+
+class NessieConflict(NessieError):
+    """The merge or reference change was refused because the target moved in a conflicting way."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    name: str
+    type: str
+    hash: str
+
+
+class NessieClient:
+    def __init__(self, uri: str, timeout: float = 30.0, session: requests.Session | None = None) -> None:
+        self.uri = uri.rstrip("/")
+        self.timeout = timeout
+        self.http = session or requests.Session()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, f"{self.uri}{path}", timeout=self.timeout, **kwargs)
+        if response.status_code == 409:
+            raise NessieConflict(f"{method} {path}: {response.status_code} {response.text[:500]}")
+        if response.status_code >= 400:
+            raise NessieError(f"{method} {path}: {response.status_code} {response.text[:500]}")
+        return response.json() if response.content else None
+
+    def reference(self, name: str) -> Reference | None:
+        response = self.http.get(f"{self.uri}/trees/{name}", timeout=self.timeout)
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise NessieError(f"GET /trees/{name}: {response.status_code} {response.text[:500]}")
+        ref = response.json()["reference"]
+        return Reference(ref["name"], ref["type"], ref["hash"])
+
+    def hash_of(self, name: str) -> str:
+        ref = self.reference(name)
+        if ref is None:
+            raise NessieError(f"reference {name} does not exist")
+        return ref.hash
+
+    def _create(self, name: str, ref_type: str, source: str, source_hash: str) -> Reference:
+        body = self._call(
+            "POST",
+            "/trees",
+            params={"name": name, "type": ref_type},
+            json={"type": "BRANCH", "name": source, "hash": source_hash},
+        )
+        ref = body["reference"]
+        return Reference(ref["name"], ref["type"], ref["hash"])
+
+    def create_branch(self, name: str, from_hash: str, source: str = "main") -> Reference:
+        return self._create(name, "BRANCH", source, from_hash)
+
+    def create_tag(self, name: str, at_hash: str, source: str = "main") -> Reference:
+        return self._create(name, "TAG", source, at_hash)
+
+    def delete_reference(self, name: str) -> bool:
+        ref = self.reference(name)
+        if ref is None:
+            return False
+        self._call("DELETE", f"/trees/{name}@{ref.hash}")
+        return True
+
+    def merge(self, branch: str, into: str, expected_hash: str, message: str) -> str:
+        """Merges `branch` (at its current hash) into `into`, guarded by `expected_hash`; returns the new
+        hash of `into`. Raises NessieConflict when a key changed on both sides."""
+        source = self.hash_of(branch)
+        body = self._call(
+            "POST",
+            f"/trees/{into}@{expected_hash}/history/merge",
+            json={"fromRefName": branch, "fromHash": source, "message": message},
+        )
+        if not body.get("wasSuccessful", False):
+            raise NessieConflict(f"merge of {branch} into {into} was not applied: {body}")
+        return body["resultantTargetHash"]
+
+    def log(self, ref: str, max_records: int = 100) -> list[dict[str, Any]]:
+        body = self._call("GET", f"/trees/{ref}/history", params={"maxRecords": max_records})
+        return [entry["commitMeta"] for entry in body.get("logEntries", [])]
+
+    def references(self) -> Iterator[Reference]:
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"maxRecords": 500}
+            if token:
+                params["pageToken"] = token
+            body = self._call("GET", "/trees", params=params)
+            for ref in body.get("references", []):
+                yield Reference(ref["name"], ref["type"], ref.get("hash", ""))
+            token = body.get("token")
+            if not body.get("hasMore") or not token:
+                return

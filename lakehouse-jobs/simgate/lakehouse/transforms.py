@@ -1,0 +1,249 @@
+"""The WAP job's transforms: pure DataFrame → DataFrame functions with plain parameters, so each one
+runs on a few hand-made rows in a unit test. Nothing here reads or writes a table.
+
+Reason codes (stable; documented in docs/lakehouse.md, never reused):
+  unparseable_json        the value is not a JSON object
+  schema_mismatch         a field has the wrong type (e.g. a string where a number is declared)
+  unknown_schema_version  schemaVersion missing or not accepted by the configuration
+  missing:<field>         a required field is null or blank (e.g. missing:carId)
+  unexpected_event_type   eventType differs from the topic's configured type
+  coordinates_out_of_bounds  x, y or z outside the configured lot bounds
+  exit_without_entry      an exit whose car has no entry in the run (entries table of the entry topic)
+  exit_before_entry       an exit earlier than the car's first entry in the run
+  duplicate_in_batch      the event id appeared earlier in the same read (first one wins)
+  duplicate_of_published  the event id is already in the production table
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from .config import LotBounds, TopicRules
+from .schema import CORRUPT_COLUMN, RECORD_SCHEMA, TRUSTED_SCHEMA, UNTRUSTED_SCHEMA
+
+SCHEMA_REASONS = ("unparseable_json", "schema_mismatch", "unknown_schema_version")
+
+
+def decode_kafka(raw: DataFrame) -> DataFrame:
+    """Rows of Spark's Kafka source → key and value as text plus where they came from."""
+    return raw.select(
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").cast("int").alias("kafka_partition"),
+        F.col("offset").cast("long").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.col("key").cast("string").alias("raw_key"),
+        F.col("value").cast("string").alias("raw_value"),
+    )
+
+
+def parse_records(decoded: DataFrame) -> DataFrame:
+    """Adds `record` (the value parsed with the declared schema; PERMISSIVE, so a record with wrongly
+    typed fields keeps its text in record._corrupt_record) and `is_json_object`."""
+    return decoded.withColumn(
+        "record",
+        F.from_json(
+            F.col("raw_value"),
+            RECORD_SCHEMA,
+            {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN},
+        ),
+    ).withColumn("is_json_object", F.expr("json_object_keys(raw_value)").isNotNull())
+
+
+def _field(path: str) -> Column:
+    column = F.col("record")
+    for part in path.split("."):
+        column = column[part]
+    return column
+
+
+def _missing(path: str) -> Column:
+    value = _field(path)
+    leaf = RECORD_SCHEMA
+    for part in path.split("."):
+        leaf = leaf[part].dataType if hasattr(leaf, "fieldNames") and part in leaf.fieldNames() else None
+        if leaf is None:
+            break
+    if leaf is not None and leaf.simpleString() == "string":
+        return value.isNull() | (F.trim(value) == "")
+    return value.isNull()
+
+
+def _outside(value: Column, low: float, high: float) -> Column:
+    return value.isNull() | (value < F.lit(low)) | (value > F.lit(high))
+
+
+def check_quality(
+    parsed: DataFrame,
+    rules: TopicRules,
+    accepted_schema_versions: tuple[int, ...],
+    lot_bounds: LotBounds,
+    published_ids: DataFrame | None = None,
+    first_entries: DataFrame | None = None,
+) -> DataFrame:
+    """Adds `reasons` (array<string>, empty = trusted) to parsed rows.
+
+    published_ids: one column `event_id`, the ids already in production.
+    first_entries: columns run_id, car_id, entry_time (the first entry per run and car), for exits.
+    A record failing schema conformity gets only that reason: its other fields mean nothing."""
+    for path in rules.required_fields:
+        if path.split(".")[0] not in RECORD_SCHEMA.fieldNames():
+            raise ValueError(f"required field {path!r} is not in the record schema")
+    record = F.col("record")
+    schema_reason = (
+        F.when(~F.col("is_json_object"), F.lit("unparseable_json"))
+        .when(record[CORRUPT_COLUMN].isNotNull(), F.lit("schema_mismatch"))
+        .when(
+            record["schemaVersion"].isNull() | ~record["schemaVersion"].isin(list(accepted_schema_versions)),
+            F.lit("unknown_schema_version"),
+        )
+    )
+
+    df = parsed
+    checks: list[Column] = [F.when(_missing(path), F.lit(f"missing:{path}")) for path in rules.required_fields]
+    if rules.event_type is not None:
+        checks.append(
+            F.when(
+                record["eventType"].isNotNull() & (record["eventType"] != F.lit(rules.event_type)),
+                F.lit("unexpected_event_type"),
+            )
+        )
+    coords = record["coordinates"]
+    b = lot_bounds
+    checks.append(
+        F.when(
+            coords.isNotNull()
+            & (
+                _outside(coords["x"], b.x_min, b.x_max)
+                | _outside(coords["y"], b.y_min, b.y_max)
+                | _outside(coords["z"], b.z_min, b.z_max)
+            ),
+            F.lit("coordinates_out_of_bounds"),
+        )
+    )
+
+    if first_entries is not None:
+        entries = first_entries.select(
+            F.col("run_id").alias("_entry_run_id"),
+            F.col("car_id").alias("_entry_car_id"),
+            F.col("entry_time").alias("_entry_time"),
+        )
+        df = df.join(
+            entries,
+            (record["runId"] == F.col("_entry_run_id")) & (record["carId"] == F.col("_entry_car_id")),
+            "left",
+        )
+        checks.append(
+            F.when(
+                record["carId"].isNotNull() & record["runId"].isNotNull() & F.col("_entry_time").isNull(),
+                F.lit("exit_without_entry"),
+            ).when(
+                F.col("_entry_time").isNotNull() & (F.col("_entry_time") > record["timeStamp"]),
+                F.lit("exit_before_entry"),
+            )
+        )
+
+    first_seen = Window.partitionBy(record["eventId"]).orderBy(F.col("kafka_partition"), F.col("kafka_offset"))
+    checks.append(
+        F.when(
+            record["eventId"].isNotNull() & (F.row_number().over(first_seen) > 1),
+            F.lit("duplicate_in_batch"),
+        )
+    )
+
+    if published_ids is not None:
+        published = published_ids.select(F.col("event_id").alias("_published_id")).distinct()
+        df = df.join(published, record["eventId"] == F.col("_published_id"), "left")
+        checks.append(F.when(F.col("_published_id").isNotNull(), F.lit("duplicate_of_published")))
+
+    content_reasons = F.filter(F.array(*checks), lambda reason: reason.isNotNull())
+    df = df.withColumn(
+        "reasons",
+        F.when(schema_reason.isNotNull(), F.array(schema_reason)).otherwise(content_reasons),
+    )
+    return df.drop("_entry_run_id", "_entry_car_id", "_entry_time", "_published_id")
+
+
+def first_entries_of(entries: DataFrame) -> DataFrame:
+    """From a production entries table: the first entry time per run and car."""
+    return entries.groupBy("run_id", "car_id").agg(F.min("event_time").alias("entry_time"))
+
+
+def _event_columns() -> list[Column]:
+    record = F.col("record")
+    coords = record["coordinates"]
+    ingest = record["ingest"]
+    image_struct = lambda image: F.struct(  # noqa: E731 - a column lambda for F.transform
+        image["view"].alias("view"),
+        image["cameraPrimPath"].alias("camera_prim_path"),
+        image["uri"].alias("uri"),
+        image["sha256"].alias("sha256"),
+        image["sizeBytes"].alias("size_bytes"),
+        image["contentType"].alias("content_type"),
+        image["width"].alias("width"),
+        image["height"].alias("height"),
+    )
+    return [
+        record["eventId"].alias("event_id"),
+        record["runId"].alias("run_id"),
+        record["sequence"].alias("sequence"),
+        record["eventType"].alias("event_type"),
+        record["timeStamp"].alias("event_time"),
+        record["simTimeSeconds"].alias("sim_time_seconds"),
+        record["carId"].alias("car_id"),
+        record["text"].alias("text"),
+        coords["slotId"].alias("slot_id"),
+        coords["x"].alias("x"),
+        coords["y"].alias("y"),
+        coords["z"].alias("z"),
+        coords["yawDeg"].alias("yaw_deg"),
+        F.transform(record["images"], image_struct).alias("images"),
+        record["attributes"].alias("attributes"),
+        record["schemaVersion"].alias("schema_version"),
+        ingest["receivedAt"].alias("received_at"),
+        ingest["gatewayId"].alias("gateway_id"),
+    ]
+
+
+def _ingestion_columns(wap_run_id: str, ingested_at: datetime) -> list[Column]:
+    return [
+        F.col("kafka_topic"),
+        F.col("kafka_partition"),
+        F.col("kafka_offset"),
+        F.col("kafka_timestamp"),
+        F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
+        F.lit(wap_run_id).alias("wap_run_id"),
+    ]
+
+
+def _conform(df: DataFrame, schema) -> DataFrame:
+    return df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
+
+
+def trusted_rows(checked: DataFrame, wap_run_id: str, ingested_at: datetime) -> DataFrame:
+    """Rows without reasons, in the trusted table's declared columns."""
+    rows = checked.filter(F.size("reasons") == 0).select(
+        *_event_columns(), *_ingestion_columns(wap_run_id, ingested_at)
+    )
+    return _conform(rows, TRUSTED_SCHEMA)
+
+
+def untrusted_rows(checked: DataFrame, wap_run_id: str, ingested_at: datetime) -> DataFrame:
+    """Rows with reasons: the raw record, what could be parsed, and the reasons."""
+    rows = checked.filter(F.size("reasons") > 0).select(
+        F.col("reasons"),
+        F.col("raw_key"),
+        F.col("raw_value"),
+        *_event_columns(),
+        *_ingestion_columns(wap_run_id, ingested_at),
+    )
+    return _conform(rows, UNTRUSTED_SCHEMA)
+
+
+def schema_error_count() -> Column:
+    """An aggregate: rows whose only reason is a schema-conformity one."""
+    return F.sum(
+        F.when(F.arrays_overlap(F.col("reasons"), F.array(*[F.lit(r) for r in SCHEMA_REASONS])), 1).otherwise(0)
+    )

@@ -1,0 +1,103 @@
+"""Shared fixtures of the lakehouse tests: the stack settings, one Spark session for the module, and
+records in the docs/records.md format produced to unique per-test Kafka topics."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from simgate.lakehouse.settings import StackSettings
+
+
+@pytest.fixture(scope="session")
+def settings() -> StackSettings:
+    return StackSettings.from_env()
+
+
+class KafkaTopics:
+    def __init__(self, settings: StackSettings) -> None:
+        self.bootstrap = settings.kafka_bootstrap
+        self.admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        self.producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all"})
+
+    def create(self, prefix: str, partitions: int = 2) -> str:
+        name = f"test-{prefix}-{uuid.uuid4().hex[:10]}"
+        futures = self.admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        futures[name].result(timeout=30)
+        return name
+
+    def produce(self, topic: str, records: Iterable[tuple[str, str | bytes]]) -> int:
+        """(key, value) pairs; returns how many were delivered (flush waits for every ack)."""
+        errors: list[str] = []
+        count = 0
+        for key, value in records:
+            self.producer.produce(
+                topic,
+                key=key.encode(),
+                value=value.encode() if isinstance(value, str) else value,
+                headers=[("schema-version", b"1"), ("content-type", b"application/json")],
+                on_delivery=lambda err, msg: errors.append(str(err)) if err else None,
+            )
+            count += 1
+        remaining = self.producer.flush(30)
+        assert remaining == 0 and not errors, f"produce failed: {errors}"
+        return count
+
+
+@pytest.fixture(scope="session")
+def kafka(settings) -> KafkaTopics:
+    return KafkaTopics(settings)
+
+
+BASE_TIME = datetime(2026, 11, 27, 9, 0, 0, tzinfo=timezone.utc)
+
+
+def iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def event(run_id: str, seq: int, event_type: str = "parking.entry", car: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """One event record as docs/records.md describes it."""
+    t = BASE_TIME + timedelta(minutes=7 * seq)
+    car_id = car if car is not None else f"CAR{seq:04d}"
+    view = "entry" if event_type == "parking.entry" else "exit"
+    record: dict[str, Any] = {
+        "schemaVersion": 1,
+        "eventId": f"{run_id}-{event_type.split('.')[-1]}-{seq:06d}",
+        "runId": run_id,
+        "sequence": seq,
+        "eventType": event_type,
+        "timeStamp": iso(t),
+        "simTimeSeconds": float(seq * 420),
+        "carId": car_id,
+        "text": f"plate {car_id}",
+        "coordinates": {"slotId": f"B-{seq % 40:02d}", "x": float(seq % 30), "y": 0.0, "z": -4.0, "yawDeg": 90.0},
+        "images": [
+            {
+                "view": view,
+                "cameraPrimPath": f"/World/Gates/{view.title()}/Camera",
+                "uri": f"s3://simgate-blobs/runs/{run_id}/events/{seq}/{view}.png",
+                "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                "sizeBytes": 1203,
+                "contentType": "image/png",
+                "width": 64,
+                "height": 48,
+            }
+        ],
+        "attributes": {"gate": "north"},
+        "ingest": {"receivedAt": iso(t + timedelta(milliseconds=300)), "gatewayId": "gw-test"},
+    }
+    record.update(overrides)
+    return record
+
+
+def as_record(value: dict[str, Any] | str) -> tuple[str, str]:
+    if isinstance(value, str):
+        return ("bad/none", value)
+    return (f"{value.get('runId')}/{value.get('carId') or ''}", json.dumps(value))

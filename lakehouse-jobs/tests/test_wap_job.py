@@ -1,0 +1,224 @@
+"""The WAP job against the real stack: records with known flaws in unique Kafka topics, real Spark,
+Iceberg tables on the shared Nessie, files in S3Proxy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from pyspark.sql import functions as F
+
+from simgate.lakehouse.config import parse_config
+from simgate.lakehouse.nessie import NessieClient
+from simgate.lakehouse.tables import TopicTables
+from simgate.lakehouse.wap import RESULT_PREFIX, AuditFailed, InjectedFailure, run_wap, tag_name, use_reference, wap_session
+
+from conftest import as_record, event
+
+PYTHON = sys.executable
+
+
+@pytest.fixture(scope="module")
+def spark(settings):
+    session = wap_session("simgate-wap-test", settings)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def nessie(settings) -> NessieClient:
+    return NessieClient(settings.nessie_uri)
+
+
+def config_for(entries: str, exits: str | None = None, **extra) -> dict:
+    topics = {entries: {"eventType": "parking.entry", "requiredFields": ["eventId", "runId", "eventType", "timeStamp", "carId", "sequence", "coordinates"]}}
+    if exits:
+        topics[exits] = {"eventType": "parking.exit", "entryTopic": entries}
+    return {"topics": topics, **extra}
+
+
+def flawed_entries(run_id: str) -> tuple[list, set[str], dict[str, str]]:
+    """Ten valid entries and one of each flaw; returns (records, valid event ids, flawed key → reason)."""
+    valid = [event(run_id, seq) for seq in range(1, 11)]
+    missing_car = event(run_id, 11, carId=None)
+    outside = event(run_id, 12)
+    outside["coordinates"] = {**outside["coordinates"], "x": 500.0}
+    duplicate = dict(valid[2])
+    unknown_version = event(run_id, 13, schemaVersion=2)
+    wrong_type = event(run_id, 14, simTimeSeconds="soon")
+    records = valid[:5] + [missing_car, outside, duplicate] + valid[5:] + [unknown_version, wrong_type, '{"eventId": "broken"']
+    flaws = {
+        missing_car["eventId"]: "missing:carId",
+        outside["eventId"]: "coordinates_out_of_bounds",
+        duplicate["eventId"]: "duplicate_in_batch",
+        unknown_version["eventId"]: "unknown_schema_version",
+        wrong_type["eventId"]: "schema_mismatch",
+        "<bad json>": "unparseable_json",
+    }
+    return records, {r["eventId"] for r in valid}, flaws
+
+
+def production_ids(spark, settings, topic: str) -> list[str]:
+    use_reference(spark, settings.catalog, "main")
+    rows = spark.table(TopicTables(settings.catalog, topic).production).select("event_id").collect()
+    return [r.event_id for r in rows]
+
+
+def untrusted_reasons(spark, settings, topic: str) -> dict[str, list[str]]:
+    use_reference(spark, settings.catalog, "main")
+    rows = spark.table(TopicTables(settings.catalog, topic).untrusted).collect()
+    return {(r.event_id if r.event_id and r.reasons != ["unparseable_json"] else "<bad json>"): list(r.reasons) for r in rows}
+
+
+def main_log_for(nessie: NessieClient, topic: str, wap_run_id: str) -> list[dict]:
+    return [c for c in nessie.log("main", 200) if c["message"].startswith(f"WAP publish {topic} run {wap_run_id}:")]
+
+
+def test_valid_events_reach_production_once_and_flaws_land_in_untrusted(spark, settings, kafka, nessie, tmp_path):
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    entries = kafka.create("entries")
+    exits = kafka.create("exits")
+    config = parse_config(config_for(entries, exits))
+    records, valid, flaws = flawed_entries(run_id)
+    kafka.produce(entries, map(as_record, records))
+
+    first = run_wap(spark, settings, config, entries)
+    assert first.status == "published"
+    assert first.read == len(records)
+    assert (first.trusted, first.untrusted) == (len(valid), len(flaws))
+
+    ids = production_ids(spark, settings, entries)
+    assert sorted(ids) == sorted(valid)  # every valid event, each exactly once
+    untrusted = untrusted_reasons(spark, settings, entries)
+    assert {k: v for k, v in untrusted.items()} == {k: [reason] for k, reason in flaws.items()}
+
+    # Exits: after the entries of the same run and car; one without entry, one before its entry.
+    from conftest import BASE_TIME, iso
+    from datetime import timedelta
+
+    good_exits = [event(run_id, seq, "parking.exit", car=f"CAR{seq:04d}", timeStamp=iso(BASE_TIME + timedelta(hours=3, minutes=seq))) for seq in range(1, 6)]
+    ghost = event(run_id, 6, "parking.exit", car="GHOST1")
+    early = event(run_id, 7, "parking.exit", car="CAR0008", timeStamp=iso(BASE_TIME))
+    kafka.produce(exits, map(as_record, good_exits + [ghost, early]))
+    exit_result = run_wap(spark, settings, config, exits)
+    assert exit_result.status == "published"
+    assert sorted(production_ids(spark, settings, exits)) == sorted(e["eventId"] for e in good_exits)
+    assert untrusted_reasons(spark, settings, exits) == {ghost["eventId"]: ["exit_without_entry"], early["eventId"]: ["exit_before_entry"]}
+
+    # One merge and one tag per run on main, the branch gone.
+    for topic, result in ((entries, first), (exits, exit_result)):
+        merges = main_log_for(nessie, topic, result.wap_run_id)
+        assert len(merges) == 1
+        assert len(merges[0]["parentCommitHashes"]) == 2
+        tag = nessie.reference(tag_name(topic, result.wap_run_id))
+        assert tag is not None and tag.type == "TAG" and tag.hash == result.merged_hash
+        assert nessie.reference(result.branch) is None
+
+    # The snapshot summary carries the WAP run and the offset range.
+    use_reference(spark, settings.catalog, "main")
+    summaries = [r.summary for r in spark.sql(f"SELECT summary FROM {TopicTables(settings.catalog, entries).production}.snapshots").collect()]
+    assert any(s.get("simgate.wap-run-id") == first.wap_run_id and s.get("simgate.kafka-offsets") == first.offsets for s in summaries)
+
+    # Running again reads nothing new; replaying the same records adds nothing to production.
+    again = run_wap(spark, settings, config, entries)
+    assert again.status == "nothing_to_publish" and again.branch is None
+    kafka.produce(entries, map(as_record, records))
+    replay = run_wap(spark, settings, config, entries)
+    assert replay.status == "published"
+    assert sorted(production_ids(spark, settings, entries)) == sorted(valid)
+    # Every parseable copy with a known id is now a duplicate of a published event (the in-batch copy too).
+    assert replay.reasons.get("duplicate_of_published") == len(valid) + 1
+    assert replay.trusted == 0
+    assert [t for t in nessie.references() if t.name.startswith(f"wap-{entries}-")].__len__() == 2
+
+
+def test_a_failed_audit_leaves_main_unchanged_and_keeps_the_branch(spark, settings, kafka, nessie):
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    topic = kafka.create("schema-change")
+    config = parse_config(config_for(topic))
+    # The producer moved to a schema version this job does not know: every record fails conformity.
+    kafka.produce(topic, map(as_record, [event(run_id, seq, schemaVersion=2) for seq in range(1, 9)]))
+    tables = TopicTables(settings.catalog, topic)
+
+    with pytest.raises(AuditFailed) as failure:
+        run_wap(spark, settings, config, topic)
+    result = failure.value.result
+    assert result.status == "audit_failed"
+    assert any("schema change suspected" in p for p in result.problems)
+
+    # Main: the tables exist (step 1) but hold nothing, and no offsets were published.
+    use_reference(spark, settings.catalog, "main")
+    assert spark.table(tables.production).count() == 0
+    assert spark.table(tables.untrusted).count() == 0
+    assert spark.table(tables.offsets).count() == 0
+    assert main_log_for(nessie, topic, result.wap_run_id) == []
+    # The branch is kept for inspection, with the untrusted rows of the run.
+    assert nessie.reference(result.branch) is not None
+    use_reference(spark, settings.catalog, result.branch)
+    assert spark.table(tables.untrusted).filter(F.col("wap_run_id") == result.wap_run_id).count() == 8
+    use_reference(spark, settings.catalog, "main")
+
+
+@pytest.mark.parametrize("step", ["after_staging", "after_production", "after_merge"])
+def test_a_run_interrupted_at_a_step_and_run_again_publishes_everything_once(spark, settings, kafka, nessie, step, monkeypatch):
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    topic = kafka.create(f"resume-{step.replace('_', '-')}")
+    config = parse_config(config_for(topic))
+    records, valid, flaws = flawed_entries(run_id)
+    kafka.produce(topic, map(as_record, records))
+
+    monkeypatch.setenv("SIMGATE_WAP_FAIL_AT", step)
+    with pytest.raises(InjectedFailure):
+        run_wap(spark, settings, config, topic)
+    monkeypatch.delenv("SIMGATE_WAP_FAIL_AT")
+    use_reference(spark, settings.catalog, "main")
+
+    second = run_wap(spark, settings, config, topic)
+    expected_status = "nothing_to_publish" if step == "after_merge" else "published"
+    assert second.status == expected_status
+    if step == "after_merge":
+        assert second.recovered_tag is not None  # the interrupted run's publication got its tag
+
+    assert sorted(production_ids(spark, settings, topic)) == sorted(valid)
+    assert untrusted_reasons(spark, settings, topic) == {k: [reason] for k, reason in flaws.items()}
+    tags = [r for r in nessie.references() if r.type == "TAG" and r.name.startswith(f"wap-{topic}-")]
+    assert len(tags) == 1
+    merges = [c for c in nessie.log("main", 300) if c["message"].startswith(f"WAP publish {topic} run ")]
+    assert len(merges) == 1
+
+
+def test_the_job_killed_in_its_process_and_started_again_gives_the_same_tables(spark, settings, kafka, nessie, tmp_path):
+    """The real thing: `python -m simgate.lakehouse.wap` is SIGKILLed after writing production on its
+    branch (before the merge), then started again."""
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    topic = kafka.create("killed")
+    config_file = tmp_path / "wap.json"
+    config_file.write_text(json.dumps(config_for(topic)))
+    records, valid, flaws = flawed_entries(run_id)
+    kafka.produce(topic, map(as_record, records))
+
+    def run(extra_env: dict[str, str]) -> subprocess.CompletedProcess:
+        env = {**os.environ, **extra_env}
+        return subprocess.run(
+            [PYTHON, "-m", "simgate.lakehouse.wap", "--topic", topic, "--config", str(config_file)],
+            env=env, capture_output=True, text=True, timeout=600,
+        )
+
+    killed = run({"SIMGATE_WAP_FAIL_AT": "after_production", "SIMGATE_WAP_FAIL_MODE": "kill"})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert RESULT_PREFIX not in killed.stdout
+
+    again = run({})
+    assert again.returncode == 0, again.stderr[-3000:]
+    result = json.loads(again.stdout.strip().splitlines()[-1].removeprefix(RESULT_PREFIX))
+    assert result["status"] == "published"
+    assert (result["trusted"], result["untrusted"]) == (len(valid), len(flaws))
+
+    assert sorted(production_ids(spark, settings, topic)) == sorted(valid)
+    assert untrusted_reasons(spark, settings, topic) == {k: [reason] for k, reason in flaws.items()}
