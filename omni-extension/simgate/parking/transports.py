@@ -114,8 +114,15 @@ class GrpcTransport:
         self._call = self._stub = self._channel = None
         if call is not None:
             call.cancel()
+            try:  # let the cancellation complete on this loop before the channel and the loop go away
+                await asyncio.wait_for(call.code(), 1.0)
+            except Exception:
+                pass
         if channel is not None:
             await channel.close(grace=None)
+            # gRPC core completes the channel's internal operations (connectivity watches) a moment
+            # later, on this loop; give them the chance before the worker's loop may be closed.
+            await asyncio.sleep(0.05)
 
 
 class WebSocketTransport:

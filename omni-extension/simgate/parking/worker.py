@@ -189,7 +189,9 @@ class GatewayWorker:
 
     async def _main(self) -> None:
         failures_in_a_row = 0
-        while not self._stop_requested:
+        while True:
+            if self._stop_requested and (self._nothing_pending() or self._stop_after_deadline()):
+                break
             transport = self._factory()
             try:
                 await transport.connect()
@@ -199,6 +201,8 @@ class GatewayWorker:
                 failures_in_a_row += 1
                 (log.warning if failures_in_a_row == 1 else log.debug)("simgate gateway unreachable: %s", exc)
                 self._spill_all()
+                if self._stop_requested:
+                    break  # stopping and the gateway is away: what is left waits in the spool
                 await self._sleep(self._backoff.next_ms() / 1000)
                 continue
             if failures_in_a_row:
