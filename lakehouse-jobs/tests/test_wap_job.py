@@ -222,3 +222,33 @@ def test_the_job_killed_in_its_process_and_started_again_gives_the_same_tables(s
 
     assert sorted(production_ids(spark, settings, topic)) == sorted(valid)
     assert untrusted_reasons(spark, settings, topic) == {k: [reason] for k, reason in flaws.items()}
+
+
+def test_maintenance_compacts_production_on_main_and_entries_per_hour_reads_it(spark, settings, kafka, nessie):
+    from simgate.lakehouse.maintenance import maintain
+    from simgate.lakehouse.queries import entries_per_hour
+
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    topic = kafka.create("maint")
+    config = parse_config(config_for(topic))
+    tables = TopicTables(settings.catalog, topic)
+    for batch in (range(1, 9), range(9, 18)):  # two WAP runs: at least two data files per day
+        kafka.produce(topic, map(as_record, [event(run_id, seq) for seq in batch]))
+        assert run_wap(spark, settings, config, topic).status == "published"
+
+    use_reference(spark, settings.catalog, "main")
+    before_files = spark.sql(f"SELECT count(*) AS n FROM {tables.production}.files").collect()[0].n
+    before_rows = sorted(r.event_id for r in spark.table(tables.production).select("event_id").collect())
+    assert before_files >= 2
+
+    report = {r["table"]: r for r in maintain(spark, settings, [topic])}
+    assert report[f"production.{tables.base}"]["rewrittenDataFiles"] == before_files
+
+    use_reference(spark, settings.catalog, "main")
+    after_files = spark.sql(f"SELECT count(*) AS n FROM {tables.production}.files").collect()[0].n
+    assert after_files < before_files
+    assert sorted(r.event_id for r in spark.table(tables.production).select("event_id").collect()) == before_rows
+
+    # Entries per hour: events every 7 minutes from 09:07, 17 of them.
+    hours = [(h.hour, n) for h, n in entries_per_hour(spark, settings, topic)]
+    assert hours == [(9, 8), (10, 9)]

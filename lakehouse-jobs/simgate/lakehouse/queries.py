@@ -1,0 +1,52 @@
+"""The BI queries on the production tables, as Superset shows them (through Trino) and the demo prints
+them (through Spark). The SQL lives in sql/*.sql, shared by both engines.
+
+    python -m simgate.lakehouse.queries [--topic parking-entries]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from .settings import StackSettings
+from .spark import build_spark_session
+from .tables import TopicTables
+
+SQL_DIR = Path(__file__).with_name("sql")
+
+
+def query_text(name: str, table: str) -> str:
+    text = (SQL_DIR / f"{name}.sql").read_text()
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    return body.replace("{table}", table)
+
+
+def entries_per_hour(spark: SparkSession, settings: StackSettings, topic: str = "parking-entries") -> list[tuple[datetime, int]]:
+    """(hour, entries) from production.<topic> on main, oldest hour first."""
+    spark.sql(f"USE REFERENCE main IN {settings.catalog}")
+    rows = spark.sql(query_text("entries_per_hour", TopicTables(settings.catalog, topic).production)).collect()
+    return [(r["hour"], int(r["entries"])) for r in rows]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m simgate.lakehouse.queries", description="entries per hour")
+    parser.add_argument("--topic", default="parking-entries")
+    args = parser.parse_args(argv)
+    settings = StackSettings.from_env()
+    spark = build_spark_session("simgate-queries", settings)
+    try:
+        print(f"entries per hour (production.{TopicTables(settings.catalog, args.topic).base}, main):")
+        for hour, entries in entries_per_hour(spark, settings, args.topic):
+            print(f"  {hour:%Y-%m-%d %H:00}  {entries:6d}  {'#' * min(entries, 60)}")
+    finally:
+        spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
