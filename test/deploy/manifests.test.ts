@@ -14,6 +14,7 @@ import { load } from "js-yaml";
 import { afterAll, describe, expect, test } from "vitest";
 import { loadConfig } from "../../gateway/src/config/load-config.js";
 import { knownCustomResourceTypes, loadCrdValidator, locateCrdsDir, validateCustomResource } from "../support/crd-schema.js";
+import { coreSchemaProblems } from "./core-schema.js";
 import { checkBasics, checkReferences, checkServices, checkWorkloads } from "./k8s-checks.js";
 import {
   isObject,
@@ -172,9 +173,11 @@ describe.each(KUSTOMIZATIONS)("kustomization %s", (dir) => {
     expect(customResourceProblems(items)).toEqual([]);
   });
 
-  test("its core resources are sane (names, namespaces, selectors, ports, probes, resources)", () => {
+  test("its core resources match the Kubernetes API schemas and are sane (names, selectors, ports, probes, resources)", async () => {
     const items = render(dir);
     const ns = dir.startsWith("deploy/argocd") ? "argocd" : NAMESPACE;
+    const core = items.map(({ resource }) => resource).filter((r) => CORE_GROUPS.has(group(r)));
+    expect(await coreSchemaProblems(core)).toEqual([]);
     expect([...checkBasics(items, ns), ...checkWorkloads(items), ...checkServices(items)]).toEqual([]);
   });
 });
@@ -389,6 +392,13 @@ describe("deploy/ as a whole", () => {
       expect(driverEnv).toMatchObject({ SPARK_JARS_DIR: "/opt/simgate/jars", SIMGATE_SPARK_MASTER: "k8s://https://kubernetes.default.svc:443" });
     }
     expect(obj(scheduled["spec"] as Json)["concurrencyPolicy"]).toBe("Forbid");
+    // Both jobs name topics the gateway publishes events to.
+    const eventTopics = Object.values(
+      (JSON.parse(String(obj(find(items, "ConfigMap", "simgate-gateway")["data"] as Json)["gateway.json"])) as { kafka: { topicMap: Record<string, string> } }).kafka.topicMap,
+    ).sort();
+    const topicArgs = (args: Json | undefined): string[] => (Array.isArray(args) ? args.map(String) : []).filter((_a, i, all) => all[i - 1] === "--topic");
+    expect(topicArgs(obj(obj(scheduled["spec"] as Json)["template"])["arguments"]).sort()).toEqual(eventTopics);
+    expect(eventTopics).toContain(topicArgs(obj(wap["spec"] as Json)["arguments"])[0]);
     // Retries of WAP runs belong to the gateway's job driver alone.
     expect(obj(obj(wap["spec"] as Json)["restartPolicy"])["type"]).toBe("Never");
   });
@@ -486,6 +496,19 @@ describe("the checks can fail", () => {
     expect(obj(renderKustomization(dir)[0]?.resource["data"] as Json)).toEqual({ k: "w" });
     writeFileSync(join(dir, "kustomization.yaml"), "resources: [cm.yaml, cm.yaml]\n");
     expect(() => renderKustomization(dir)).toThrow(/defined twice/);
+  });
+
+  test("a core resource of the wrong shape is rejected by the Kubernetes schema", async () => {
+    const deployment = readManifestFile(join(K8S, "base/gateway/deployment.yaml"))[0]?.resource as Resource;
+    expect(await coreSchemaProblems([deployment])).toEqual([]);
+    const bad = structuredClone(deployment) as unknown as { spec: { replicas: unknown; template: { spec: { containers: Record<string, unknown>[] } } } };
+    bad.spec.replicas = "two";
+    (bad.spec.template.spec.containers[0] as Record<string, unknown>)["imagePullPolicy"] = "Sometimes";
+    const problems = await coreSchemaProblems([bad as unknown as Resource]);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/spec\/replicas must be integer/);
+    expect(problems[0]).toMatch(/imagePullPolicy must be equal to one of the allowed values/);
+    expect(await coreSchemaProblems([{ apiVersion: "v1", kind: "Widget", metadata: { name: "w" } }])).toEqual(["/Widget//w: no Kubernetes schema for v1 Widget"]);
   });
 
   test("the sanity checks flag a Service that selects nothing, a wrong targetPort and a probe on no port", () => {
