@@ -360,7 +360,13 @@ describe("deploy/ as a whole", () => {
     expect(serviceAt(uri.hostname, Number(uri.port))).toBe(true);
     expect(uri.pathname).toBe("/iceberg"); // the catalog file is iceberg.properties
     const dataset = load(String(provisioning["dataset-entries-per-hour.yaml"])) as JsonObject;
-    expect(String(dataset["sql"])).toMatch(/FROM\s+iceberg\.production\.parking_entries/);
+    // The same query text as the lakehouse's own (the demo runs it on Spark), on Trino's catalog.
+    const shared = readFileSync(join(ROOT, "lakehouse-jobs/simgate/lakehouse/sql/entries_per_hour.sql"), "utf8")
+      .split("\n")
+      .filter((l) => !l.trimStart().startsWith("--"))
+      .join("\n")
+      .replace("{table}", "iceberg.production.parking_entries");
+    expect(String(dataset["sql"]).trim()).toBe(shared.trim());
     expect(dataset["database_uuid"]).toBe(database["uuid"]);
     const chart = load(String(provisioning["chart-entries-per-hour.yaml"])) as JsonObject;
     expect(chart["dataset_uuid"]).toBe(dataset["uuid"]);
