@@ -4,6 +4,7 @@
 import { Command } from "commander";
 import { simgate } from "../generated/simgate.js";
 import { registerGatewayCommand } from "./gateway-command.js";
+import { registerReplayCommand } from "./replay-command.js";
 import { registerSimulateCommand } from "./simulate-command.js";
 
 const program = new Command();
@@ -16,6 +17,7 @@ program
   });
 registerGatewayCommand(program);
 registerSimulateCommand(program);
+registerReplayCommand(program);
 
 program
   .parseAsync(process.argv)
