@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { load } from "js-yaml";
+import { load, loadAll } from "js-yaml";
 import { afterAll, describe, expect, test } from "vitest";
 import { loadConfig } from "../../gateway/src/config/load-config.js";
 import { knownCustomResourceTypes, loadCrdValidator, locateCrdsDir, validateCustomResource } from "../support/crd-schema.js";
@@ -439,6 +439,25 @@ describe("deploy/ as a whole", () => {
       expect(obj(spec["destination"])["server"]).toBe("https://kubernetes.default.svc");
     }
     expect(readFileSync(join(ROOT, "deploy", "README.md"), "utf8")).toContain(String(rootSource["repoURL"]));
+  });
+});
+
+const KUBECTL = spawnSync("kubectl", ["version", "--client"], { encoding: "utf8" }).status === 0;
+
+describe("the test renderer agrees with kustomize", () => {
+  // Not needed for the checks above (they render without kubectl); when kubectl is installed, its
+  // built-in kustomize must produce exactly what kustomize-lite.ts produced.
+  test.skipIf(!KUBECTL).each(["deploy/k8s/overlays/dev", "deploy/k8s/overlays/prod", "deploy/argocd/apps"])("kubectl kustomize %s", (dir) => {
+    const run = spawnSync("kubectl", ["kustomize", join(ROOT, dir)], { encoding: "utf8", timeout: 60_000 });
+    expect(run.stderr).toBe("");
+    const real = new Map(
+      loadAll(run.stdout)
+        .filter(isObject)
+        .map((r) => [resourceId(r as Resource), r]),
+    );
+    const lite = new Map(render(dir).map(({ resource }) => [resourceId(resource), resource]));
+    expect([...lite.keys()].sort()).toEqual([...real.keys()].sort());
+    for (const [id, resource] of real) expect(lite.get(id), id).toEqual(resource);
   });
 });
 
