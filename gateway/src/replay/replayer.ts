@@ -207,6 +207,7 @@ class Replayer {
     const byType: Record<string, number> = {};
     let paceOrigin: { wallMs: number; simSeconds: number } | null = null;
     this.frontier = reader.dataOffset;
+    let damaged: string | null = null;
 
     for await (const item of reader.frames({ skipCorrupt: this.o.skipCorrupt })) {
       this.checkStopped();
@@ -214,8 +215,8 @@ class Replayer {
         this.s.corrupt.push(item.error);
         this.o.progress?.note(item.error.describe());
         if (!this.o.skipCorrupt) {
-          this.fatal = `recording damaged: ${item.error.describe()} (--skip-corrupt replays the rest)`;
-          throw new Stopped();
+          damaged = `recording damaged: ${item.error.describe()} (--skip-corrupt replays the rest)`;
+          break;
         }
         continue;
       }
@@ -261,9 +262,14 @@ class Replayer {
         this.o.progress?.update(this.progressState());
       }
     }
-    this.frontier = Number.MAX_SAFE_INTEGER;
+    // What was sent gets its answers (and its checkpoint entries) even when the recording is damaged.
+    this.frontier = damaged ? this.frontier : Number.MAX_SAFE_INTEGER;
     await this.until(() => this.inflight.size === 0);
     this.checkpoint.advance(this.lowestOpen());
+    if (damaged) {
+      this.fatal = damaged;
+      return;
+    }
     await this.ensureRunStarted(recordedRunStart);
     const runEnd: simgate.v1.IRunEnd = recordedRunEnd
       ? { ...recordedRunEnd, runId: this.s.runId }
