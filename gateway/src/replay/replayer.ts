@@ -30,6 +30,8 @@ export interface ReplayOptions {
   checkpointPath?: string;
   progress?: ProgressSink;
   signal?: AbortSignal;
+  /** On interrupt, how long events in flight may take to be answered (default 5 s). */
+  interruptGraceMs?: number;
 }
 
 export interface ProgressState {
@@ -123,6 +125,7 @@ class Replayer {
   private readonly s: ReplaySummary;
   private totalBytes = 0;
   private bytesRead = 0;
+  private graceUsed = false;
 
   constructor(private readonly o: ReplayOptions) {
     this.s = {
@@ -175,11 +178,7 @@ class Replayer {
       await this.sendAll(reader);
     } catch (err) {
       if (!(err instanceof Stopped)) this.fatal ??= err instanceof Error ? err.message : String(err);
-      if (this.o.signal?.aborted && !this.fatal) {
-        // Interrupted: give what is in flight a moment to be answered, so the checkpoint has it.
-        const deadline = Date.now() + GRACE_ON_INTERRUPT_MS;
-        while (this.inflight.size > 0 && Date.now() < deadline && !this.fatal) await this.waitForChange(deadline - Date.now());
-      }
+      if (this.o.signal?.aborted && !this.fatal) await this.graceForInflight();
     } finally {
       clearInterval(sweeper);
       this.o.signal?.removeEventListener("abort", onAbort);
@@ -503,12 +502,19 @@ class Replayer {
     while (!condition()) {
       if (this.fatal) throw new Stopped();
       if (this.o.signal?.aborted) {
-        const deadline = Date.now() + GRACE_ON_INTERRUPT_MS;
-        while (this.inflight.size > 0 && Date.now() < deadline && !this.fatal) await this.waitForChange(deadline - Date.now());
+        await this.graceForInflight();
         throw new Stopped();
       }
       await this.waitForChange(1_000);
     }
+  }
+
+  /** Interrupted: give what is in flight a moment to be answered, so the checkpoint has it (once). */
+  private async graceForInflight(): Promise<void> {
+    if (this.graceUsed) return;
+    this.graceUsed = true;
+    const deadline = Date.now() + (this.o.interruptGraceMs ?? GRACE_ON_INTERRUPT_MS);
+    while (this.inflight.size > 0 && Date.now() < deadline && !this.fatal) await this.waitForChange(deadline - Date.now());
   }
 
   private waitForChange(timeoutMs: number): Promise<void> {
