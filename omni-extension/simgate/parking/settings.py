@@ -27,7 +27,7 @@ class SettingsError(ValueError):
 class ParkingSettings:
     # Where the gateway listens. gRPC: host:port. WebSocket: a ws:// or wss:// URL.
     gateway_address: str = "127.0.0.1:50051"
-    gateway_ws_url: str = "ws://127.0.0.1:8080/v1/ws"
+    gateway_ws_url: str = "ws://127.0.0.1:8080/v1/events"
     transport: str = "grpc"
     # Bearer token sent with every call; empty means none.
     token: str = ""
