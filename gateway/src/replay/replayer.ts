@@ -68,6 +68,8 @@ export interface ReplaySummary {
   accepted: number;
   duplicate: number;
   rejectedByCode: Record<string, number>;
+  /** Kafka records per topic, as the gateway's accepted acks located them. */
+  recordsByTopic: Record<string, number>;
   /** Events with no final answer after maxAttempts sends (or when the replay stopped), by last code. */
   failedByCode: Record<string, number>;
   /** Earlier sessions included (from the checkpoint). */
@@ -143,6 +145,7 @@ class Replayer {
       accepted: 0,
       duplicate: 0,
       rejectedByCode: {},
+      recordsByTopic: {},
       failedByCode: {},
       totals: { accepted: 0, duplicate: 0, rejectedByCode: {} },
       corrupt: [],
@@ -440,7 +443,10 @@ class Replayer {
     // A late answer to an earlier send of an event that is already settled, or not ours: ignore.
     if (!p) return;
     if (ack.sequence && p.event.sequence && ack.sequence !== p.event.sequence) return;
-    if (ack.accepted) this.finish(p, "accepted");
+    if (ack.accepted) {
+      if (ack.accepted.record?.topic) bump(this.s.recordsByTopic, ack.accepted.record.topic);
+      this.finish(p, "accepted");
+    }
     else if (ack.duplicate) this.finish(p, "duplicate");
     else if (ack.rejected) this.finish(p, "rejected", ack.rejected.code || "GW_ERR_UNKNOWN");
     else if (ack.retryLater) {

@@ -14,6 +14,7 @@ export function summaryLines(s: ReplaySummary): string[] {
     `replay summary: ${s.recording} → ${s.transport} ${s.target}, run ${run}`,
     `  events in recording ${s.eventsInRecording}, skipped (checkpoint) ${s.skippedFromCheckpoint}, sent ${s.sent}, resends ${s.resends}, retry-later answers ${s.retryLaterAnswers}`,
     `  accepted ${s.accepted}, duplicate ${s.duplicate}, rejected ${count(s.rejectedByCode)}${codes(s.rejectedByCode)}, unanswered ${count(s.failedByCode)}${codes(s.failedByCode)}`,
+    `  records by topic (from the acks):${codes(s.recordsByTopic) || " none"}`,
     `  run start: ${s.runStart}; run end: ${s.runEnd}`,
     `  throughput: ${(answered / Math.max(seconds, 0.001)).toFixed(1)} events/s, ${(s.bytesSent / 1e6 / Math.max(seconds, 0.001)).toFixed(2)} MB/s (${(s.bytesSent / 1e6).toFixed(2)} MB in ${seconds.toFixed(2)} s)`,
   ];
