@@ -53,7 +53,8 @@ def fresh_modules():
 
 
 def worker_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "simgate-gateway-worker" and t.is_alive()]
+    names = ("simgate-gateway-worker", "simgate-run-recorder")
+    return [t for t in threading.enumerate() if t.name in names and t.is_alive()]
 
 
 def run_until(kit: Kit, seconds: float, on_time=None) -> None:
@@ -95,6 +96,7 @@ def test_loaded_like_kit_twice_runs_recovers_across_stop_play_and_releases_every
         imageHeight=48,
         debounceSeconds=0.5,
         shutdownFlushMs=5000,
+        recordingDir=str(tmp_path / "recordings"),
     ))
     kit.install(monkeypatch)
     try:
@@ -102,7 +104,7 @@ def test_loaded_like_kit_twice_runs_recovers_across_stop_play_and_releases_every
         for cycle in range(2):
             extension = extension_class()
             extension.on_startup("simgate.parking-0.1.0")
-            assert len(worker_threads()) == 1
+            assert len(worker_threads()) == 2  # the network worker and the recorder
             assert kit.live() == {"update_subscriptions": 1, "timeline_subscriptions": 1, "trigger_subscriptions": 0,
                                   "render_products": 0, "attached_annotators": 0}
 
@@ -142,6 +144,8 @@ def test_loaded_like_kit_twice_runs_recovers_across_stop_play_and_releases_every
             assert np.asarray(Image.open(io.BytesIO(image.data)))[0, 0, 1] == 200
             assert events[0].coordinates.slot_id == "B-07"
             assert not list((tmp_path / "spool").glob("*.frame"))  # everything acknowledged
+            recorded = sorted(p.stem for p in (tmp_path / "recordings").glob("*.simrec"))
+            assert recorded == sorted(r.split(":", 1)[1] for r in store.runs if r.startswith("start:"))
             kit.timeline.stop()
             kit.update()
         assert not [level for level, _ in kit.logs if level == "error"]

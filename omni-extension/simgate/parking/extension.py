@@ -31,6 +31,7 @@ import omni.kit.app
 import omni.timeline
 import omni.usd
 
+from .recorder import RunRecorder
 from .session import ParkingSession
 from .settings import SETTINGS_ROOT, ParkingSettings, SettingsError
 from .spool import DiskSpool
@@ -60,6 +61,7 @@ class ParkingGateExtension(omni.ext.IExt):
         self._captures: dict[str, tuple[Any, Any]] = {}  # camera path -> (render product, annotator)
         self._session: Optional[ParkingSession] = None
         self._worker: Optional[GatewayWorker] = None
+        self._recorder: Optional[RunRecorder] = None
         self._update_errors = 0
 
         raw = carb.settings.get_settings().get(SETTINGS_ROOT) or {}
@@ -80,6 +82,8 @@ class ParkingGateExtension(omni.ext.IExt):
             reconnect_max_ms=self._settings.reconnect_max_ms,
         )
         self._worker.start()
+        if self._settings.recording_dir:
+            self._recorder = RunRecorder(self._settings.recording_dir, f"simgate-omni-extension/{self._version}")
 
         self._timeline = omni.timeline.get_timeline_interface()
         self._timeline_sub = self._timeline.get_timeline_event_stream().create_subscription_to_pop(
@@ -102,6 +106,9 @@ class ParkingGateExtension(omni.ext.IExt):
         if worker is not None:
             flush_s = (self._settings.shutdown_flush_ms if self._settings else 0) / 1000
             worker.stop(flush_s)
+        recorder, self._recorder = getattr(self, "_recorder", None), None
+        if recorder is not None:
+            recorder.close()
 
     # --- wiring --------------------------------------------------------------------------------
 
@@ -143,7 +150,7 @@ class ParkingGateExtension(omni.ext.IExt):
         reader = StageReader(stage, self._settings.cars_root_path, self._settings.slots_root_path)
         try:
             self._open_cameras()
-            session = ParkingSession(self._settings, reader, self._worker.submit, self._latest_frame, self._version)
+            session = ParkingSession(self._settings, reader, self._send, self._latest_frame, self._version)
         except LookupError as exc:
             carb.log_error(f"[{EXTENSION_NAME}] the stage does not fit the settings: {exc}")
             self._close_cameras()
@@ -153,6 +160,13 @@ class ParkingGateExtension(omni.ext.IExt):
             self._subscribe_triggers()
         session.start()
         carb.log_info(f"[{EXTENSION_NAME}] run {session.run_id} started")
+
+    def _send(self, message: Any) -> bool:
+        """The session's sink: never waits (outbox put; the recording copy is queued too)."""
+        if self._recorder is not None:
+            self._recorder.record(message)
+        assert self._worker is not None
+        return self._worker.submit(message)
 
     def _end_run(self, reason: str) -> None:
         self._unsubscribe_triggers()
