@@ -1,12 +1,14 @@
 // `simgate gateway`: runs the gateway until SIGTERM/SIGINT, then drains and returns (main exits).
 import type { Command } from "commander";
 import { loadConfig } from "../config/load-config.js";
+import type { GatewayConfig } from "../config/schema.js";
 import { startGateway } from "../pipeline/gateway.js";
 import type { GatewayPlugin } from "../pipeline/pipeline-events.js";
-import { createLogger } from "../telemetry/logger.js";
+import { createLogger, type Logger } from "../telemetry/logger.js";
 
-/** Plugins that other parts of the product register (e.g. the job driver). */
-export type PluginFactory = () => GatewayPlugin | Promise<GatewayPlugin>;
+/** Plugins that other parts of the product register (e.g. the job driver), built with the resolved
+ *  configuration and the logger. */
+export type PluginFactory = (context: { config: GatewayConfig; logger: Logger }) => GatewayPlugin | Promise<GatewayPlugin>;
 
 export function registerGatewayCommand(program: Command, pluginFactories: readonly PluginFactory[] = []): void {
   program
@@ -16,7 +18,7 @@ export function registerGatewayCommand(program: Command, pluginFactories: readon
     .action(async (opts: { config?: string }) => {
       const config = loadConfig({ configFile: opts.config });
       const logger = createLogger(config.log.level, config.gatewayId);
-      const plugins = await Promise.all(pluginFactories.map((f) => f()));
+      const plugins = await Promise.all(pluginFactories.map((f) => f({ config, logger })));
       const gateway = await startGateway(config, logger, { plugins });
       await new Promise<void>((resolve) => {
         const onSignal = (signal: NodeJS.Signals): void => {

@@ -3,6 +3,7 @@
 // only main exits the process.
 import { Command } from "commander";
 import { simgate } from "../generated/simgate.js";
+import { jobsPluginFactory } from "../jobs/jobs-plugin.js";
 import { registerGatewayCommand } from "./gateway-command.js";
 import { registerReplayCommand } from "./replay-command.js";
 import { registerSimulateCommand } from "./simulate-command.js";
@@ -15,7 +16,7 @@ program
   .action(() => {
     console.log(Object.keys(simgate.v1).join("\n"));
   });
-registerGatewayCommand(program);
+registerGatewayCommand(program, [jobsPluginFactory]);
 registerSimulateCommand(program);
 registerReplayCommand(program);
 

@@ -37,6 +37,7 @@ export interface GatewayOptions {
 export async function startGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<RunningGateway> {
   const plugins = options.plugins ?? [];
   const metrics = new GatewayMetrics();
+  for (const p of plugins) p.registerMetrics?.(metrics.registry);
   const tls = readTls(config.tls.certFile, config.tls.keyFile);
   const topics = [...new Set([...Object.values(config.kafka.topicMap), config.kafka.deadLetterTopic, config.kafka.runsTopic])];
 

@@ -1,6 +1,7 @@
 // Extension points of the gateway, for components that live beside the pipeline (the job driver):
 // listeners told about produced records and ended runs, and extra HTTP routes on the HTTP port.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Registry } from "prom-client";
 import type { RecordLocation } from "../exporters/kafka/record-producer.js";
 
 export type RecordKind = "event" | "run" | "dead-letter";
@@ -27,4 +28,6 @@ export interface GatewayPlugin {
   stop?(): Promise<void>;
   /** Adds to /readyz's JSON body; does not change readiness. */
   status?(): unknown;
+  /** Called once with the gateway's metric registry (served at /metrics) before start(). */
+  registerMetrics?(registry: Registry): void;
 }

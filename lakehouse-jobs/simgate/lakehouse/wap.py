@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import uuid
@@ -51,6 +52,9 @@ from .transforms import (
 )
 
 RESULT_PREFIX = "SIMGATE_WAP_RESULT "
+# Goes into branch and tag names: letters, digits and dashes only.
+WAP_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 FAIL_POINTS = ("after_branch", "after_staging", "after_audit", "after_production", "after_merge", "after_tag")
 
 # The session settings the WAP job needs on top of the factory's: no table cache, because the job moves
@@ -173,6 +177,8 @@ def run_wap(
     nessie: NessieClient | None = None,
     log=lambda message: print(message, file=sys.stderr, flush=True),
 ) -> WapResult:
+    if not TOPIC.fullmatch(topic):
+        raise ValueError(f"not a Kafka topic name: {topic!r}")
     now = datetime.now(timezone.utc)
     wap_run_id = wap_run_id or new_wap_run_id(now)
     rules = config.rules_for(topic)
@@ -292,6 +298,12 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
     except ConfigError as err:
         print(f"wap: {err}", file=sys.stderr)
+        return 64
+    if not TOPIC.fullmatch(args.topic):
+        print(f"wap: --topic must be a Kafka topic name ({TOPIC.pattern})", file=sys.stderr)
+        return 64
+    if args.wap_run_id is not None and not WAP_RUN_ID.fullmatch(args.wap_run_id):
+        print(f"wap: --wap-run-id must match {WAP_RUN_ID.pattern}", file=sys.stderr)
         return 64
     settings = StackSettings.from_env()
     wap_run_id = args.wap_run_id or new_wap_run_id(datetime.now(timezone.utc))

@@ -1,0 +1,113 @@
+// Wires the job driver into the gateway as a GatewayPlugin: records produced and run ends feed the
+// driver, GET /jobs shows it, its metrics join /metrics, and stopping the gateway stops running jobs.
+import { existsSync, readFileSync } from "node:fs";
+import type { Registry } from "prom-client";
+import type { GatewayConfig } from "../config/schema.js";
+import type { GatewayPlugin } from "../pipeline/pipeline-events.js";
+import type { Logger } from "../telemetry/logger.js";
+import { JobDriver, type JobDriverObserver } from "./job-driver.js";
+import { jobsRoute } from "./jobs-http.js";
+import { loadJobsConfig, type JobsConfig } from "./jobs-config.js";
+import { JobsMetrics } from "./jobs-metrics.js";
+import type { Clock, JobLauncher, JobOutcome } from "./job-types.js";
+import { KubernetesLauncher } from "./kubernetes-launcher.js";
+import { LocalLauncher } from "./local-launcher.js";
+
+export interface JobsPlugin extends GatewayPlugin {
+  readonly driver: JobDriver;
+  registerMetrics(registry: Registry): void;
+}
+
+export interface JobsPluginOptions {
+  config: JobsConfig;
+  /** The gateway's event topics (its topic map's values): the default job topics. */
+  eventTopics: readonly string[];
+  launcher?: JobLauncher;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+const disabledLauncher: JobLauncher = {
+  kind: "none",
+  launch: (): Promise<JobOutcome> => Promise.resolve({ ok: false, status: "disabled", retryable: false, error: "no launcher configured (SIMGATE_JOBS_LAUNCHER)" }),
+};
+
+const SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+export function launcherFor(config: JobsConfig): JobLauncher {
+  switch (config.launcher) {
+    case "none":
+      return disabledLauncher;
+    case "local":
+      return new LocalLauncher({ python: config.local.python, wapConfigFile: config.local.wapConfigFile, env: config.local.env });
+    case "kubernetes": {
+      const k = config.kubernetes;
+      const namespace = k.namespace ?? (existsSync(SA_NAMESPACE_FILE) ? readFileSync(SA_NAMESPACE_FILE, "utf8").trim() : "simgate");
+      return new KubernetesLauncher({ ...k, namespace, caFile: existsSync(k.caFile) ? k.caFile : undefined });
+    }
+  }
+}
+
+export function createJobsPlugin(options: JobsPluginOptions): JobsPlugin {
+  const { config } = options;
+  const topics = config.topics.length > 0 ? config.topics : [...new Set(options.eventTopics)];
+  const enabled = config.launcher !== "none" || options.launcher !== undefined;
+  const launcher = options.launcher ?? launcherFor(config);
+  let metrics: JobsMetrics | undefined;
+  const observer: JobDriverObserver = {
+    triggered: (topic, reason, action) => metrics?.triggered(topic, reason, action),
+    started: (run) => metrics?.started(run),
+    finished: (run, outcome) => metrics?.finished(run, outcome),
+    retryScheduled: (topic) => metrics?.retryScheduled(topic),
+  };
+  const driver = new JobDriver(
+    {
+      topics,
+      // Without a launcher the driver only counts records (visible at /jobs) and starts nothing.
+      onRunEnd: enabled && config.onRunEnd,
+      everyRecords: enabled ? config.everyRecords : 0,
+      everyMs: enabled ? config.everyMs : 0,
+      maxConcurrent: config.maxConcurrent,
+      maxAttempts: config.maxAttempts,
+      backoffMs: config.backoffMs,
+      backoffMaxMs: config.backoffMaxMs,
+      timeoutMs: config.timeoutMs,
+      historySize: config.historySize,
+    },
+    launcher,
+    options.clock,
+    observer,
+    options.logger,
+  );
+  return {
+    name: "jobs",
+    driver,
+    routes: [jobsRoute(() => driver.snapshot())],
+    events: {
+      onRecordProduced: (topic, _location, kind) => {
+        if (kind === "event") driver.recordProduced(topic);
+      },
+      onRunEnded: (runId) => driver.runEnded(runId),
+    },
+    registerMetrics(registry: Registry): void {
+      metrics ??= new JobsMetrics(registry);
+    },
+    async start(): Promise<void> {
+      options.logger?.info({ launcher: launcher.kind, topics, onRunEnd: config.onRunEnd, everyRecords: config.everyRecords, everyMs: config.everyMs }, "job driver ready");
+    },
+    stop: () => driver.stop(),
+    status: () => {
+      const s = driver.snapshot();
+      return { launcher: s.launcher, running: s.running, queued: s.queued };
+    },
+  };
+}
+
+/** The factory the `simgate gateway` command registers: options from SIMGATE_JOBS_* (see jobs-config.ts). */
+export function jobsPluginFactory(context: { config: GatewayConfig; logger: Logger }): JobsPlugin {
+  return createJobsPlugin({
+    config: loadJobsConfig(),
+    eventTopics: Object.values(context.config.kafka.topicMap),
+    logger: context.logger.child({ component: "jobs" }),
+  });
+}

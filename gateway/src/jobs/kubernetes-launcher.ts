@@ -1,0 +1,143 @@
+// Runs the WAP job in a cluster: creates a SparkApplication for the Spark operator through the
+// Kubernetes API (service-account bearer token, the cluster CA), then follows its
+// status.applicationState until COMPLETED or FAILED. Stopping a run deletes the resource.
+import { readFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { systemClock, type Clock, type JobLauncher, type JobOutcome, type JobRequest } from "./job-types.js";
+import { wapRunId } from "./local-launcher.js";
+import { sparkApplicationFor, type SparkApplicationOptions } from "./spark-application.js";
+
+export interface KubernetesLauncherOptions {
+  apiUrl: string;
+  namespace: string;
+  /** Read before every request: projected service-account tokens rotate. */
+  tokenFile: string;
+  /** PEM of the API server's CA; undefined only for a plain-HTTP stand-in in tests. */
+  caFile?: string | undefined;
+  image: string;
+  serviceAccount: string;
+  executorInstances: number;
+  pollMs: number;
+}
+
+const API_PATH = "/apis/sparkoperator.k8s.io/v1beta2";
+// Terminal failures (FAILING and the like are on the way there: keep polling).
+const FAILED_STATES = new Set(["FAILED", "SUBMISSION_FAILED"]);
+
+interface ApiResponse {
+  status: number;
+  body: unknown;
+  text: string;
+}
+
+export class KubernetesLauncher implements JobLauncher {
+  readonly kind = "kubernetes";
+  private readonly ca: Buffer | undefined;
+
+  constructor(
+    private readonly options: KubernetesLauncherOptions,
+    private readonly clock: Clock = systemClock,
+  ) {
+    this.ca = options.caFile !== undefined ? readFileSync(options.caFile) : undefined;
+  }
+
+  private collection(): string {
+    return `${API_PATH}/namespaces/${encodeURIComponent(this.options.namespace)}/sparkapplications`;
+  }
+
+  private call(method: string, path: string, body?: unknown): Promise<ApiResponse> {
+    const url = new URL(path, this.options.apiUrl);
+    const token = readFileSync(this.options.tokenFile, "utf8").trim();
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: "application/json" };
+    if (payload !== undefined) {
+      headers["content-type"] = "application/json";
+      headers["content-length"] = String(Buffer.byteLength(payload));
+    }
+    return new Promise((resolve, reject) => {
+      const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+      const req = send(url, { method, headers, ...(url.protocol === "https:" && this.ca ? { ca: this.ca } : {}), timeout: 30_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let parsed: unknown;
+          try {
+            parsed = text ? JSON.parse(text) : undefined;
+          } catch {
+            parsed = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed, text });
+        });
+      });
+      req.on("timeout", () => req.destroy(new Error(`${method} ${url.pathname}: timed out`)));
+      req.on("error", reject);
+      req.end(payload);
+    });
+  }
+
+  private sleep(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.clock.setTimeout(() => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      const onAbort = (): void => {
+        this.clock.clearTimeout(timer);
+        resolve();
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  async launch(request: JobRequest, signal: AbortSignal): Promise<JobOutcome> {
+    const runId = wapRunId(request);
+    const resource = sparkApplicationFor({ topic: request.topic, wapRunId: runId, jobId: request.id }, this.resourceOptions());
+    const name = (resource["metadata"] as { name: string }).name;
+    try {
+      const created = await this.call("POST", this.collection(), resource);
+      if (created.status === 401 || created.status === 403) {
+        return { ok: false, status: "failed", retryable: false, error: `Kubernetes API refused the service account (${created.status}): ${created.text.slice(0, 300)}` };
+      }
+      if (created.status === 422 || created.status === 400) {
+        return { ok: false, status: "failed", retryable: false, error: `SparkApplication rejected (${created.status}): ${created.text.slice(0, 500)}` };
+      }
+      if (created.status !== 201 && created.status !== 200 && created.status !== 409) {
+        return { ok: false, status: "failed", retryable: true, error: `creating SparkApplication ${name}: HTTP ${created.status} ${created.text.slice(0, 300)}` };
+      }
+      for (;;) {
+        if (signal.aborted) {
+          await this.call("DELETE", `${this.collection()}/${name}`).catch(() => undefined);
+          return { ok: false, status: "cancelled", retryable: true, error: signal.reason instanceof Error ? signal.reason.message : "stopped", result: { application: name, wapRunId: runId } };
+        }
+        const got = await this.call("GET", `${this.collection()}/${name}`);
+        if (got.status === 404) return { ok: false, status: "failed", retryable: true, error: `SparkApplication ${name} disappeared`, result: { application: name, wapRunId: runId } };
+        const app = got.body as { status?: { applicationState?: { state?: string; errorMessage?: string } } } | undefined;
+        const state = app?.status?.applicationState?.state ?? "";
+        if (state === "COMPLETED") return { ok: true, status: "completed", retryable: false, result: { application: name, wapRunId: runId, state } };
+        if (FAILED_STATES.has(state)) {
+          return {
+            ok: false,
+            status: "failed",
+            retryable: true,
+            error: `SparkApplication ${name} ${state}: ${app?.status?.applicationState?.errorMessage ?? "no message"}`,
+            result: { application: name, wapRunId: runId, state },
+          };
+        }
+        await this.sleep(this.options.pollMs, signal);
+      }
+    } catch (err) {
+      return { ok: false, status: "failed", retryable: true, error: `Kubernetes API: ${err instanceof Error ? err.message : String(err)}` };
+    }
+  }
+
+  private resourceOptions(): SparkApplicationOptions {
+    return {
+      namespace: this.options.namespace,
+      image: this.options.image,
+      serviceAccount: this.options.serviceAccount,
+      executorInstances: this.options.executorInstances,
+    };
+  }
+}

@@ -1,0 +1,119 @@
+// Runs the WAP job on this machine: `<venv>/bin/python -m simgate.lakehouse.wap --topic T`, Spark in
+// local mode with the pinned jars (the job's own session factory finds them). The job's environment is
+// the gateway's (the stack settings KAFKA_BOOTSTRAP, S3_*, NESSIE_URI, SPARK_JARS_DIR pass through)
+// plus the configured extras. Its last stdout line `SIMGATE_WAP_RESULT {json}` is the result.
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { JobLauncher, JobOutcome, JobRequest, JobResult } from "./job-types.js";
+
+export const RESULT_PREFIX = "SIMGATE_WAP_RESULT ";
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+
+export interface LocalLauncherOptions {
+  /** Default <repo>/.venv/bin/python. */
+  python?: string | undefined;
+  wapConfigFile?: string | undefined;
+  env?: Record<string, string>;
+  /** Python module to run (tests use it to point at a stand-in). */
+  module?: string;
+  /** Kept from the job's stderr for the run's error message. */
+  stderrTailBytes?: number;
+  /** Grace between SIGTERM and SIGKILL when a run is stopped. */
+  killGraceMs?: number;
+}
+
+/** Exit codes of simgate.lakehouse.wap (see its docstring) → outcome. */
+export function outcomeOf(exitCode: number | null, signal: NodeJS.Signals | null, result: JobResult | undefined, stderrTail: string, aborted: string | undefined): JobOutcome {
+  const status = typeof result?.["status"] === "string" ? (result["status"] as string) : undefined;
+  const lastLine = stderrTail.trim().split("\n").filter((l) => l.trim() !== "").at(-1) ?? "";
+  const problems = Array.isArray(result?.["problems"]) ? (result["problems"] as unknown[]).map(String).join("; ") : "";
+  const base = { exitCode, ...(result ? { result } : {}) };
+  if (aborted !== undefined) return { ...base, ok: false, status: "cancelled", retryable: true, error: aborted };
+  if (exitCode === 0) return { ...base, ok: true, status: status ?? "succeeded", retryable: false };
+  const error = problems || lastLine || (signal ? `killed by ${signal}` : `exit code ${String(exitCode)}`);
+  if (exitCode === 2) return { ...base, ok: false, status: "audit_failed", retryable: false, error };
+  if (exitCode === 64) return { ...base, ok: false, status: "bad_usage", retryable: false, error };
+  return { ...base, ok: false, status: status && status !== "running" ? status : "failed", retryable: true, error };
+}
+
+export class LocalLauncher implements JobLauncher {
+  readonly kind = "local";
+  readonly python: string;
+
+  constructor(private readonly options: LocalLauncherOptions = {}) {
+    this.python = options.python ?? resolve(REPO_ROOT, ".venv", "bin", "python");
+  }
+
+  launch(request: JobRequest, signal: AbortSignal): Promise<JobOutcome> {
+    if (!existsSync(this.python)) {
+      return Promise.resolve({ ok: false, status: "failed", retryable: false, error: `no Python at ${this.python}: run scripts/setup (or set SIMGATE_JOBS_PYTHON)` });
+    }
+    const args = ["-m", this.options.module ?? "simgate.lakehouse.wap", "--topic", request.topic, "--wap-run-id", wapRunId(request)];
+    if (this.options.wapConfigFile) args.push("--config", this.options.wapConfigFile);
+    const tailBytes = this.options.stderrTailBytes ?? 8192;
+    return new Promise((resolveOutcome) => {
+      // Own process group: stopping the job stops its Spark JVM too.
+      const child = spawn(this.python, args, {
+        cwd: REPO_ROOT,
+        env: { ...process.env, ...this.options.env, SIMGATE_JOB_ID: request.id },
+        stdio: ["ignore", "pipe", "pipe"],
+        detached: true,
+      });
+      let stdout = "";
+      let stderr = "";
+      let result: JobResult | undefined;
+      let aborted: string | undefined;
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+        stdout += chunk;
+        const lines = stdout.split("\n");
+        stdout = lines.pop() ?? "";
+        for (const line of lines) if (line.startsWith(RESULT_PREFIX)) result = parseResult(line) ?? result;
+      });
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+        stderr = (stderr + chunk).slice(-tailBytes);
+      });
+      const killGroup = (sig: NodeJS.Signals): void => {
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, sig);
+        } catch {
+          // already gone
+        }
+      };
+      const onAbort = (): void => {
+        aborted = signal.reason instanceof Error ? signal.reason.message : "stopped";
+        killGroup("SIGTERM");
+        setTimeout(() => killGroup("SIGKILL"), this.options.killGraceMs ?? 10_000).unref();
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+      child.once("error", (err) => {
+        signal.removeEventListener("abort", onAbort);
+        resolveOutcome({ ok: false, status: "failed", retryable: true, error: `could not start ${this.python}: ${err.message}` });
+      });
+      child.once("close", (code, sig) => {
+        signal.removeEventListener("abort", onAbort);
+        if (stdout.startsWith(RESULT_PREFIX)) result = parseResult(stdout) ?? result;
+        resolveOutcome(outcomeOf(code, sig, result, stderr, aborted));
+      });
+    });
+  }
+}
+
+function parseResult(line: string): JobResult | undefined {
+  try {
+    const value: unknown = JSON.parse(line.slice(RESULT_PREFIX.length));
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as JobResult) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The WAP run id (as the job makes its own: UTC time and random hex), chosen here so that /jobs shows
+ *  it before the job ends and it can be found in Nessie's tags (`wap-<topic>-<id>`). */
+export function wapRunId(_request: JobRequest, now: Date = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  return `${stamp}-${randomBytes(4).toString("hex")}`;
+}
