@@ -70,3 +70,25 @@ def test_png_of_a_camera_sized_frame_is_smaller_than_raw() -> None:
     png = encode_png(frame)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(png) < len(frame.pixels) // 50
+
+
+def test_raw_images_of_a_frame_are_encoded_into_a_new_frame_off_the_simulation_thread() -> None:
+    from simgate.parking.images import encode_frame_images
+
+    pixels = gradient(16, 8)
+    frame = simgate_pb2.ClientFrame()
+    frame.event.event_id = "e1"
+    frame.event.images.add(view="entry", encoding=simgate_pb2.IMAGE_ENCODING_RAW_RGBA8, width=16, height=8,
+                           data=pixels.tobytes())
+    frame.event.images.add(view="exit", encoding=simgate_pb2.IMAGE_ENCODING_JPEG, width=1, height=1, data=b"jpeg")
+    out = encode_frame_images(frame, "png")
+    assert out is not frame and frame.event.images[0].encoding == simgate_pb2.IMAGE_ENCODING_RAW_RGBA8  # untouched
+    assert out.event.images[0].encoding == simgate_pb2.IMAGE_ENCODING_PNG
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(out.event.images[0].data))), pixels)
+    assert out.event.images[1].data == b"jpeg"  # already encoded: left alone
+    assert encode_frame_images(out, "png") is out  # nothing raw left: the same frame back
+    assert encode_frame_images(frame, "raw") is frame
+    bad = simgate_pb2.ClientFrame()
+    bad.event.images.add(view="entry", encoding=simgate_pb2.IMAGE_ENCODING_RAW_RGBA8, width=4, height=4, data=b"short")
+    kept = encode_frame_images(bad, "png")
+    assert kept.event.images[0].data == b"short" and kept.event.attributes["imageError"].startswith(CODE_BAD_PIXELS)

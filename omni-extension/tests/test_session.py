@@ -120,3 +120,13 @@ def test_a_car_removed_from_the_stage_still_yields_its_event_without_coordinates
     event = session._emit(GateCrossing("/World/Gates/Entry", "entry", "/World/Cars/Car1", "in", 1.2, "trigger"))
     assert event.car_id == "Car1" and not event.HasField("coordinates") and "readError" in event.attributes
     assert sent[-1] is event and session.stats.read_errors == 1
+
+
+def test_without_encoding_the_session_attaches_raw_rgba_for_the_worker_to_encode() -> None:
+    sent: list = []
+    session = ParkingSession(settings(), StageReader(build_parking_lot()), sent.append, Frames(), run_id="r5",
+                             encode_images=False)
+    session.start()
+    events = play(session)
+    image = events[0].images[0]
+    assert image.encoding == simgate_pb2.IMAGE_ENCODING_RAW_RGBA8 and len(image.data) == 32 * 24 * 4

@@ -199,3 +199,23 @@ def test_websocket_transport_delivers_and_resends(tmp_path) -> None:
         assert store.tokens[0] == "Bearer w"
     finally:
         gateway.close()
+
+
+def test_prepare_runs_on_the_worker_thread_before_sending(tmp_path, grpc_gateway) -> None:
+    threads: list[str] = []
+
+    def prepare(frame):
+        threads.append(threading.current_thread().name)
+        out = simgate_pb2.ClientFrame()
+        out.CopyFrom(frame)
+        out.event.attributes["prepared"] = "yes"
+        return out
+
+    worker = make_worker(tmp_path, lambda: GrpcTransport(grpc_gateway.address), prepare=prepare)
+    worker.start()
+    for n in range(1, 4):
+        worker.submit(event("p1", n))
+    wait_for(lambda: worker.pending() == 0, what="acks")
+    worker.stop(1.0)
+    assert all(e.attributes["prepared"] == "yes" for e in grpc_gateway.store.events.values())
+    assert threads == ["simgate-gateway-worker"] * 3

@@ -31,6 +31,7 @@ import omni.kit.app
 import omni.timeline
 import omni.usd
 
+from .images import encode_frame_images
 from .recorder import RunRecorder
 from .session import ParkingSession
 from .settings import SETTINGS_ROOT, ParkingSettings, SettingsError
@@ -73,6 +74,9 @@ class ParkingGateExtension(omni.ext.IExt):
             return
 
         spool = DiskSpool(self._spool_dir(), self._settings.spool_max_bytes, self._settings.spool_max_events)
+        # Images leave the simulation thread as raw RGBA; PNG/JPEG encoding happens on these threads.
+        encoding, quality = self._settings.image_encoding, self._settings.jpeg_quality
+        prepare = lambda frame: encode_frame_images(frame, encoding, quality)  # noqa: E731
         self._worker = GatewayWorker(
             self._transport_factory(),
             spool,
@@ -80,10 +84,13 @@ class ParkingGateExtension(omni.ext.IExt):
             max_in_flight=self._settings.max_in_flight,
             reconnect_initial_ms=self._settings.reconnect_initial_ms,
             reconnect_max_ms=self._settings.reconnect_max_ms,
+            prepare=prepare,
         )
         self._worker.start()
         if self._settings.recording_dir:
-            self._recorder = RunRecorder(self._settings.recording_dir, f"simgate-omni-extension/{self._version}")
+            self._recorder = RunRecorder(
+                self._settings.recording_dir, f"simgate-omni-extension/{self._version}", prepare=prepare
+            )
 
         self._timeline = omni.timeline.get_timeline_interface()
         self._timeline_sub = self._timeline.get_timeline_event_stream().create_subscription_to_pop(
@@ -150,7 +157,9 @@ class ParkingGateExtension(omni.ext.IExt):
         reader = StageReader(stage, self._settings.cars_root_path, self._settings.slots_root_path)
         try:
             self._open_cameras()
-            session = ParkingSession(self._settings, reader, self._send, self._latest_frame, self._version)
+            session = ParkingSession(
+                self._settings, reader, self._send, self._latest_frame, self._version, encode_images=False
+            )
         except LookupError as exc:
             carb.log_error(f"[{EXTENSION_NAME}] the stage does not fit the settings: {exc}")
             self._close_cameras()

@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from simgate.v1 import simgate_pb2
 
@@ -25,8 +25,15 @@ _STOP = object()
 
 
 class RunRecorder:
-    def __init__(self, directory: str, producer: str, capacity: int = 256) -> None:
+    def __init__(
+        self,
+        directory: str,
+        producer: str,
+        capacity: int = 256,
+        prepare: Optional[Callable[[simgate_pb2.ClientFrame], simgate_pb2.ClientFrame]] = None,
+    ) -> None:
         self.directory = directory
+        self._prepare = prepare
         self.producer = producer
         self._queue: "queue.Queue[object]" = queue.Queue(maxsize=capacity)
         self._writer = None
@@ -81,7 +88,8 @@ class RunRecorder:
         if self._writer is None:
             self.left_out += 1
             return
-        self._writer.append(frame_of(message))
+        frame = frame_of(message)
+        self._writer.append(self._prepare(frame) if self._prepare is not None else frame)
         self.frames_written += 1
         if isinstance(message, simgate_pb2.RunEnd):
             self._close_file()

@@ -50,11 +50,14 @@ class ParkingSession:
         producer_version: str = "0.0.0",
         run_id: Optional[str] = None,
         clock_ms: Optional[Callable[[], int]] = None,
+        encode_images: bool = True,
     ) -> None:
         self.settings = settings
         self.reader = reader
         self._sink = sink
         self._frames = frames
+        # False: attach raw RGBA (a copy, fast) and let the worker thread encode (images.encode_frame_images)
+        self._encoding = settings.image_encoding if encode_images else "raw"
         self.producer_version = producer_version
         kwargs = {"clock_ms": clock_ms} if clock_ms is not None else {}
         self.run = RunEvents(run_id or new_run_id(settings.run_id_prefix), **kwargs)
@@ -172,7 +175,7 @@ class ParkingSession:
             return None
         try:
             frame = data if isinstance(data, RgbaFrame) else RgbaFrame.from_array(data)
-            encoded = encode(frame, self.settings.image_encoding, self.settings.jpeg_quality)
+            encoded = encode(frame, self._encoding, self.settings.jpeg_quality)
         except ImageEncodingError as exc:
             self.stats.image_errors += 1
             attributes["imageError"] = str(exc)[:200]

@@ -85,6 +85,7 @@ class GatewayWorker:
         reconnect_max_ms: int = 10_000,
         on_ack: Optional[AckListener] = None,
         rng: Optional[random.Random] = None,
+        prepare: Optional[Callable[[simgate_pb2.ClientFrame], simgate_pb2.ClientFrame]] = None,
     ) -> None:
         self._factory = transport_factory
         self.spool = spool
@@ -92,6 +93,8 @@ class GatewayWorker:
         self.max_in_flight = max_in_flight
         self._backoff = Backoff(reconnect_initial_ms, reconnect_max_ms, rng)
         self._on_ack = on_ack
+        # Runs on the worker thread before an event goes on the wire (e.g. image encoding); idempotent.
+        self._prepare = prepare
         self.stats = WorkerStats()
         self._inflight: dict[str, _Pending] = {}
         self._retry: list[tuple[float, _Pending]] = []
@@ -316,6 +319,11 @@ class GatewayWorker:
                 self._handle_run_ack(pending, run_ack)
                 continue
             self._take(pending)
+            if self._prepare is not None:
+                try:
+                    item.frame = self._prepare(item.frame)  # kept prepared: a resend does not redo it
+                except Exception:
+                    log.exception("simgate: preparing %s failed; it is sent as it is", item.key)
             self._inflight[item.key] = pending
             self._count_send(item.key)
             await transport.send_event(item.frame.event)
