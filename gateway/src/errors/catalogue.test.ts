@@ -1,0 +1,29 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { ERROR_CATALOGUE } from "./catalogue.js";
+import { GatewayError, asGatewayError } from "./gateway-error.js";
+
+describe("error catalogue", () => {
+  it("uses GW_ERR_ names with a class and a stage", () => {
+    for (const [code, spec] of Object.entries(ERROR_CATALOGUE)) {
+      expect(code).toMatch(/^GW_ERR_[A-Z0-9_]+$/);
+      expect(["permanent", "retryable", "throttled"]).toContain(spec.class);
+      expect(spec.description.length).toBeGreaterThan(10);
+    }
+  });
+
+  it("is listed in full in docs/errors.md", () => {
+    const doc = readFileSync(new URL("../../../docs/errors.md", import.meta.url), "utf8");
+    for (const [code, spec] of Object.entries(ERROR_CATALOGUE)) expect(doc).toContain(`| \`${code}\` | ${spec.class} |`);
+  });
+
+  it("carries class and retry delay on the error", () => {
+    const permanent = new GatewayError("GW_ERR_IMAGE_TRUNCATED", "x");
+    expect(permanent.permanent).toBe(true);
+    expect(permanent.retryAfterMs).toBe(0);
+    const retry = new GatewayError("GW_ERR_KAFKA_UNAVAILABLE", "y");
+    expect(retry.permanent).toBe(false);
+    expect(retry.retryAfterMs).toBeGreaterThan(0);
+    expect(asGatewayError(new Error("boom")).code).toBe("GW_ERR_INTERNAL");
+  });
+});

@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest";
+import { ConnectionFlow, InFlightLimiter } from "./in-flight.js";
+
+function recorder() {
+  const calls: string[] = [];
+  return { calls, flow: { pause: () => calls.push("pause"), resume: () => calls.push("resume") } };
+}
+
+describe("in-flight limits", () => {
+  it("pauses a connection at its own limit and resumes below it", async () => {
+    const total = new InFlightLimiter(100);
+    const r = recorder();
+    const conn = new ConnectionFlow(total, 2, "block", r.flow);
+    expect(await conn.admit()).toBe(true);
+    expect(r.calls).toEqual([]);
+    expect(await conn.admit()).toBe(true);
+    expect(r.calls).toEqual(["pause"]);
+    conn.done();
+    expect(r.calls).toEqual(["pause", "resume"]);
+    expect(total.count).toBe(1);
+  });
+
+  it("blocks on the total limit and hands the slot over on release", async () => {
+    const total = new InFlightLimiter(1);
+    const a = new ConnectionFlow(total, 10, "block", recorder().flow);
+    const rb = recorder();
+    const b = new ConnectionFlow(total, 10, "block", rb.flow);
+    expect(await a.admit()).toBe(true);
+    let admitted = false;
+    const waiting = b.admit().then((ok) => (admitted = ok));
+    await Promise.resolve();
+    expect(admitted).toBe(false);
+    expect(rb.calls).toEqual(["pause"]);
+    a.done();
+    await waiting;
+    expect(admitted).toBe(true);
+    expect(rb.calls).toEqual(["pause", "resume"]);
+    expect(total.count).toBe(1);
+  });
+
+  it("answers throttled with whenFull = reject", async () => {
+    const total = new InFlightLimiter(1);
+    const a = new ConnectionFlow(total, 10, "reject", recorder().flow);
+    expect(await a.admit()).toBe(true);
+    expect(await a.admit()).toBe(false);
+    expect(a.inFlight).toBe(1);
+  });
+});

@@ -1,0 +1,163 @@
+// Bad input: each case gets its documented code, is kept in the dead-letter topic with the reason, and
+// the gateway stays ready afterwards.
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { simgate } from "../../gateway/src/generated/simgate.js";
+import { GrpcIngest, WsIngest, type UnaryError } from "../support/clients.js";
+import { makeEvent, type EventImage } from "../support/events.js";
+import { startGateway, uniqueId, type TestGateway } from "../support/gateway.js";
+import { makeJpeg, makePng } from "../support/images.js";
+import { objectExists, readTopic, s3Client, type ConsumedRecord } from "../support/stack.js";
+
+const TOKEN = "test-token-0123456789abcdef";
+const MAX_MESSAGE = 1024 * 1024;
+const MAX_PIXELS = 100_000;
+const PNG = simgate.v1.ImageEncoding.IMAGE_ENCODING_PNG;
+const JPEG = simgate.v1.ImageEncoding.IMAGE_ENCODING_JPEG;
+
+let gw: TestGateway;
+let grpcClient: GrpcIngest;
+let png: Buffer; // 160x120
+let bigJpeg: Buffer; // 640x360 = 230,400 pixels > MAX_PIXELS
+const runId = uniqueId("bad-run");
+let seq = 0;
+const s3 = s3Client();
+
+beforeAll(async () => {
+  [png, bigJpeg] = await Promise.all([makePng(160, 120, 3), makeJpeg(640, 360, 4)]);
+  gw = await startGateway({ token: TOKEN, env: { SIMGATE_MAX_MESSAGE_BYTES: String(MAX_MESSAGE), SIMGATE_MAX_IMAGE_PIXELS: String(MAX_PIXELS) } });
+  grpcClient = new GrpcIngest(gw.grpcAddress, TOKEN);
+});
+afterAll(async () => {
+  grpcClient.close();
+  expect(await gw.stop()).toBe(0);
+  s3.destroy();
+});
+afterEach(async () => {
+  expect(await gw.isReady()).toBe(true);
+});
+
+function goodImage(): EventImage {
+  return { view: "entry", encoding: PNG, width: 160, height: 120, data: png };
+}
+function event(overrides: Partial<simgate.v1.IEvent> = {}, images: EventImage[] = [goodImage()]): simgate.v1.IEvent {
+  return makeEvent(runId, ++seq, images, overrides);
+}
+
+async function deadLetters(): Promise<Array<ConsumedRecord & { body: Record<string, unknown> }>> {
+  return (await readTopic(gw.topics.deadLetter)).map((r) => ({ ...r, body: JSON.parse(r.value ?? "{}") as Record<string, unknown> }));
+}
+
+async function expectRejected(e: simgate.v1.IEvent, code: string): Promise<void> {
+  // Over gRPC (stream and unary) and over WebSocket: the same code each time.
+  const stream = grpcClient.openStream();
+  const viaStream = await stream.send(e);
+  stream.end();
+  expect(viaStream.rejected?.code, JSON.stringify(viaStream.toJSON())).toBe(code);
+  expect(viaStream.rejected?.message.length).toBeGreaterThan(5);
+  const viaUnary = await grpcClient.sendEvent(e);
+  expect(viaUnary.rejected?.code).toBe(code);
+  const ws = await WsIngest.connect(gw.wsUrl, TOKEN);
+  const viaWs = await ws.sendEvent(e);
+  await ws.close();
+  expect(viaWs.rejected?.code).toBe(code);
+  const id = e.eventId ?? "";
+  if (id !== "" && /^[A-Za-z0-9._:-]{1,128}$/.test(id)) {
+    const kept = (await deadLetters()).filter((d) => d.key === id);
+    expect(kept.length).toBe(3);
+    for (const d of kept) {
+      expect(d.body).toMatchObject({ schemaVersion: 1, code, eventId: id });
+      expect(typeof d.body["message"]).toBe("string");
+      expect(d.body["payloadBase64"] ?? d.body["quarantineUri"]).toBeTruthy();
+    }
+    expect(kept.map((d) => d.body["transport"]).sort()).toEqual(["grpc", "grpc", "ws"]);
+  }
+}
+
+describe("bad input", () => {
+  it("bytes that are not protobuf", async () => {
+    // protobufjs is lenient (it clamps over-long strings and ignores wire types of known fields), so
+    // "not protobuf" here is bytes it cannot read at all: an invalid wire type (7), an unterminated varint.
+    const garbage = Buffer.from([0x7f, 0x01, 0x02]);
+    const unterminated = Buffer.from([0x18, 0xff, 0xff]);
+    const unary2 = await grpcClient.sendRawEvent(unterminated).catch((e: unknown) => e);
+    expect(unary2).toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+    const stream = grpcClient.openStream(true);
+    const ack = await stream.sendRaw(garbage);
+    stream.end();
+    expect(ack.eventId).toBe("");
+    expect(ack.rejected?.code).toBe("GW_ERR_DECODE");
+    await expect(grpcClient.sendRawEvent(garbage)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining("GW_ERR_DECODE") });
+    const ws = await WsIngest.connect(gw.wsUrl, TOKEN);
+    const frame = await ws.sendRaw(garbage);
+    expect(frame.error?.code).toBe("GW_ERR_DECODE");
+    const text = await ws.sendRaw(Buffer.from("hello"), false);
+    expect(text.error?.code).toBe("GW_ERR_EMPTY_FRAME");
+    await ws.close();
+    const kept = (await deadLetters()).filter((d) => d.body["code"] === "GW_ERR_DECODE");
+    expect(kept.length).toBeGreaterThanOrEqual(3);
+    expect(kept.some((d) => d.body["payloadBase64"] === garbage.toString("base64"))).toBe(true);
+  });
+
+  it("an unknown event type", () => expectRejected(event({ eventType: "parking.teleport" }), "GW_ERR_UNKNOWN_EVENT_TYPE"));
+  it("a missing event id", () => expectRejected(event({ eventId: "" }), "GW_ERR_INVALID_ID"));
+  it("a missing run id", () => expectRejected(event({ runId: "" }), "GW_ERR_INVALID_ID"));
+  it("an over-long event id", () => expectRejected(event({ eventId: "e".repeat(129) }), "GW_ERR_INVALID_ID"));
+  it("a path-traversal id", async () => {
+    const e = event({ runId: "../../../etc" });
+    await expectRejected(e, "GW_ERR_INVALID_ID");
+    await expectRejected(event({ eventId: ".." }), "GW_ERR_INVALID_ID");
+    expect(await objectExists(s3, `s3://simgate-blobs/etc/events/${e.eventId}/entry.png`)).toBe(false);
+  });
+  it("non-finite coordinates", () => expectRejected(event({ coordinates: { slotId: "A-1", x: Number.NaN, y: Number.POSITIVE_INFINITY, z: 0, yawDeg: 0 } }), "GW_ERR_INVALID_COORDINATES"));
+  it("a truncated PNG", () => expectRejected(event({}, [{ ...goodImage(), data: png.subarray(0, png.length - 100) }]), "GW_ERR_IMAGE_TRUNCATED"));
+  it("bytes that are not an image", () => expectRejected(event({}, [{ ...goodImage(), data: Buffer.from("definitely not a PNG file, just text") }]), "GW_ERR_IMAGE_NOT_AN_IMAGE"));
+  it("dimensions that disagree", () => expectRejected(event({}, [{ ...goodImage(), width: 161 }]), "GW_ERR_IMAGE_DIMENSIONS"));
+  it("an image over the pixel limit", async () => {
+    await expectRejected(event({}, [{ view: "plate", encoding: JPEG, width: 640, height: 360, data: bigJpeg }]), "GW_ERR_IMAGE_PIXEL_LIMIT");
+    // declared small, real size large: caught from the header before decoding
+    await expectRejected(event({}, [{ view: "plate", encoding: JPEG, width: 100, height: 100, data: bigJpeg }]), "GW_ERR_IMAGE_PIXEL_LIMIT");
+  });
+
+  it("a message over the size limit: rejected and quarantined; beyond the transport limit refused", async () => {
+    // Otherwise valid, padded (with text) to just over the limit but under the transport's 2x.
+    const big = event();
+    const size = simgate.v1.Event.encode(big).finish().length;
+    const padded = { ...big, text: "t".repeat(MAX_MESSAGE + 50_000 - size) };
+    expect(simgate.v1.Event.encode(padded).finish().length).toBeGreaterThan(MAX_MESSAGE);
+    await expectRejected(padded, "GW_ERR_MESSAGE_TOO_LARGE");
+    const kept = (await deadLetters()).filter((d) => d.key === padded.eventId);
+    const uri = kept[0]?.body["quarantineUri"];
+    expect(typeof uri).toBe("string");
+    expect(String(uri)).toMatch(/^s3:\/\/simgate-blobs\/quarantine\//);
+    expect(await objectExists(s3, String(uri))).toBe(true);
+    expect(kept[0]?.body["payloadBase64"]).toBeNull();
+
+    const huge = { ...big, eventId: `${runId}-huge`, text: "h".repeat(MAX_MESSAGE * 2 + 10) };
+    const err = (await grpcClient.sendEvent(huge).catch((e: unknown) => e)) as UnaryError;
+    expect(err.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+  });
+
+  it("a missing or wrong token", async () => {
+    for (const token of [undefined, "wrong-token-0123456789"]) {
+      const client = new GrpcIngest(gw.grpcAddress, token);
+      const err = (await client.sendEvent(event()).catch((e: unknown) => e)) as UnaryError;
+      expect(err.code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(err.details).toContain("GW_ERR_UNAUTHENTICATED");
+      const stream = client.openStream();
+      const status = await stream.done;
+      expect(status.code).toBe(grpc.status.UNAUTHENTICATED);
+      client.close();
+      await expect(WsIngest.connect(gw.wsUrl, token)).rejects.toMatchObject({ statusCode: 401 });
+    }
+    // a token in the URL is not accepted
+    await expect(WsIngest.connect(`${gw.wsUrl}?token=${TOKEN}`)).rejects.toMatchObject({ statusCode: 401 });
+  });
+
+  it("good events still go through afterwards", async () => {
+    const ack = await grpcClient.sendEvent(event());
+    expect(ack.accepted?.record?.topic).toMatch(/^parking-/);
+    const metrics = (await gw.get("/metrics")).body;
+    expect(metrics).toMatch(/simgate_gateway_events_total\{transport="grpc",outcome="rejected",code="GW_ERR_IMAGE_TRUNCATED"\} [1-9]/);
+  });
+});
