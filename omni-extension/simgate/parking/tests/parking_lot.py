@@ -1,4 +1,5 @@
-"""A small parking-lot stage built with usd-core, shared by the tests (not a test module).
+"""A small parking-lot stage built with pxr (usd-core outside Kit, Kit's own USD inside), shared by the
+pytest tests and the omni.kit.test tests (not a test module itself).
 
 Z-up, centimetres (metersPerUnit 0.01, Kit's classic default), 24 time codes per second.
 The lot is the x > 0 half-space; the gates stand in the wall at x = 0:
@@ -11,6 +12,8 @@ The lot is the x > 0 half-space; the gates stand in the wall at x = 0:
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 from pxr import Gf, Sdf, Usd, UsdGeom
 
@@ -42,8 +45,13 @@ def _car(stage: Usd.Stage, name: str, plate: str, keys: list[tuple[float, tuple[
     return prim
 
 
-def build_parking_lot(path: str | None = None) -> Usd.Stage:
+def build_parking_lot(path: Optional[str] = None) -> Usd.Stage:
     stage = Usd.Stage.CreateNew(path) if path else Usd.Stage.CreateInMemory("parking-lot.usda")
+    return populate_parking_lot(stage)
+
+
+def populate_parking_lot(stage: Usd.Stage) -> Usd.Stage:
+    """Authors the lot into an existing stage (inside Kit: the open stage of omni.usd)."""
     UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
     UsdGeom.SetStageMetersPerUnit(stage, 0.01)
     stage.SetTimeCodesPerSecond(TCPS)
