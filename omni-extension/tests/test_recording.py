@@ -118,3 +118,33 @@ def test_garbage_between_frames_is_skipped(tmp_path: Path) -> None:
     with RecordingReader.open(path) as reader:
         corrupt = [i for i in reader.frames() if isinstance(i, CorruptFrame)]
     assert corrupt[0].error.frame_index == 1
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "parking-lot-s42.simrec"
+
+
+def test_python_reads_the_simulator_sample_written_by_typescript() -> None:
+    with RecordingReader.open(SAMPLE) as reader:
+        extra = reader.header.run.lineage.extra
+        assert (extra["lot.minX"], extra["lot.maxX"], extra["lot.minZ"], extra["lot.maxZ"]) == ("0", "36", "0", "28")
+        items = list(reader.frames())
+    assert all(isinstance(i, RecordedFrame) for i in items)
+    frames = [i.frame for i in items if isinstance(i, RecordedFrame)]
+    assert frames[0].WhichOneof("body") == "run_start" and frames[-1].WhichOneof("body") == "run_end"
+    events = [f.event for f in frames if f.WhichOneof("body") == "event"]
+    assert len(events) == frames[-1].run_end.events_sent == 40
+    flaws = {}
+    for ev in events:
+        flaw = ev.attributes.get("sim.flaw")
+        if flaw:
+            flaws[flaw] = flaws.get(flaw, 0) + 1
+        assert (ev.car_id == "") == (flaw == "missing_car_id")
+        assert (ev.coordinates.x > float(extra["lot.maxX"])) == (flaw == "coordinates_outside_lot")
+        assert ev.images[0].data[:2] == b"\xff\xd8"  # JPEG
+    assert flaws == {
+        "missing_car_id": 2,
+        "coordinates_outside_lot": 2,
+        "duplicate_event_id": 2,
+        "exit_without_entry": 2,
+        "time_out_of_order": 2,
+    }

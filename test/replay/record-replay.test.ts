@@ -37,6 +37,8 @@ describe("record → replay", () => {
         "--token", gw.token ?? "", "--as-run", runId, "--summary-json", summaryPath]);
       expect(result.code, result.stderr + result.stdout).toBe(0);
       expect(result.stdout).toContain("rejected 0");
+      // Not a terminal: plain progress lines on stderr instead of a bar.
+      expect(result.stderr).toMatch(/replay: 100% .* sent 30 /);
       const summary = await summaryOf(summaryPath);
 
       const events = await recordedEvents(recording);
