@@ -11,23 +11,45 @@ from __future__ import annotations
 import collections
 import itertools
 import threading
-from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from simgate.v1 import simgate_pb2
 
 
-@dataclass
 class OutboundItem:
-    """One ClientFrame to deliver, keyed by event id (or run-start:/run-end: + run id)."""
+    """One message to deliver, keyed by event id (or run-start:/run-end: + run id).
 
-    key: str
-    order: int
-    frame: simgate_pb2.ClientFrame
+    It holds the message the simulation thread built and wraps it in a ClientFrame only when first
+    asked, on the worker thread: wrapping copies the message (megabytes with a raw image)."""
+
+    __slots__ = ("key", "order", "_message", "_frame")
+
+    def __init__(self, key: str, order: int, frame: Optional[simgate_pb2.ClientFrame] = None, message: Any = None) -> None:
+        if (frame is None) == (message is None):
+            raise ValueError("give a frame or a message")
+        self.key = key
+        self.order = order
+        self._frame = frame
+        self._message = message
+
+    @property
+    def frame(self) -> simgate_pb2.ClientFrame:
+        if self._frame is None:
+            self._frame = frame_of(self._message)
+            self._message = None
+        return self._frame
+
+    @frame.setter
+    def frame(self, frame: simgate_pb2.ClientFrame) -> None:
+        self._frame, self._message = frame, None
 
     @property
     def kind(self) -> str:
-        return self.frame.WhichOneof("body") or "empty"
+        if self._frame is None:
+            return {simgate_pb2.Event: "event", simgate_pb2.RunStart: "run_start", simgate_pb2.RunEnd: "run_end"}[
+                type(self._message)
+            ]
+        return self._frame.WhichOneof("body") or "empty"
 
     @staticmethod
     def key_of(frame: simgate_pb2.ClientFrame) -> str:
@@ -39,6 +61,16 @@ class OutboundItem:
         if kind == "run_end":
             return "run-end:" + frame.run_end.run_id
         raise ValueError("empty ClientFrame")
+
+    @staticmethod
+    def key_of_message(message: Any) -> str:
+        if isinstance(message, simgate_pb2.Event):
+            return message.event_id
+        if isinstance(message, simgate_pb2.RunStart):
+            return "run-start:" + message.run_id
+        if isinstance(message, simgate_pb2.RunEnd):
+            return "run-end:" + message.run_id
+        raise TypeError(f"cannot send a {type(message).__name__}")
 
 
 def frame_of(message: simgate_pb2.Event | simgate_pb2.RunStart | simgate_pb2.RunEnd) -> simgate_pb2.ClientFrame:
@@ -67,10 +99,11 @@ class Outbox:
         self._wake = wake
 
     def put(self, message: simgate_pb2.Event | simgate_pb2.RunStart | simgate_pb2.RunEnd) -> bool:
-        """Queue a message; False when the outbox was full and it went to the spool instead."""
-        frame = frame_of(message)
+        """Queue a message; False when the outbox was full and it went to the spool instead. The message
+        must not be changed afterwards (it is read on the worker thread)."""
+        key = OutboundItem.key_of_message(message)
         with self._lock:
-            item = OutboundItem(OutboundItem.key_of(frame), next(self._orders), frame)
+            item = OutboundItem(key, next(self._orders), message=message)
             queued = len(self._items) < self.capacity
             if queued:
                 self._items.append(item)

@@ -33,7 +33,7 @@ class ParkingSettings:
     token: str = ""
     # Gate volumes (any boundable prim); camera i films gate i.
     gate_prim_paths: tuple[str, ...] = ("/World/Gates/Entry", "/World/Gates/Exit")
-    camera_prim_paths: tuple[str, ...] = ("/World/Gates/Entry/Camera", "/World/Gates/Exit/Camera")
+    camera_prim_paths: tuple[str, ...] = ("/World/Cameras/EntryCamera", "/World/Cameras/ExitCamera")
     # Cars are the children of this prim (their plate in the attribute simgate:carId).
     cars_root_path: str = "/World/Cars"
     # Parking slots are the children of this prim (their id in the attribute simgate:slotId).

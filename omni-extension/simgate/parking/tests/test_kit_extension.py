@@ -18,15 +18,13 @@ from simgate.parking.gates import GateDetector, GateVolume
 from simgate.parking.settings import SETTINGS_ROOT
 from simgate.v1 import simgate_pb2
 
-from .parking_lot import CAMERAS, populate_parking_lot
+from .parking_lot import populate_parking_lot
 
 
 class TestParkingExtensionInKit(omni.kit.test.AsyncTestCase):
     async def setUp(self) -> None:
         await omni.usd.get_context().new_stage_async()
-        populate_parking_lot(omni.usd.get_context().get_stage())
-        settings = carb.settings.get_settings()
-        settings.set(f"{SETTINGS_ROOT}/cameraPrimPaths", list(CAMERAS))
+        populate_parking_lot(omni.usd.get_context().get_stage())  # cameras at the default cameraPrimPaths
         self._timeline = omni.timeline.get_timeline_interface()
         self._app = omni.kit.app.get_app()
 
