@@ -219,3 +219,19 @@ def test_prepare_runs_on_the_worker_thread_before_sending(tmp_path, grpc_gateway
     worker.stop(1.0)
     assert all(e.attributes["prepared"] == "yes" for e in grpc_gateway.store.events.values())
     assert threads == ["simgate-gateway-worker"] * 3
+
+
+def test_run_end_waits_for_events_that_must_be_retried(tmp_path, grpc_gateway) -> None:
+    store = grpc_gateway.store
+    store.retry_once.add("r7-000002")
+    order: list[str] = []
+    worker = make_worker(tmp_path, lambda: GrpcTransport(grpc_gateway.address), on_ack=lambda key, ack: order.append(key))
+    worker.start()
+    worker.submit(simgate_pb2.RunStart(run_id="r7"))
+    for n in range(1, 4):
+        worker.submit(event("r7", n))
+    worker.submit(simgate_pb2.RunEnd(run_id="r7", events_sent=3))
+    wait_for(lambda: worker.pending() == 0 and len(order) == 5, what="all answers")
+    worker.stop(1.0)
+    assert order[-1] == "run-end:r7" and "r7-000002" in order[:-1]
+    assert store.runs == ["start:r7", "end:r7"]

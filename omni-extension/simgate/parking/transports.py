@@ -10,9 +10,12 @@ Both send the token as ``authorization: Bearer <token>``. Any failure of the con
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Optional, Protocol
 
 from simgate.v1 import simgate_pb2
+
+log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -167,8 +170,9 @@ class WebSocketTransport:
                     future = self._run_acks.pop(frame.run_ack.run_id, None)
                     if future is not None and not future.done():
                         future.set_result(frame.run_ack)
-                elif kind == "error":
-                    self.connection_errors.append(frame.error)
+                elif kind == "error":  # a frame the gateway could not decode at all: no event to answer
+                    self.connection_errors = (self.connection_errors + [frame.error])[-10:]
+                    log.error("simgate gateway could not decode a frame: %s %s", frame.error.code, frame.error.message)
             error: BaseException = ConnectionLost("WebSocket closed by the gateway")
         except Exception as exc:
             error = ConnectionLost(f"WebSocket failed: {_describe(exc)}")

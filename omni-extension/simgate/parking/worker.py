@@ -310,7 +310,7 @@ class GatewayWorker:
                 return
             item = pending.item
             if item.kind in ("run_start", "run_end"):
-                if self._inflight:
+                if self._inflight or self._retry:
                     return  # a barrier: wait until every earlier event is acknowledged
                 self._take(pending)
                 self._inflight[item.key] = pending
