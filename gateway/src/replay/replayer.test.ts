@@ -136,6 +136,25 @@ describe("replay", () => {
     expect(t.attempts.get("rec-1-000004#4")).toBe(2);
   });
 
+  it("keeps an event's attempts for real answers when channels keep breaking (a restarting gateway)", async () => {
+    let drops = 0;
+    const t = new FakeTransport(() => (drops++ < 3 ? "close" : accepted));
+    // One counted send per event: the resends after lost channels must not count.
+    const s = await replay(options(await writeRecording("c2.simrec", ids(4)), t, { maxAttempts: 1, giveUpAfterMs: 10_000 }));
+    expect(s.fatal).toBeNull();
+    expect(s.accepted).toBe(4);
+    expect(t.channels).toBe(4);
+    expect(s.failedByCode).toEqual({});
+  });
+
+  it("stops when every channel breaks for longer than giveUpAfterMs", async () => {
+    const t = new FakeTransport(() => "close");
+    const s = await replay(options(await writeRecording("c3.simrec", ids(3)), t, { giveUpAfterMs: 800 }));
+    expect(s.fatal).toMatch(/not reachable for 800 ms/);
+    expect(s.accepted).toBe(0);
+    expect(t.runs).toEqual(["start:rec-1"]);
+  });
+
   it("gives up on an event after maxAttempts and does not end the run", async () => {
     const t = new FakeTransport((e) => (e.eventId === "rec-1-000002" ? { retryLater: { code: "GW_ERR_KAFKA_UNAVAILABLE" } } : accepted));
     const s = await replay(options(await writeRecording("d.simrec", ids(3)), t, { maxAttempts: 3 }));

@@ -88,7 +88,14 @@ interface Pending {
   offset: number;
   event: simgate.v1.IEvent;
   bytes: number;
+  /** Sends that count against maxAttempts. */
   attempts: number;
+  /** Every send, lost channels included. */
+  sends: number;
+  /** The channel of the last send. */
+  channel: EventChannel | null;
+  /** Waiting for a channel or for the transport to take it. */
+  sending: boolean;
   sentAt: number;
   retryTimer: NodeJS.Timeout | null;
   lastCode: string;
@@ -121,6 +128,9 @@ class Replayer {
   private channel: EventChannel | null = null;
   private connecting: Promise<EventChannel> | null = null;
   private unreachableSince: number | null = null;
+  private channelFailures = 0;
+  private reconnectNotBefore = 0;
+  private lastChannelProblem = "";
   private fatal: string | null = null;
   private frontier = 0;
   private checkpoint!: Checkpoint;
@@ -253,6 +263,9 @@ class Replayer {
           event,
           bytes: item.byteLength,
           attempts: 0,
+          sends: 0,
+          channel: null,
+          sending: false,
           sentAt: 0,
           retryTimer: null,
           lastCode: "",
@@ -260,7 +273,7 @@ class Replayer {
         this.inflight.set(id, pending);
         this.frontier = item.offset + item.byteLength;
         this.s.sent += 1;
-        await this.transmit(pending);
+        await this.transmit(pending, true);
         this.o.progress?.update(this.progressState());
       }
     }
@@ -364,24 +377,23 @@ class Replayer {
     if (this.channel) return this.channel;
     this.connecting ??= (async () => {
       for (let attempt = 1; ; attempt++) {
+        // After a lost channel, wait out the back-off: a gateway that accepts connections and then fails
+        // every stream must not be hammered, nor make events use up their attempts.
+        await this.sleepUntil(this.reconnectNotBefore);
         this.checkStopped();
+        this.checkReachable();
         try {
           const ref: { channel: EventChannel | null } = { channel: null };
           ref.channel = await this.o.transport.openChannel({
             onAck: (ack) => this.onAck(ack),
             onClosed: (reason) => this.onClosed(ref.channel, reason),
           });
-          this.unreachableSince = null;
           this.channel = ref.channel;
           return ref.channel;
         } catch (err) {
           if (!(err instanceof TransportError)) throw err;
           this.unreachableSince ??= Date.now();
-          if (Date.now() - this.unreachableSince > this.o.giveUpAfterMs) {
-            this.fatal = `the gateway at ${this.o.transport.target} was not reachable for ${this.o.giveUpAfterMs} ms: ${err.message}`;
-            this.wake();
-            throw new Stopped();
-          }
+          this.checkReachable(err.message);
           this.o.progress?.note(`${err.message}; reconnecting`);
           await this.sleep(backoffMs(attempt));
         }
@@ -392,35 +404,66 @@ class Replayer {
     return this.connecting;
   }
 
-  private onClosed(channel: EventChannel | null, reason: string): void {
-    if (channel === null || this.channel !== channel) return;
+  /** Stops the replay when the gateway has not answered anything for giveUpAfterMs. */
+  private checkReachable(detail = this.lastChannelProblem): void {
+    if (this.unreachableSince !== null && Date.now() - this.unreachableSince > this.o.giveUpAfterMs) {
+      this.fatal = `the gateway at ${this.o.transport.target} was not reachable for ${this.o.giveUpAfterMs} ms: ${detail}`;
+      this.wake();
+      throw new Stopped();
+    }
+  }
+
+  /** The channel is gone: back off before the next one, and resend what was sent on it. */
+  private channelLost(channel: EventChannel | null, reason: string): void {
+    for (const p of this.inflight.values()) if (!p.retryTimer && (p.channel === channel || channel === null)) p.sentAt = 0;
+    if (channel !== null && this.channel !== channel) return; // an older channel, already replaced
     this.channel = null;
+    this.lastChannelProblem = reason;
+    this.channelFailures += 1;
+    this.reconnectNotBefore = Date.now() + backoffMs(this.channelFailures);
     if (this.inflight.size === 0) return;
+    this.unreachableSince ??= Date.now();
     this.o.progress?.note(`${reason}; resending ${this.inflight.size} unacknowledged events`);
-    // Everything not waiting on a retry timer goes out again on a new channel.
-    for (const p of this.inflight.values()) if (!p.retryTimer) p.sentAt = 0;
+  }
+
+  private onClosed(channel: EventChannel | null, reason: string): void {
+    if (channel === null) return;
+    this.channelLost(channel, reason);
     this.resendOverdue();
   }
 
-  private async transmit(p: Pending): Promise<void> {
-    if (p.attempts >= this.o.maxAttempts) {
-      this.finish(p, "failed", p.lastCode || "REPLAY_NO_ACK");
-      return;
+  /**
+   * Sends (again). `counted` sends use up one of the event's maxAttempts: the first, after retry-later,
+   * after an ack timeout. Resends because the channel was lost do not: that is the gateway being away,
+   * bounded by giveUpAfterMs instead.
+   */
+  private async transmit(p: Pending, counted: boolean): Promise<void> {
+    if (counted) {
+      if (p.attempts >= this.o.maxAttempts) {
+        this.finish(p, "failed", p.lastCode || "REPLAY_NO_ACK");
+        return;
+      }
+      p.attempts += 1;
     }
-    p.attempts += 1;
-    if (p.attempts > 1) this.s.resends += 1;
+    if (p.sends > 0) this.s.resends += 1;
+    p.sends += 1;
     p.sentAt = Date.now();
     let channel: EventChannel | null = null;
+    p.sending = true; // the sweeper leaves it alone while it waits for a channel
     try {
       channel = await this.getChannel();
+      p.channel = channel;
       await channel.send(p.event);
+      p.sentAt = Date.now(); // the ack timeout runs from here
       this.s.bytesSent += p.bytes;
     } catch (err) {
       if (err instanceof Stopped) return;
       if (!(err instanceof TransportError)) throw err;
-      if (channel !== null && this.channel === channel) this.channel = null; // dead: open a new one
+      this.channelLost(channel, err.message);
       p.lastCode = "REPLAY_TRANSPORT";
       p.sentAt = 0; // resent by the sweeper once a channel is back
+    } finally {
+      p.sending = false;
     }
   }
 
@@ -429,16 +472,19 @@ class Replayer {
     if (this.fatal) return;
     const now = Date.now();
     for (const p of this.inflight.values()) {
-      if (p.retryTimer) continue;
-      const overdue = p.sentAt === 0 || now - p.sentAt > this.o.ackTimeoutMs;
-      if (!overdue) continue;
-      if (p.sentAt !== 0) p.lastCode = "REPLAY_ACK_TIMEOUT";
+      if (p.retryTimer || p.sending) continue;
+      const lost = p.sentAt === 0;
+      if (!lost && now - p.sentAt <= this.o.ackTimeoutMs) continue;
+      if (!lost) p.lastCode = "REPLAY_ACK_TIMEOUT";
       p.sentAt = now; // claimed: the next sweep does not send it twice
-      void this.transmit(p).catch((err: unknown) => this.fail(err));
+      void this.transmit(p, !lost).catch((err: unknown) => this.fail(err));
     }
   }
 
   private onAck(ack: simgate.v1.Ack): void {
+    // Any answer shows the gateway is there.
+    this.unreachableSince = null;
+    this.channelFailures = 0;
     const p = this.inflight.get(ack.eventId);
     // A late answer to an earlier send of an event that is already settled, or not ours: ignore.
     if (!p) return;
@@ -457,7 +503,7 @@ class Replayer {
       p.retryTimer = setTimeout(() => {
         p.retryTimer = null;
         if (this.inflight.get(p.event.eventId ?? "") !== p) return;
-        void this.transmit(p).catch((err: unknown) => this.fail(err));
+        void this.transmit(p, true).catch((err: unknown) => this.fail(err));
       }, delay);
     }
   }
