@@ -77,7 +77,7 @@ def event(run_id: str, seq: int, event_type: str = "parking.entry", car: str | N
         "simTimeSeconds": float(seq * 420),
         "carId": car_id,
         "text": f"plate {car_id}",
-        "coordinates": {"slotId": f"B-{seq % 40:02d}", "x": float(seq % 30), "y": 0.0, "z": -4.0, "yawDeg": 90.0},
+        "coordinates": {"slotId": f"B-{seq % 40:02d}", "x": float(seq % 30), "y": 0.0, "z": 4.0 + seq % 5, "yawDeg": 90.0},
         "images": [
             {
                 "view": view,

@@ -36,7 +36,8 @@ def nessie(settings) -> NessieClient:
     return NessieClient(settings.nessie_uri)
 
 
-def config_for(entries: str, exits: str | None = None, **extra) -> dict:
+def config_for(entries: str, exits: str | None = None, runs: str | None = None, **extra) -> dict:
+    extra = {"runsTopic": runs, **extra}
     topics = {entries: {"eventType": "parking.entry", "requiredFields": ["eventId", "runId", "eventType", "timeStamp", "carId", "sequence", "coordinates"]}}
     if exits:
         topics[exits] = {"eventType": "parking.exit", "entryTopic": entries}
@@ -52,13 +53,15 @@ def flawed_entries(run_id: str) -> tuple[list, set[str], dict[str, str]]:
     duplicate = dict(valid[2])
     unknown_version = event(run_id, 13, schemaVersion=2)
     wrong_type = event(run_id, 14, simTimeSeconds="soon")
-    records = valid[:5] + [missing_car, outside, duplicate] + valid[5:] + [unknown_version, wrong_type, '{"eventId": "broken"']
+    late = event(run_id, 15, simTimeSeconds=100.0)  # earlier than events with smaller sequences
+    records = valid[:5] + [missing_car, outside, duplicate] + valid[5:] + [unknown_version, wrong_type, late, '{"eventId": "broken"']
     flaws = {
         missing_car["eventId"]: "missing:carId",
         outside["eventId"]: "coordinates_out_of_bounds",
         duplicate["eventId"]: "duplicate_in_batch",
         unknown_version["eventId"]: "unknown_schema_version",
         wrong_type["eventId"]: "schema_mismatch",
+        late["eventId"]: "time_out_of_order",
         "<bad json>": "unparseable_json",
     }
     return records, {r["eventId"] for r in valid}, flaws
@@ -84,8 +87,16 @@ def test_valid_events_reach_production_once_and_flaws_land_in_untrusted(spark, s
     run_id = f"run-{uuid.uuid4().hex[:8]}"
     entries = kafka.create("entries")
     exits = kafka.create("exits")
-    config = parse_config(config_for(entries, exits))
+    runs = kafka.create("runs", partitions=1)
+    config = parse_config(config_for(entries, exits, runs))
     records, valid, flaws = flawed_entries(run_id)
+    # The run's lineage states a wider lot than the default (x up to 45 m): an entry at x = 42 is valid.
+    lot = {"lot.minX": "0", "lot.maxX": "45", "lot.minY": "0", "lot.maxY": "0", "lot.minZ": "0", "lot.maxZ": "30"}
+    kafka.produce(runs, [(run_id, json.dumps({"schemaVersion": 1, "kind": "run.start", "runId": run_id, "lineage": {"source": "test", "extra": lot}}))])
+    wide = event(run_id, 16)
+    wide["coordinates"] = {**wide["coordinates"], "x": 42.0}
+    records.insert(3, wide)
+    valid.add(wide["eventId"])
     kafka.produce(entries, map(as_record, records))
 
     first = run_wap(spark, settings, config, entries)

@@ -7,9 +7,10 @@ File format (every key optional; camelCase like the records):
     {
       "acceptedSchemaVersions": [1],
       "requiredFields": ["eventId", "runId", "eventType", "timeStamp", "carId", "sequence"],
-      "lotBounds": {"xMin": -60, "xMax": 60, "yMin": -5, "yMax": 10, "zMin": -60, "zMax": 60},
+      "lotBounds": {"xMin": 0, "xMax": 36, "yMin": -0.5, "yMax": 3, "zMin": 0, "zMax": 28},
       "audit": {"maxSchemaErrorRatio": 0.5},
       "branchPrefix": "wap",
+      "runsTopic": "simgate-runs",
       "topics": {
         "parking-entries": {"eventType": "parking.entry", "requiredFields": [..., "coordinates"]},
         "parking-exits": {"eventType": "parking.exit", "entryTopic": "parking-entries"}
@@ -32,15 +33,16 @@ DEFAULT_REQUIRED_FIELDS = ("eventId", "runId", "eventType", "timeStamp", "carId"
 @dataclass(frozen=True)
 class LotBounds:
     """The parking lot in stage metres (x, y, z as the simulator writes them). Coordinates outside are
-    rejected. The defaults enclose the local sample lot; a real stage puts its own here (its run lineage
-    carries them)."""
+    rejected. A run whose start record carries `lot.minX` ... `lot.maxZ` in its lineage is checked
+    against those (docs/recording-format.md); these defaults, the 24-slot sample lot (x 0..36, z 0..28,
+    ground at y = 0, a little height allowed), apply to runs without them."""
 
-    x_min: float = -60.0
-    x_max: float = 60.0
-    y_min: float = -5.0
-    y_max: float = 10.0
-    z_min: float = -60.0
-    z_max: float = 60.0
+    x_min: float = 0.0
+    x_max: float = 36.0
+    y_min: float = -0.5
+    y_max: float = 3.0
+    z_min: float = 0.0
+    z_max: float = 28.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class JobConfig:
     # everything into untrusted.
     max_schema_error_ratio: float = 0.5
     branch_prefix: str = "wap"
+    # Run lifecycle topic: run-start records carry each run's lot bounds in their lineage (None: unused).
+    runs_topic: str | None = "simgate-runs"
     topics: dict[str, TopicRules] = field(default_factory=dict)
 
     def rules_for(self, topic: str) -> TopicRules:
@@ -111,7 +115,7 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
 def parse_config(tree: dict[str, Any]) -> JobConfig:
     if not isinstance(tree, dict):
         raise ConfigError("the configuration must be a JSON object")
-    known = {"acceptedSchemaVersions", "requiredFields", "lotBounds", "audit", "branchPrefix", "topics"}
+    known = {"acceptedSchemaVersions", "requiredFields", "lotBounds", "audit", "branchPrefix", "runsTopic", "topics"}
     unknown = set(tree) - known
     if unknown:
         raise ConfigError(f"unknown keys: {', '.join(sorted(unknown))}")
@@ -152,6 +156,11 @@ def parse_config(tree: dict[str, Any]) -> JobConfig:
         if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,30}", prefix):
             raise ConfigError("branchPrefix: expected a short name ([A-Za-z][A-Za-z0-9_-]*)")
         cfg = replace(cfg, branch_prefix=prefix)
+    if "runsTopic" in tree:
+        runs = tree["runsTopic"]
+        if runs is not None and (not isinstance(runs, str) or not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", runs)):
+            raise ConfigError("runsTopic: expected a Kafka topic name or null")
+        cfg = replace(cfg, runs_topic=runs)
     topics = dict(cfg.topics)
     if required is not None:
         topics = {name: replace(rules, required_fields=required) for name, rules in topics.items()}

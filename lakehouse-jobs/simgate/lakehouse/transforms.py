@@ -7,7 +7,8 @@ Reason codes (stable; documented in docs/lakehouse.md, never reused):
   unknown_schema_version  schemaVersion missing or not accepted by the configuration
   missing:<field>         a required field is null or blank (e.g. missing:carId)
   unexpected_event_type   eventType differs from the topic's configured type
-  coordinates_out_of_bounds  x, y or z outside the configured lot bounds
+  coordinates_out_of_bounds  x, y or z outside the lot bounds (the run's lineage, else the configuration)
+  time_out_of_order       simTimeSeconds earlier than an event of the same run with a smaller sequence
   exit_without_entry      an exit whose car has no entry in the run (entries table of the entry topic)
   exit_before_entry       an exit earlier than the car's first entry in the run
   duplicate_in_batch      the event id appeared earlier in the same read (first one wins)
@@ -20,6 +21,7 @@ from datetime import datetime
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import MapType, StringType, StructField, StructType
 
 from .config import LotBounds, TopicRules
 from .schema import CORRUPT_COLUMN, RECORD_SCHEMA, TRUSTED_SCHEMA, UNTRUSTED_SCHEMA
@@ -71,8 +73,8 @@ def _missing(path: str) -> Column:
     return value.isNull()
 
 
-def _outside(value: Column, low: float, high: float) -> Column:
-    return value.isNull() | (value < F.lit(low)) | (value > F.lit(high))
+def _outside(value: Column, low: Column, high: Column) -> Column:
+    return value.isNull() | (value < low) | (value > high)
 
 
 def check_quality(
@@ -82,11 +84,17 @@ def check_quality(
     lot_bounds: LotBounds,
     published_ids: DataFrame | None = None,
     first_entries: DataFrame | None = None,
+    run_bounds: DataFrame | None = None,
+    published_times: DataFrame | None = None,
 ) -> DataFrame:
     """Adds `reasons` (array<string>, empty = trusted) to parsed rows.
 
     published_ids: one column `event_id`, the ids already in production.
     first_entries: columns run_id, car_id, entry_time (the first entry per run and car), for exits.
+    run_bounds: run_id, x_min, x_max, y_min, y_max, z_min, z_max: a run's own lot (from its lineage);
+      runs without one use `lot_bounds`.
+    published_times: run_id, sequence, sim_time_seconds of published events (time order across runs of
+      the job).
     A record failing schema conformity gets only that reason: its other fields mean nothing."""
     for path in rules.required_fields:
         if path.split(".")[0] not in RECORD_SCHEMA.fieldNames():
@@ -112,17 +120,56 @@ def check_quality(
         )
     coords = record["coordinates"]
     b = lot_bounds
+    bound_names = ("x_min", "x_max", "y_min", "y_max", "z_min", "z_max")
+    if run_bounds is not None:
+        df = df.join(
+            run_bounds.select(F.col("run_id").alias("_bounds_run_id"), *[F.col(n).alias(f"_{n}") for n in bound_names]),
+            record["runId"] == F.col("_bounds_run_id"),
+            "left",
+        )
+        bound = {n: F.coalesce(F.col(f"_{n}"), F.lit(getattr(b, n))) for n in bound_names}
+    else:
+        bound = {n: F.lit(getattr(b, n)) for n in bound_names}
     checks.append(
         F.when(
             coords.isNotNull()
             & (
-                _outside(coords["x"], b.x_min, b.x_max)
-                | _outside(coords["y"], b.y_min, b.y_max)
-                | _outside(coords["z"], b.z_min, b.z_max)
+                _outside(coords["x"], bound["x_min"], bound["x_max"])
+                | _outside(coords["y"], bound["y_min"], bound["y_max"])
+                | _outside(coords["z"], bound["z_min"], bound["z_max"])
             ),
             F.lit("coordinates_out_of_bounds"),
         )
     )
+
+    # Time order within a run: an event earlier than any event of its run with a smaller sequence.
+    keyed = df.select(
+        F.col("kafka_partition").alias("_p"),
+        F.col("kafka_offset").alias("_o"),
+        record["runId"].alias("_run"),
+        record["sequence"].alias("_seq"),
+        record["simTimeSeconds"].alias("_t"),
+    ).filter(
+        F.col("_run").isNotNull() & F.col("_seq").isNotNull() & F.col("_t").isNotNull() & schema_reason.isNull()
+    )
+    if published_times is not None:
+        keyed = keyed.unionByName(
+            published_times.select(
+                F.lit(None).cast("int").alias("_p"),
+                F.lit(None).cast("long").alias("_o"),
+                F.col("run_id").alias("_run"),
+                F.col("sequence").alias("_seq"),
+                F.col("sim_time_seconds").alias("_t"),
+            )
+        )
+    before = Window.partitionBy("_run").orderBy("_seq").rowsBetween(Window.unboundedPreceding, -1)
+    late = (
+        keyed.withColumn("_prev_max", F.max("_t").over(before))
+        .filter(F.col("_p").isNotNull() & (F.col("_t") < F.col("_prev_max")))
+        .select(F.col("_p").alias("_late_p"), F.col("_o").alias("_late_o"), F.lit(True).alias("_late"))
+    )
+    df = df.join(late, (F.col("kafka_partition") == F.col("_late_p")) & (F.col("kafka_offset") == F.col("_late_o")), "left")
+    checks.append(F.when(F.col("_late"), F.lit("time_out_of_order")))
 
     if first_entries is not None:
         entries = first_entries.select(
@@ -163,7 +210,10 @@ def check_quality(
         "reasons",
         F.when(schema_reason.isNotNull(), F.array(schema_reason)).otherwise(content_reasons),
     )
-    return df.drop("_entry_run_id", "_entry_car_id", "_entry_time", "_published_id")
+    return df.drop(
+        "_entry_run_id", "_entry_car_id", "_entry_time", "_published_id", "_bounds_run_id",
+        "_late_p", "_late_o", "_late", *[f"_{n}" for n in bound_names],
+    )
 
 
 def first_entries_of(entries: DataFrame) -> DataFrame:
@@ -247,3 +297,34 @@ def schema_error_count() -> Column:
     return F.sum(
         F.when(F.arrays_overlap(F.col("reasons"), F.array(*[F.lit(r) for r in SCHEMA_REASONS])), 1).otherwise(0)
     )
+
+
+RUN_RECORD_SCHEMA = StructType(
+    [
+        StructField("kind", StringType()),
+        StructField("runId", StringType()),
+        StructField("lineage", StructType([StructField("extra", MapType(StringType(), StringType()))])),
+    ]
+)
+
+LINEAGE_BOUNDS = {
+    "x_min": "lot.minX", "x_max": "lot.maxX", "y_min": "lot.minY",
+    "y_max": "lot.maxY", "z_min": "lot.minZ", "z_max": "lot.maxZ",
+}
+
+
+def run_bounds_of(run_records: DataFrame) -> DataFrame:
+    """From the runs topic (decoded): each run's lot bounds as its run-start lineage states them
+    (docs/recording-format.md, "The lot"); a run without them is left out."""
+    parsed = run_records.select(F.from_json(F.col("raw_value"), RUN_RECORD_SCHEMA).alias("r")).filter(
+        (F.col("r.kind") == "run.start") & F.col("r.runId").isNotNull()
+    )
+    extra = F.col("r.lineage.extra")
+    bounds = parsed.select(
+        F.col("r.runId").alias("run_id"),
+        *[extra[key].cast("double").alias(name) for name, key in LINEAGE_BOUNDS.items()],
+    )
+    complete = F.lit(True)
+    for name in LINEAGE_BOUNDS:
+        complete = complete & F.col(name).isNotNull()
+    return bounds.filter(complete).dropDuplicates(["run_id"])

@@ -47,6 +47,7 @@ from .transforms import (
     decode_kafka,
     first_entries_of,
     parse_records,
+    run_bounds_of,
     trusted_rows,
     untrusted_rows,
 )
@@ -153,6 +154,20 @@ def _audit_figures(spark: SparkSession, tables: TopicTables, wap_run_id: str, re
     )
 
 
+def _run_bounds(spark: SparkSession, settings: StackSettings, config: JobConfig) -> DataFrame | None:
+    """Each run's lot bounds from its run-start lineage in the runs topic (None without that topic)."""
+    if config.runs_topic is None:
+        return None
+    try:
+        marks = watermarks(settings, config.runs_topic)
+    except TopicNotFound:
+        return None
+    ranges = [PartitionRange(p, low, high) for p, (low, high) in marks.items()]
+    if not any(r.size for r in ranges):
+        return None
+    return run_bounds_of(decode_kafka(read_ranges(spark, settings, config.runs_topic, ranges)))
+
+
 def _recover_missing_tag(spark: SparkSession, nessie: NessieClient, config: JobConfig, tables: TopicTables) -> str | None:
     """A run killed between its merge and its tag left main published but untagged: tag it now (at
     main's head, which contains it) and drop its branch."""
@@ -221,13 +236,17 @@ def run_wap(
 
     # 4. parse and check.
     parsed = parse_records(decode_kafka(read_ranges(spark, settings, topic, ranges)))
+    batch_runs = parsed.select(F.col("record.runId").alias("run_id")).where(F.col("run_id").isNotNull()).distinct()
+    production = spark.table(tables.production)
     checked = check_quality(
         parsed,
         rules,
         config.accepted_schema_versions,
         config.lot_bounds,
-        published_ids=spark.table(tables.production).select("event_id"),
+        published_ids=production.select("event_id"),
         first_entries=first_entries_of(spark.table(entry_tables.production)) if entry_tables else None,
+        run_bounds=_run_bounds(spark, settings, config),
+        published_times=production.select("run_id", "sequence", "sim_time_seconds").join(batch_runs, "run_id", "left_semi"),
     ).persist()
     try:
         result.read = checked.count()
