@@ -120,7 +120,12 @@ export class EventStream {
       else this.unmatched.push(ack);
     });
     this.done = new Promise((resolve) => {
-      call.on("status", (s: grpc.StatusObject) => resolve(s));
+      call.on("status", (s: grpc.StatusObject) => {
+        // The stream is over: events without an ack were never answered and must be resent.
+        for (const list of this.waiting.values()) for (const w of list) w(simgate.v1.Ack.create({ retryLater: { code: "STREAM_ENDED", message: s.details } }));
+        this.waiting.clear();
+        resolve(s);
+      });
       call.on("error", (err: Error) => {
         this.failure = err;
         for (const list of this.waiting.values()) for (const w of list) w(simgate.v1.Ack.create({ retryLater: { code: "STREAM_FAILED", message: err.message } }));

@@ -5,8 +5,6 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
-import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import { simgate } from "../../generated/simgate.js";
 import type { EventPipeline } from "../../pipeline/event-pipeline.js";
@@ -16,6 +14,7 @@ import type { GatewayMetrics } from "../../telemetry/metrics.js";
 import type { Logger } from "../../telemetry/logger.js";
 import type { BearerAuth } from "../auth.js";
 import { decodeWith, type Decoded } from "../decoded.js";
+import { addReflection } from "./reflection.js";
 
 export const PROTO_FILE = fileURLToPath(new URL("../../../../proto/simgate/v1/simgate.proto", import.meta.url));
 
@@ -105,8 +104,7 @@ export class GrpcReceiver {
     });
     this.healthService = new HealthImplementation({ "": "NOT_SERVING", "simgate.v1.Ingest": "NOT_SERVING" });
     this.healthService.addToServer(this.server);
-    const definitions = protoLoader.loadSync([PROTO_FILE, healthProtoPath], { keepCase: false, longs: Number, enums: String, defaults: true });
-    new ReflectionService(definitions).addToServer(this.server);
+    addReflection(this.server, [PROTO_FILE, healthProtoPath]);
   }
 
   private authorized(call: { metadata: grpc.Metadata }): boolean {
