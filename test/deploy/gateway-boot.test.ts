@@ -33,7 +33,13 @@ function obj(value: Json | undefined): JsonObject {
 test("the dev overlay's gateway config boots the gateway, which answers the Deployment's probes and drains on SIGTERM", async () => {
   const items = renderKustomization(join(ROOT, "deploy/k8s/overlays/dev"));
   const configFile = join(dir, "gateway.json");
-  writeFileSync(configFile, String(obj(find(items, "ConfigMap", "simgate-gateway")["data"] as Json)["gateway.json"]));
+  const data = obj(find(items, "ConfigMap", "simgate-gateway")["data"] as Json);
+  writeFileSync(configFile, String(data["gateway.json"]));
+  const jobsFile = join(dir, "jobs.json");
+  writeFileSync(jobsFile, String(data["jobs.json"]));
+  // Stand-ins for the pod's service-account files; the launcher only uses them when a job starts.
+  writeFileSync(join(dir, "token"), "stand-in-token");
+  writeFileSync(join(dir, "ca.crt"), "");
   const deployment = find(items, "Deployment", "simgate-gateway");
   const podSpec = obj(obj(obj(deployment["spec"] as Json)["template"])["spec"]);
   const container = (podSpec["containers"] as JsonObject[])[0] as JsonObject;
@@ -43,7 +49,15 @@ test("the dev overlay's gateway config boots the gateway, which answers the Depl
   gateway = await startGateway({
     token: "deploy-boot-test-token-0123456789",
     // The file decides the address (0.0.0.0, as in the cluster): an empty variable is ignored by the loader.
-    env: { SIMGATE_CONFIG: configFile, SIMGATE_HOST: "", SIMGATE_GATEWAY_ID: "simgate-gateway-5f7d9c-boot" },
+    env: {
+      SIMGATE_CONFIG: configFile,
+      SIMGATE_HOST: "",
+      SIMGATE_GATEWAY_ID: "simgate-gateway-5f7d9c-boot",
+      SIMGATE_JOBS_CONFIG: jobsFile,
+      SIMGATE_JOBS_K8S_NAMESPACE: "simgate",
+      SIMGATE_JOBS_K8S_TOKEN_FILE: join(dir, "token"),
+      SIMGATE_JOBS_K8S_CA_FILE: join(dir, "ca.crt"),
+    },
   });
   const listening = gateway
     .logs()
@@ -52,7 +66,9 @@ test("the dev overlay's gateway config boots the gateway, which answers the Depl
     .find((entry) => entry["msg"] === "gateway listening");
   expect(listening).toMatchObject({ grpc: `0.0.0.0:${gateway.grpcPort}`, http: `0.0.0.0:${gateway.httpPort}`, auth: true });
   expect(await gateway.get(liveness)).toMatchObject({ status: 200 });
-  expect(await gateway.get(readiness)).toMatchObject({ status: 200 });
+  const ready = await gateway.get(readiness);
+  expect(ready.status).toBe(200);
+  expect(JSON.parse(ready.body)).toMatchObject({ jobs: { launcher: "kubernetes" } });
   expect((await gateway.get("/metrics")).body).toMatch(/^simgate_/m);
 
   const grace = Number(podSpec["terminationGracePeriodSeconds"]) * 1000;

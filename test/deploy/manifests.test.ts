@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { load, loadAll } from "js-yaml";
 import { afterAll, describe, expect, test } from "vitest";
 import { loadConfig } from "../../gateway/src/config/load-config.js";
+import { loadJobsConfig } from "../../gateway/src/jobs/jobs-config.js";
 import { knownCustomResourceTypes, loadCrdValidator, locateCrdsDir, validateCustomResource } from "../support/crd-schema.js";
 import { coreSchemaProblems } from "./core-schema.js";
 import { checkBasics, checkReferences, checkServices, checkWorkloads } from "./k8s-checks.js";
@@ -284,6 +285,24 @@ describe("deploy/ as a whole", () => {
     } else {
       expect(config.kafka.replicationFactor).toBe(1);
     }
+  });
+
+  test.each(["dev", "prod"])("overlays/%s: the gateway's job driver starts WAP runs as SparkApplications the cluster can run", (env) => {
+    const items = render(`deploy/k8s/overlays/${env}`);
+    const container = containerOf(find(items, "Deployment", "simgate-gateway"), "gateway");
+    const environment = containerEnv(items, container);
+    expect(environment["SIMGATE_JOBS_CONFIG"]).toBe("/etc/simgate/jobs.json");
+    const dir = tmp();
+    writeFileSync(join(dir, "jobs.json"), String(obj(find(items, "ConfigMap", "simgate-gateway")["data"] as Json)["jobs.json"]));
+    const jobs = loadJobsConfig({ ...environment, SIMGATE_JOBS_CONFIG: join(dir, "jobs.json") });
+    expect(jobs.launcher).toBe("kubernetes");
+    // What it creates runs as the drivers' service account, from the same image as the maintenance.
+    expect(find(items, "ServiceAccount", jobs.kubernetes.serviceAccount)).toBeDefined();
+    const maintenance = obj(obj(find(items, "ScheduledSparkApplication", "simgate-maintenance")["spec"] as Json)["template"]);
+    expect(jobs.kubernetes.image).toBe(maintenance["image"]);
+    const topics = ofKind(items, "KafkaTopic").map((t) => t.metadata["name"]);
+    for (const t of jobs.topics) expect(topics).toContain(t);
+    expect(jobs.onRunEnd).toBe(true);
   });
 
   test("the gateway: probes, metrics, GPU node placement, its Service, RBAC and disruption budget", () => {
