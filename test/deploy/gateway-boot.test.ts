@@ -1,6 +1,7 @@
 // The gateway configuration that deploy/k8s ships boots the real (built) gateway: the dev overlay's
 // gateway.json, read through SIMGATE_CONFIG as the Deployment does, with a token and listening on every
-// interface, answers the Deployment's own probe paths, and drains and exits 0 on SIGTERM within the
+// interface and its job driver on the Kubernetes launcher (jobs.json), answers the Deployment's own
+// probe paths, and drains and exits 0 on SIGTERM within the
 // pod's grace period. Runs against the local stack (the dev overlay's replication factor 1 fits its
 // single broker); the topics and ports are unique to this run.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
