@@ -39,18 +39,18 @@ async function restart(gw: TestGateway): Promise<ChildProcess> {
 }
 
 describe("gateway restart during a replay", () => {
-  it("the replay reconnects and every event reaches Kafka", async () => {
+  for (const transport of ["grpc", "ws"] as const) it(`the replay reconnects and every event reaches Kafka (${transport})`, async () => {
     const first = await startGateway();
     gateways.push(first);
 
-    const recording = join(dir, "run.simrec");
+    const recording = join(dir, `${transport}.simrec`);
     const runId = uniqueId("restart-run");
     const sim = await runCli(["simulate", "--seed", "31", "--events", "40", "--out", recording, "--run-id", runId,
       "--width", "160", "--height", "90", "--format", "jpeg", "--arrivals-per-minute", "30", "--mean-dwell", "60"]);
     expect(sim.code, sim.stderr).toBe(0);
-    const checkpoint = join(dir, "run.ckpt");
-    const summaryPath = join(dir, "summary.json");
-    const child = spawn(process.execPath, [GATEWAY_MAIN, "replay", recording, "--speed", "15", "--gateway", first.grpcAddress,
+    const checkpoint = join(dir, `${transport}.ckpt`);
+    const summaryPath = join(dir, `${transport}.summary.json`);
+    const child = spawn(process.execPath, [GATEWAY_MAIN, "replay", recording, "--speed", "15", "--transport", transport, "--gateway", transport === "grpc" ? first.grpcAddress : first.wsUrl,
       "--checkpoint", checkpoint, "--summary-json", summaryPath, "--ack-timeout", "5000", "--give-up-after", "60000", "--progress", "lines"],
       { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
