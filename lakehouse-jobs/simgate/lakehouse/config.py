@@ -13,7 +13,8 @@ File format (every key optional; camelCase like the records):
       "runsTopic": "simgate-runs",
       "topics": {
         "parking-entries": {"eventType": "parking.entry", "requiredFields": [..., "coordinates"]},
-        "parking-exits": {"eventType": "parking.exit", "entryTopic": "parking-entries"}
+        "parking-exits": {"eventType": "parking.exit", "entryTopic": "parking-entries",
+                          "orderWith": ["parking-entries"]}
       }
     }
 """
@@ -53,6 +54,9 @@ class TopicRules:
     required_fields: tuple[str, ...] = DEFAULT_REQUIRED_FIELDS
     # For exits: the topic whose production table holds the entries an exit must follow.
     entry_topic: str | None = None
+    # Topics whose events share the runs' sequence numbers (entries and exits): the time-order rule
+    # compares against their events too (published, and not yet published in Kafka).
+    order_with: tuple[str, ...] = ()
 
     @property
     def table(self) -> str:
@@ -90,8 +94,14 @@ def _builtin_topics() -> dict[str, TopicRules]:
             topic="parking-entries",
             event_type="parking.entry",
             required_fields=DEFAULT_REQUIRED_FIELDS + ("coordinates",),
+            order_with=("parking-exits",),
         ),
-        "parking-exits": TopicRules(topic="parking-exits", event_type="parking.exit", entry_topic="parking-entries"),
+        "parking-exits": TopicRules(
+            topic="parking-exits",
+            event_type="parking.exit",
+            entry_topic="parking-entries",
+            order_with=("parking-entries",),
+        ),
     }
 
 
@@ -166,8 +176,8 @@ def parse_config(tree: dict[str, Any]) -> JobConfig:
         topics = {name: replace(rules, required_fields=required) for name, rules in topics.items()}
     for name, spec in (tree.get("topics") or {}).items():
         where = f"topics.{name}"
-        if not isinstance(spec, dict) or set(spec) - {"eventType", "requiredFields", "entryTopic"}:
-            raise ConfigError(f"{where}: expected an object with eventType, requiredFields, entryTopic")
+        if not isinstance(spec, dict) or set(spec) - {"eventType", "requiredFields", "entryTopic", "orderWith"}:
+            raise ConfigError(f"{where}: expected an object with eventType, requiredFields, entryTopic, orderWith")
         base = topics.get(name) or TopicRules(topic=name, required_fields=required or DEFAULT_REQUIRED_FIELDS)
         if "eventType" in spec:
             base = replace(base, event_type=spec["eventType"])
@@ -175,6 +185,8 @@ def parse_config(tree: dict[str, Any]) -> JobConfig:
             base = replace(base, required_fields=_strings(spec["requiredFields"], f"{where}.requiredFields"))
         if "entryTopic" in spec:
             base = replace(base, entry_topic=spec["entryTopic"])
+        if "orderWith" in spec:
+            base = replace(base, order_with=_strings(spec["orderWith"], f"{where}.orderWith"))
         topics[name] = base
     return replace(cfg, topics=topics)
 

@@ -9,7 +9,8 @@ Reason codes (stable; documented in docs/lakehouse.md, never reused):
   unexpected_event_type   eventType differs from the topic's configured type
   coordinates_out_of_bounds  x, y or z outside the lot bounds (the run's lineage, else the configuration)
   time_out_of_order       simTimeSeconds earlier than an event of the same run with a smaller sequence
-  exit_without_entry      an exit whose car has no entry in the run (entries table of the entry topic)
+  exit_without_entry      an exit whose car has no known entry in the run (the entry topic's production
+                          and untrusted tables and its records not yet published)
   exit_before_entry       an exit earlier than the car's first entry in the run
   duplicate_in_batch      the event id appeared earlier in the same read (first one wins)
   duplicate_of_published  the event id is already in the production table
@@ -93,8 +94,8 @@ def check_quality(
     first_entries: columns run_id, car_id, entry_time (the first entry per run and car), for exits.
     run_bounds: run_id, x_min, x_max, y_min, y_max, z_min, z_max: a run's own lot (from its lineage);
       runs without one use `lot_bounds`.
-    published_times: run_id, sequence, sim_time_seconds of published events (time order across runs of
-      the job).
+    published_times: run_id, sequence, sim_time_seconds of the runs' other events: published ones, and
+      those of sibling topics (entries/exits share a run's sequence numbers) not yet published.
     A record failing schema conformity gets only that reason: its other fields mean nothing."""
     for path in rules.required_fields:
         if path.split(".")[0] not in RECORD_SCHEMA.fieldNames():
@@ -217,7 +218,7 @@ def check_quality(
 
 
 def first_entries_of(entries: DataFrame) -> DataFrame:
-    """From a production entries table: the first entry time per run and car."""
+    """From known entries (run_id, car_id, event_time): the first entry time per run and car."""
     return entries.groupBy("run_id", "car_id").agg(F.min("event_time").alias("entry_time"))
 
 
@@ -311,6 +312,16 @@ LINEAGE_BOUNDS = {
     "x_min": "lot.minX", "x_max": "lot.maxX", "y_min": "lot.minY",
     "y_max": "lot.maxY", "z_min": "lot.minZ", "z_max": "lot.maxZ",
 }
+
+
+def conforming(parsed: DataFrame, accepted_schema_versions: tuple[int, ...]) -> DataFrame:
+    """Parsed rows that pass schema conformity (used for other topics' events in the time-order rule)."""
+    record = F.col("record")
+    return parsed.filter(
+        F.col("is_json_object")
+        & record[CORRUPT_COLUMN].isNull()
+        & record["schemaVersion"].isin(list(accepted_schema_versions))
+    )
 
 
 def run_bounds_of(run_records: DataFrame) -> DataFrame:

@@ -40,10 +40,11 @@ from .nessie import NessieClient, NessieConflict
 from .schema import OFFSETS_SCHEMA, REQUIRED_TRUSTED_COLUMNS, TRUSTED_SCHEMA, UNTRUSTED_SCHEMA, same_columns
 from .settings import StackSettings
 from .spark import build_spark_session
-from .tables import TopicTables, ensure_tables, last_published_run, published_offsets
+from .tables import TopicTables, ensure_tables, last_published_run, published_offsets, table_exists
 from .transforms import (
     SCHEMA_REASONS,
     check_quality,
+    conforming,
     decode_kafka,
     first_entries_of,
     parse_records,
@@ -168,6 +169,69 @@ def _run_bounds(spark: SparkSession, settings: StackSettings, config: JobConfig)
     return run_bounds_of(decode_kafka(read_ranges(spark, settings, config.runs_topic, ranges)))
 
 
+KNOWN_EVENT_COLUMNS = ["run_id", "car_id", "sequence", "sim_time_seconds", "event_time"]
+
+
+def _known_events(spark: SparkSession, settings: StackSettings, config: JobConfig, topic: str) -> DataFrame | None:
+    """Every event of `topic` the lakehouse has seen: production, untrusted (a flawed entry is still a
+    known entry), and the topic's records not yet published (its job may not have run yet). Columns
+    KNOWN_EVENT_COLUMNS; None for a topic that does not exist."""
+    if not TOPIC.fullmatch(topic):
+        return None
+    tables = TopicTables(settings.catalog, topic)
+    frames: list[DataFrame] = []
+    published: dict[int, int] = {}
+    if table_exists(spark, tables.production):
+        frames.append(spark.table(tables.production).select(*KNOWN_EVENT_COLUMNS))
+        published = published_offsets(spark, tables)
+    if table_exists(spark, tables.untrusted):
+        frames.append(spark.table(tables.untrusted).where(F.col("run_id").isNotNull()).select(*KNOWN_EVENT_COLUMNS))
+    try:
+        pending = [r for r in plan_ranges(published, watermarks(settings, topic)) if r.size]
+    except TopicNotFound:
+        pending = []
+    if pending:
+        parsed = conforming(parse_records(decode_kafka(read_ranges(spark, settings, topic, pending))), config.accepted_schema_versions)
+        r = F.col("record")
+        frames.append(
+            parsed.select(
+                r["runId"].alias("run_id"),
+                r["carId"].alias("car_id"),
+                r["sequence"].alias("sequence"),
+                r["simTimeSeconds"].alias("sim_time_seconds"),
+                r["timeStamp"].alias("event_time"),
+            )
+        )
+    if not frames:
+        return None
+    known = frames[0]
+    for frame in frames[1:]:
+        known = known.unionByName(frame)
+    return known
+
+
+def _first_entries(spark, settings, config, rules) -> DataFrame | None:
+    if rules.entry_topic is None:
+        return None
+    known = _known_events(spark, settings, config, rules.entry_topic)
+    if known is None:
+        return spark.createDataFrame([], "run_id string, car_id string, entry_time timestamp")
+    return first_entries_of(known.where(F.col("car_id").isNotNull() & F.col("event_time").isNotNull()))
+
+
+def _run_times(spark, settings, config, rules, production: DataFrame, batch_runs: DataFrame) -> DataFrame:
+    """(run_id, sequence, sim_time_seconds) of the batch's runs outside this batch: this topic's
+    production table, and every event known of its sibling topics (entries and exits share a run's
+    sequence numbers)."""
+    columns = ["run_id", "sequence", "sim_time_seconds"]
+    times = production.select(*columns)
+    for other in rules.order_with:
+        known = _known_events(spark, settings, config, other)
+        if known is not None:
+            times = times.unionByName(known.select(*columns))
+    return times.join(batch_runs, "run_id", "left_semi")
+
+
 def _recover_missing_tag(spark: SparkSession, nessie: NessieClient, config: JobConfig, tables: TopicTables) -> str | None:
     """A run killed between its merge and its tag left main published but untagged: tag it now (at
     main's head, which contains it) and drop its branch."""
@@ -244,9 +308,9 @@ def run_wap(
         config.accepted_schema_versions,
         config.lot_bounds,
         published_ids=production.select("event_id"),
-        first_entries=first_entries_of(spark.table(entry_tables.production)) if entry_tables else None,
+        first_entries=_first_entries(spark, settings, config, rules),
         run_bounds=_run_bounds(spark, settings, config),
-        published_times=production.select("run_id", "sequence", "sim_time_seconds").join(batch_runs, "run_id", "left_semi"),
+        published_times=_run_times(spark, settings, config, rules, production, batch_runs),
     ).persist()
     try:
         result.read = checked.count()

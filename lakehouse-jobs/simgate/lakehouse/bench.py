@@ -1,0 +1,147 @@
+"""The price of Write-Audit-Publish: one WAP run over N events against a plain Spark job that reads the
+same topic and appends it to one Iceberg table, without branch, checks, audit or merge. Both run in the
+same Spark session (local[2]) after a small warm-up run, against the real local stack.
+
+    python -m simgate.lakehouse.bench [--events 10000] [--partitions 3] [--flaw-every 50]
+
+Prints both times and their ratio. Each invocation makes its own topic and tables (unique names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from pyspark.sql import functions as F
+
+from .config import parse_config
+from .kafka_source import plan_ranges, read_ranges, watermarks
+from .settings import StackSettings
+from .tables import COMMON_PROPERTIES
+from .transforms import decode_kafka, parse_records, trusted_rows
+from .wap import run_wap, use_reference, wap_session
+
+START = datetime(2026, 1, 1, 8, 0, tzinfo=timezone.utc)
+
+
+def _record(run_id: str, seq: int, flawed: bool) -> tuple[bytes, bytes]:
+    t = START + timedelta(seconds=seq * 3)
+    iso = lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"  # noqa: E731
+    car = f"{seq % 90 + 10:02d}GA{seq % 10000:04d}"
+    value = {
+        "schemaVersion": 1,
+        "eventId": f"{run_id}-{seq:06d}",
+        "runId": run_id,
+        "sequence": seq,
+        "eventType": "parking.entry",
+        "timeStamp": iso(t),
+        "simTimeSeconds": seq * 3.0,
+        "carId": None if flawed else car,
+        "text": f"entry camera: plate {car}",
+        "coordinates": {"slotId": f"A-{seq % 12 + 1:02d}", "x": 3 + 2.5 * (seq % 12 + 0.5), "y": 0.0, "z": 5.5, "yawDeg": 90.0},
+        "images": [
+            {
+                "view": "entry",
+                "cameraPrimPath": "/World/Gates/Entry/Camera",
+                "uri": f"s3://simgate-blobs/runs/{run_id}/events/{run_id}-{seq:06d}/entry.png",
+                "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                "sizeBytes": 1_203_344,
+                "contentType": "image/png",
+                "width": 1280,
+                "height": 720,
+            }
+        ],
+        "attributes": {"gate": "entry", "car.color": "red"},
+        "ingest": {"receivedAt": iso(t + timedelta(milliseconds=40)), "gatewayId": "gw-bench"},
+    }
+    return f"{run_id}/{car}".encode(), json.dumps(value).encode()
+
+
+def produce_topic(settings: StackSettings, name: str, events: int, partitions: int, flaw_every: int) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name].result(timeout=30)
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 20})
+    run_id = f"bench-{uuid.uuid4().hex[:6]}"
+    for seq in range(1, events + 1):
+        key, value = _record(run_id, seq, flaw_every > 0 and seq % flaw_every == 0)
+        while True:
+            try:
+                producer.produce(name, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    if producer.flush(60) != 0:
+        raise RuntimeError("the bench records were not all delivered")
+
+
+def plain_append(spark, settings: StackSettings, topic: str, table: str) -> int:
+    """The baseline: read the whole topic, parse it into the same columns, append to one table on main."""
+    ranges = plan_ranges({}, watermarks(settings, topic))
+    parsed = parse_records(decode_kafka(read_ranges(spark, settings, topic, ranges)))
+    rows = trusted_rows(parsed.withColumn("reasons", F.array().cast("array<string>")), "plain", datetime.now(timezone.utc))
+    rows.writeTo(table).append()
+    return spark.table(table).count()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m simgate.lakehouse.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--flaw-every", type=int, default=50, help="every n-th event lacks its car id (0: none)")
+    args = parser.parse_args(argv)
+    settings = StackSettings.from_env()
+    suffix = uuid.uuid4().hex[:8]
+    warm, topic = f"bench-warm-{suffix}", f"bench-entries-{suffix}"
+    config = parse_config(
+        {"runsTopic": None, "topics": {t: {"eventType": "parking.entry", "orderWith": []} for t in (warm, topic)}}
+    )
+
+    t0 = time.perf_counter()
+    produce_topic(settings, warm, 50, args.partitions, args.flaw_every)
+    produce_topic(settings, topic, args.events, args.partitions, args.flaw_every)
+    produced_s = time.perf_counter() - t0
+    print(f"produced {args.events} events to {topic} ({args.partitions} partitions) in {produced_s:.1f} s", flush=True)
+
+    spark = wap_session("simgate-bench", settings)
+    quiet = lambda message: None  # noqa: E731
+    try:
+        # Warm-up: JVM, catalog, Kafka and S3 clients, code generation; not measured.
+        run_wap(spark, settings, config, warm, log=quiet)
+        use_reference(spark, settings.catalog, "main")
+        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {settings.catalog}.bench")
+        table = f"{settings.catalog}.bench.plain_{suffix}"
+        props = ", ".join(f"'{k}'='{v}'" for k, v in COMMON_PROPERTIES.items())
+        from .schema import TRUSTED_SCHEMA, ddl_columns
+
+        spark.sql(f"CREATE TABLE {table} ({ddl_columns(TRUSTED_SCHEMA)}) USING iceberg PARTITIONED BY (days(event_time)) TBLPROPERTIES ({props})")
+        spark.sql(f"ALTER TABLE {table} WRITE ORDERED BY event_time, car_id")
+
+        t1 = time.perf_counter()
+        plain_rows = plain_append(spark, settings, topic, table)
+        plain_s = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        result = run_wap(spark, settings, config, topic, log=quiet)
+        wap_s = time.perf_counter() - t2
+    finally:
+        spark.stop()
+
+    print(f"plain append : {plain_s:7.2f} s  ({plain_rows} rows into {table}, no branch, no checks)")
+    print(
+        f"WAP run      : {wap_s:7.2f} s  ({result.read} read, {result.trusted} trusted, {result.untrusted} untrusted, "
+        f"status {result.status}, tag {result.tag})"
+    )
+    print(f"ratio        : {wap_s / plain_s:7.2f} x  (WAP / plain)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The transforms on a few hand-made rows: each reason code, the trusted/untrusted split and the
+declared output columns. Plain local Spark, no catalog."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+from pyspark.sql import SparkSession
+
+from simgate.lakehouse.config import LotBounds, parse_config
+from simgate.lakehouse.schema import TRUSTED_SCHEMA, UNTRUSTED_SCHEMA
+from simgate.lakehouse.transforms import check_quality, first_entries_of, parse_records, run_bounds_of, trusted_rows, untrusted_rows
+
+from conftest import event
+
+COLUMNS = "kafka_topic string, kafka_partition int, kafka_offset long, kafka_timestamp timestamp, raw_key string, raw_value string"
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("simgate-transforms-test")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    yield session
+
+
+def rows(spark, values):
+    data = [("t", 0, i, None, "k", v if isinstance(v, str) else json.dumps(v)) for i, v in enumerate(values)]
+    return parse_records(spark.createDataFrame(data, COLUMNS))
+
+
+def reasons_by_offset(df):
+    return {r.kafka_offset: list(r.reasons) for r in df.select("kafka_offset", "reasons").collect()}
+
+
+def test_each_rule_gives_its_reason(spark):
+    cfg = parse_config({})
+    rules = cfg.rules_for("parking-entries")
+    good = event("r1", 1)
+    values = [
+        good,                                             # 0 trusted
+        event("r1", 2, carId=None),                       # 1 missing:carId
+        event("r1", 3, carId="  "),                       # 2 blank counts as missing
+        {**event("r1", 4), "coordinates": {**good["coordinates"], "z": -3.0}},  # 3 out of the default lot
+        dict(good),                                       # 4 duplicate in batch
+        "{not json",                                      # 5
+        event("r1", 6, schemaVersion=7),                  # 6
+        event("r1", 7, sequence="seven"),                 # 7 wrong type
+        event("r1", 8, eventType="parking.exit"),         # 8
+        event("r1", 9, simTimeSeconds=1.0),               # 9 earlier than seq 1..4 (420 s ...)
+        event("r1", 10, eventId="already-1"),             # 10 published before
+        event("r1", 11, coordinates=None),                # 11 coordinates required for entries
+    ]
+    published = spark.createDataFrame([("already-1",)], "event_id string")
+    checked = check_quality(rows(spark, values), rules, cfg.accepted_schema_versions, cfg.lot_bounds, published_ids=published)
+    assert reasons_by_offset(checked) == {
+        0: [],
+        1: ["missing:carId"],
+        2: ["missing:carId"],
+        3: ["coordinates_out_of_bounds"],
+        4: ["duplicate_in_batch"],
+        5: ["unparseable_json"],
+        6: ["unknown_schema_version"],
+        7: ["schema_mismatch"],
+        8: ["unexpected_event_type"],
+        9: ["time_out_of_order"],
+        10: ["duplicate_of_published"],
+        11: ["missing:coordinates"],
+    }
+
+
+def test_run_lineage_bounds_override_the_default(spark):
+    cfg = parse_config({})
+    wide = {**event("r2", 1), "coordinates": {"slotId": "A-01", "x": 50.0, "y": 0.0, "z": 5.0, "yawDeg": 90.0}}
+    runs = spark.createDataFrame(
+        [("runs", 0, 0, None, "r2", json.dumps({"kind": "run.start", "runId": "r2", "lineage": {"extra": {
+            "lot.minX": "0", "lot.maxX": "60", "lot.minY": "0", "lot.maxY": "0", "lot.minZ": "0", "lot.maxZ": "30"}}}))],
+        COLUMNS,
+    )
+    bounds = run_bounds_of(runs)
+    assert [tuple(r) for r in bounds.collect()] == [("r2", 0.0, 60.0, 0.0, 0.0, 0.0, 30.0)]
+    rules = cfg.rules_for("parking-entries")
+    with_lineage = check_quality(rows(spark, [wide]), rules, (1,), cfg.lot_bounds, run_bounds=bounds)
+    without = check_quality(rows(spark, [wide]), rules, (1,), LotBounds())
+    assert reasons_by_offset(with_lineage) == {0: []}
+    assert reasons_by_offset(without) == {0: ["coordinates_out_of_bounds"]}
+
+
+def test_exits_need_a_known_earlier_entry(spark):
+    cfg = parse_config({})
+    rules = cfg.rules_for("parking-exits")
+    entries = spark.createDataFrame(
+        [("r3", "CAR1", datetime(2026, 11, 27, 9, 0)), ("r3", "CAR1", datetime(2026, 11, 27, 11, 0)), ("r3", "CAR2", datetime(2026, 11, 27, 23, 0))],
+        "run_id string, car_id string, event_time timestamp",
+    )
+    exits = [
+        event("r3", 1, "parking.exit", car="CAR1", timeStamp="2026-11-27T10:00:00.000Z"),
+        event("r3", 2, "parking.exit", car="GHOST", timeStamp="2026-11-27T10:00:00.000Z"),
+        event("r3", 3, "parking.exit", car="CAR2", timeStamp="2026-11-27T10:00:00.000Z"),
+    ]
+    checked = check_quality(rows(spark, exits), rules, (1,), cfg.lot_bounds, first_entries=first_entries_of(entries))
+    assert reasons_by_offset(checked) == {0: [], 1: ["exit_without_entry"], 2: ["exit_before_entry"]}
+
+
+def test_split_gives_the_declared_columns(spark):
+    cfg = parse_config({})
+    checked = check_quality(rows(spark, [event("r4", 1), "{bad"]), cfg.rules_for("parking-entries"), (1,), cfg.lot_bounds)
+    trusted = trusted_rows(checked, "wap-1", NOW)
+    untrusted = untrusted_rows(checked, "wap-1", NOW)
+    assert [f.name for f in trusted.schema.fields] == TRUSTED_SCHEMA.fieldNames()
+    assert [f.name for f in untrusted.schema.fields] == UNTRUSTED_SCHEMA.fieldNames()
+    t = trusted.collect()
+    assert len(t) == 1 and t[0].event_id == "r4-entry-000001" and t[0].wap_run_id == "wap-1"
+    assert t[0].event_time == datetime(2026, 11, 27, 9, 7) and t[0].images[0].camera_prim_path == "/World/Gates/Entry/Camera"
+    u = untrusted.collect()
+    assert len(u) == 1 and u[0].raw_value == "{bad" and list(u[0].reasons) == ["unparseable_json"]
