@@ -148,3 +148,15 @@ def test_python_reads_the_simulator_sample_written_by_typescript() -> None:
         "exit_without_entry": 2,
         "time_out_of_order": 2,
     }
+
+
+def test_check_command_reports_damage_at_its_frame(capsys: pytest.CaptureFixture[str]) -> None:
+    from simgate.recording.__main__ import main
+
+    fixtures = Path(__file__).resolve().parents[2] / "test" / "fixtures" / "recording"
+    assert main(["check", str(fixtures / "basic.simrec")]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert main(["check", str(fixtures / "basic.simrec"), str(fixtures / "bad-checksum.simrec")]) == 1
+    out = capsys.readouterr().out
+    assert "REC_ERR_BAD_CHECKSUM at frame 1 (byte offset 335)" in out
+    assert "3 intact frames" in out
