@@ -69,6 +69,41 @@ describe("resume after kill", () => {
     expect(new Set(ids)).toEqual(new Set(events.map((e) => e.eventId)));
   });
 
+  it("Ctrl-C stops after the answers of what was sent; the resumed replay sends only the rest", async () => {
+    const recording = join(dir, "interrupt.simrec");
+    const runId = uniqueId("interrupt");
+    const sim = await runCli(["simulate", "--seed", "13", "--events", "30", "--out", recording, "--run-id", runId,
+      "--width", "160", "--height", "90", "--format", "jpeg", "--arrivals-per-minute", "30", "--mean-dwell", "60"]);
+    expect(sim.code, sim.stderr).toBe(0);
+    const checkpoint = join(dir, "interrupt.checkpoint.json");
+    const child = spawn(process.execPath, [GATEWAY_MAIN, "replay", recording, "--speed", "20", "--gateway", gw.grpcAddress,
+      "--checkpoint", checkpoint, "--progress", "none"], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    await pollUntil("5 answered events", async () => {
+      if (!existsSync(checkpoint)) return undefined;
+      return (JSON.parse(readFileSync(checkpoint, "utf8")) as CheckpointFile).totals.accepted >= 5 ? true : undefined;
+    }, 60_000, 20);
+    child.kill("SIGINT");
+    expect(await exited).toBe(1);
+    expect(output).toContain("interrupted: run again with the same --checkpoint to resume");
+    const saved = JSON.parse(readFileSync(checkpoint, "utf8")) as CheckpointFile;
+
+    const summaryPath = join(dir, "interrupt-second.json");
+    const second = await runCli(["replay", recording, "--max", "--gateway", gw.grpcAddress, "--checkpoint", checkpoint, "--summary-json", summaryPath]);
+    expect(second.code, second.stderr).toBe(0);
+    const s = await summaryOf(summaryPath);
+    // A graceful stop waited for its answers: nothing it sent is sent again.
+    expect(s["skippedFromCheckpoint"]).toBe(saved.totals.accepted);
+    expect(s["duplicate"]).toBe(0);
+    expect(s["accepted"]).toBe(30 - saved.totals.accepted);
+    const records = await runRecords([gw.topics.entries, gw.topics.exits], runId);
+    expect(records).toHaveLength(30);
+    expect(new Set(records.map((r) => r.body.eventId)).size).toBe(30);
+  });
+
   it("refuses a checkpoint that belongs to another run", async () => {
     const recording = join(dir, "other.simrec");
     const sim = await runCli(["simulate", "--seed", "12", "--events", "3", "--out", recording, "--width", "32", "--height", "18", "--format", "jpeg"]);
