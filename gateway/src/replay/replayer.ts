@@ -3,6 +3,7 @@
 // retry-later or not answered are resent with the same event id; a checkpoint remembers which frames
 // have their final answer so that an interrupted replay resumes without resending them.
 import { createHash } from "node:crypto";
+import { stat } from "node:fs/promises";
 import "../recording/protobuf-numbers.js";
 import type { simgate } from "../generated/simgate.js";
 import type { RecordingError } from "../recording/errors.js";
@@ -613,6 +614,5 @@ function describeRun(outcome: RunOutcome): string {
 }
 
 async function fileSize(path: string): Promise<number> {
-  const { stat } = await import("node:fs/promises");
   return (await stat(path)).size;
 }
