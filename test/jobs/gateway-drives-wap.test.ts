@@ -147,7 +147,7 @@ describe("the gateway drives the WAP jobs", () => {
     const metrics = await gw.get("/metrics");
     expect(metrics.body).toMatch(new RegExp(`simgate_jobs_runs_total\\{topic="${topics.entries}",status="published"\\} 1`));
     expect(await gw.stop()).toBe(0);
-  });
+  }, 900_000);
 
   it("replaying the same run again through a fresh gateway adds nothing to production", async () => {
     const gw = await gatewayWithJobs();
@@ -162,5 +162,5 @@ describe("the gateway drives the WAP jobs", () => {
       // Every copy with an event id already published is refused as such.
       expect(result.reasons["duplicate_of_published"]).toBeGreaterThan(0);
     }
-  });
+  }, 900_000);
 });
