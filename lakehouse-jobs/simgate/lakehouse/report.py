@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         for ref in nessie.references():
             if ref.type == "TAG":
                 tags[ref.hash].append(ref.name)
-        for commit in nessie.log("main", args.log):
+        for commit in nessie.log("main", args.log)[: args.log]:
             marks = f"  <- tag {', '.join(sorted(tags[commit['hash']]))}" if tags.get(commit["hash"]) else ""
             kind = "merge " if len(commit.get("parentCommitHashes") or []) > 1 else "commit"
             print(f"  {commit['hash'][:12]} {kind} {commit['commitTime'][:19]}  {commit['message'][:110]}{marks}")
