@@ -148,6 +148,16 @@ export class EventStream {
     });
   }
 
+  /** Writes an already encoded Event (only on a stream opened with raw = true). */
+  sendEncoded(eventId: string, bytes: Buffer): Promise<simgate.v1.Ack> {
+    return new Promise((resolve) => {
+      const list = this.waiting.get(eventId) ?? [];
+      list.push(resolve);
+      this.waiting.set(eventId, list);
+      this.call.write(bytes);
+    });
+  }
+
   /** Writes raw bytes (only on a stream opened with raw = true); the ack has an empty event id. */
   sendRaw(bytes: Buffer): Promise<simgate.v1.Ack> {
     return new Promise((resolve) => {
@@ -226,6 +236,15 @@ export class WsIngest {
     const frame = await reply;
     if (!frame.ack) throw new Error("expected an ack");
     return frame.ack as simgate.v1.Ack;
+  }
+
+  /** Sends an already encoded ClientFrame holding the event with this id. */
+  async sendEncodedFrame(eventId: string, frame: Uint8Array): Promise<simgate.v1.Ack> {
+    const reply = this.expect(eventId);
+    this.socket.send(frame, { binary: true });
+    const answer = await reply;
+    if (!answer.ack) throw new Error("expected an ack");
+    return answer.ack as simgate.v1.Ack;
   }
 
   async startRun(runStart: simgate.v1.IRunStart): Promise<simgate.v1.RunAck> {

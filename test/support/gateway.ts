@@ -40,6 +40,8 @@ export interface StartGatewayOptions {
   readyTimeoutMs?: number;
   /** Wait for /readyz = 200 (default true); false returns as soon as /healthz answers. */
   waitReady?: boolean;
+  /** Extra arguments for node before the script (e.g. --cpu-prof). */
+  nodeArgs?: string[];
   /** Copy the gateway's log lines to this process's stderr. */
   echoLogs?: boolean;
 }
@@ -149,7 +151,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<T
     ...(options.token !== undefined ? { SIMGATE_TOKEN: options.token } : {}),
     ...options.env,
   };
-  const child = spawn(process.execPath, [GATEWAY_MAIN, "gateway"], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), GATEWAY_MAIN, "gateway"], {
     cwd: REPO_ROOT,
     env: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],

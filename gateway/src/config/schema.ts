@@ -107,7 +107,7 @@ export const configSchema = z
         /** Open connections (gRPC sessions + WebSockets). */
         maxConnections: z.number().int().min(1).default(256),
         /** Events being processed at once, all connections together. */
-        maxInFlight: z.number().int().min(1).default(128),
+        maxInFlight: z.number().int().min(1).default(64),
         /** Events being processed at once on one connection; when reached the gateway stops reading
          *  from it (HTTP/2 flow control, paused socket). */
         maxInFlightPerConnection: z.number().int().min(1).default(16),
@@ -136,6 +136,9 @@ export const configSchema = z
       .object({
         /** How often Kafka and the object store are probed for /readyz and recovery. */
         checkIntervalMs: z.number().int().min(100).default(2_000),
+        /** How long one probe may take before its dependency counts as down. Generous on purpose: a
+         *  busy event loop must not look like an outage. */
+        probeTimeoutMs: z.number().int().min(100).default(5_000),
       })
       .strict()
       .prefault({}),

@@ -21,6 +21,7 @@ export class DependencyHealth {
   constructor(
     private readonly probes: readonly Probe[],
     private readonly intervalMs: number,
+    private readonly probeTimeoutMs: number,
     private readonly logger: Logger,
     private readonly metrics: GatewayMetrics,
   ) {
@@ -66,7 +67,7 @@ export class DependencyHealth {
   async checkNow(): Promise<void> {
     if (this.running) return this.running;
     this.running = (async () => {
-      const timeout = Math.max(500, Math.min(this.intervalMs, 5000));
+      const timeout = this.probeTimeoutMs;
       await Promise.all(
         this.probes.map(async (p) => {
           try {

@@ -69,6 +69,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       { dependency: "s3", check: (timeoutMs) => blobs.probe(timeoutMs) },
     ],
     config.health.checkIntervalMs,
+    config.health.probeTimeoutMs,
     logger,
     metrics,
   );

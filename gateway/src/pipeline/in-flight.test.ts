@@ -34,8 +34,12 @@ describe("in-flight limits", () => {
     a.done();
     await waiting;
     expect(admitted).toBe(true);
-    expect(rb.calls).toEqual(["pause", "resume"]);
+    // b holds the only slot now, so the total is still full and b still does not read
+    expect(rb.calls).toEqual(["pause"]);
     expect(total.count).toBe(1);
+    b.done();
+    expect(rb.calls).toEqual(["pause", "resume"]);
+    expect(total.count).toBe(0);
   });
 
   it("answers throttled with whenFull = reject", async () => {
@@ -44,5 +48,24 @@ describe("in-flight limits", () => {
     expect(await a.admit()).toBe(true);
     expect(await a.admit()).toBe(false);
     expect(a.inFlight).toBe(1);
+  });
+});
+
+describe("total limit with whenFull = block", () => {
+  it("pauses every connection while the total is full, and resumes them when a slot frees", async () => {
+    const total = new InFlightLimiter(1);
+    const ra = recorder();
+    const rb = recorder();
+    const a = new ConnectionFlow(total, 10, "block", ra.flow);
+    const b = new ConnectionFlow(total, 10, "block", rb.flow);
+    expect(await a.admit()).toBe(true);
+    expect(ra.calls).toEqual(["pause"]);
+    expect(rb.calls).toEqual(["pause"]); // b received nothing, yet stops reading too
+    a.done();
+    expect(ra.calls).toEqual(["pause", "resume"]);
+    expect(rb.calls).toEqual(["pause", "resume"]);
+    b.close();
+    expect(await a.admit()).toBe(true);
+    expect(rb.calls).toEqual(["pause", "resume"]); // closed: no longer follows the total
   });
 });

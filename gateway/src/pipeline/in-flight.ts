@@ -5,6 +5,8 @@
 export class InFlightLimiter {
   private active = 0;
   private readonly waiters: Array<() => void> = [];
+  private readonly watchers = new Set<() => void>();
+  private wasFull = false;
 
   constructor(readonly max: number) {}
 
@@ -12,9 +14,27 @@ export class InFlightLimiter {
     return this.active;
   }
 
+  get full(): boolean {
+    return this.active >= this.max;
+  }
+
+  /** Called whenever the limiter turns full or stops being full (connections pause all together). */
+  watch(onChange: () => void): () => void {
+    this.watchers.add(onChange);
+    return () => this.watchers.delete(onChange);
+  }
+
+  private changed(): void {
+    const full = this.full;
+    if (full === this.wasFull) return;
+    this.wasFull = full;
+    for (const w of this.watchers) w();
+  }
+
   tryAcquire(): boolean {
     if (this.active >= this.max) return false;
     this.active++;
+    this.changed();
     return true;
   }
 
@@ -27,7 +47,10 @@ export class InFlightLimiter {
   release(): void {
     const next = this.waiters.shift();
     if (next) next(); // the slot passes straight to the next waiter
-    else this.active--;
+    else {
+      this.active--;
+      this.changed();
+    }
   }
 }
 
@@ -41,13 +64,23 @@ export class ConnectionFlow {
   private inConnection = 0;
   private waitingForTotal = 0;
   private paused = false;
+  private readonly unwatch: () => void;
 
   constructor(
     private readonly total: InFlightLimiter,
     private readonly perConnection: number,
     private readonly whenFull: "block" | "reject",
     private readonly flow: FlowControl,
-  ) {}
+  ) {
+    // With "block", every connection stops reading while the total is full, not only the ones that
+    // happen to receive an event: otherwise each connection could still buffer a whole message.
+    this.unwatch = whenFull === "block" ? total.watch(() => this.update()) : () => undefined;
+  }
+
+  /** The connection is gone: stop following the total. */
+  close(): void {
+    this.unwatch();
+  }
 
   get inFlight(): number {
     return this.inConnection;
@@ -79,7 +112,8 @@ export class ConnectionFlow {
   }
 
   private update(): void {
-    const shouldPause = this.inConnection >= this.perConnection || this.waitingForTotal > 0;
+    const shouldPause =
+      this.inConnection >= this.perConnection || this.waitingForTotal > 0 || (this.whenFull === "block" && this.total.full);
     if (shouldPause && !this.paused) {
       this.paused = true;
       this.flow.pause();

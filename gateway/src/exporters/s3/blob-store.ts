@@ -84,17 +84,25 @@ export class BlobStore {
       } catch (err) {
         if (!isNotFound(err)) throw err;
       }
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.options.bucket,
-          Key: input.key,
-          Body: input.bytes,
-          ContentLength: input.bytes.length,
-          ContentType: input.contentType,
-          Metadata: { ...input.metadata, sha256: input.sha256 },
-        }),
-        { abortSignal: this.signal() },
+      const put = new PutObjectCommand({
+        Bucket: this.options.bucket,
+        Key: input.key,
+        Body: input.bytes,
+        ContentLength: input.bytes.length,
+        ContentType: input.contentType,
+        Metadata: { ...input.metadata, sha256: input.sha256 },
+      });
+      // SigV4 signs the payload's sha256; we already have it, so the signer need not hash the bytes a
+      // second time on the event loop (it uses this header when present).
+      put.middlewareStack.add(
+        (next) => async (args) => {
+          const request = args.request as { headers?: Record<string, string> };
+          if (request.headers) request.headers["x-amz-content-sha256"] = input.sha256;
+          return next(args);
+        },
+        { step: "build", name: "simgatePrecomputedPayloadHash" },
       );
+      await this.client.send(put, { abortSignal: this.signal() });
       return { uri, uploaded: true };
     } catch (err) {
       throw new GatewayError("GW_ERR_STORAGE_UNAVAILABLE", `object store: ${input.key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });

@@ -15,6 +15,7 @@ import type { Logger } from "../../telemetry/logger.js";
 import type { BearerAuth } from "../auth.js";
 import { decodeWith, type Decoded } from "../decoded.js";
 import { addReflection } from "./reflection.js";
+import { raiseReceiveWindows } from "./flow-control.js";
 
 export const PROTO_FILE = fileURLToPath(new URL("../../../../proto/simgate/v1/simgate.proto", import.meta.url));
 
@@ -94,6 +95,7 @@ export class GrpcReceiver {
       "grpc.max_send_message_length": 4 * 1024 * 1024,
       "grpc.max_concurrent_streams": 128,
     });
+    raiseReceiveWindows(this.server, 1024 * 1024, 8 * 1024 * 1024);
     this.server.addService(ingestService(), {
       StreamEvents: (call: grpc.ServerDuplexStream<EventIn, simgate.v1.IAck>) => this.streamEvents(call),
       SendEvent: (call: grpc.ServerUnaryCall<EventIn, simgate.v1.IAck>, cb: grpc.sendUnaryData<simgate.v1.IAck>) => void this.sendEvent(call, cb),
@@ -134,6 +136,7 @@ export class GrpcReceiver {
     const finish = (): void => {
       if (finished) return;
       finished = true;
+      flow.close();
       this.streams.delete(entry);
       this.metrics.connections.dec({ transport: "grpc" });
       call.end();
@@ -178,6 +181,7 @@ export class GrpcReceiver {
       clientEnded = true;
       if (!finished) {
         finished = true;
+        flow.close();
         this.streams.delete(entry);
         this.metrics.connections.dec({ transport: "grpc" });
       }

@@ -117,6 +117,7 @@ export class WebSocketReceiver {
       })();
     });
     ws.on("close", () => {
+      flow.close();
       this.sockets.delete(ws);
       this.metrics.connections.dec({ transport: "ws" });
     });

@@ -1,0 +1,306 @@
+// Gateway benchmark: events with two 1280x720 render-like images (PNG ≈ 1.1 MB each, JPEG ≈ 100 KB
+// each) sent over gRPC (one StreamEvents call per stream) and WebSocket (one socket per stream) with
+// 1/4/16/64 concurrent streams, next to a direct baseline in the same run: the same payloads written
+// straight to the object store (S3 SDK) and Kafka (kafkajs, idempotent, acks=all) with the same
+// concurrency. Prints events/s, MB/s, ack latency p50/p99 and the gateway's peak RSS.
+//
+//   npm run bench                              (root; builds the gateway first)
+//   BENCH_SECONDS=5 BENCH_STREAMS=1,4,16,64 BENCH_VARIANTS=png,jpeg BENCH_PATHS=baseline,grpc,ws npm run bench
+//
+// Every scenario runs for BENCH_SECONDS (default 4) after a short warm-up, every event has a new id (so
+// every blob is really written). The gateway runs as a child process with its default limits unless
+// BENCH_GATEWAY_ENV adds some ("KEY=V,KEY=V").
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { Partitioners, type Producer } from "kafkajs";
+import { simgate } from "../../gateway/src/generated/simgate.js";
+import { GrpcIngest, WsIngest, type EventStream } from "../support/clients.js";
+import { startGateway, uniqueId, STACK, type TestGateway } from "../support/gateway.js";
+import { makeJpeg, makePng } from "../support/images.js";
+import { kafkaClient, s3Client } from "../support/stack.js";
+
+type Variant = "png" | "jpeg";
+type Path = "baseline" | "grpc" | "ws";
+
+const SECONDS = Number(process.env["BENCH_SECONDS"] ?? 4);
+const WARMUP_SECONDS = Number(process.env["BENCH_WARMUP_SECONDS"] ?? 1);
+const STREAMS = (process.env["BENCH_STREAMS"] ?? "1,4,16,64").split(",").map(Number);
+const VARIANTS = (process.env["BENCH_VARIANTS"] ?? "png,jpeg").split(",") as Variant[];
+const PATHS = (process.env["BENCH_PATHS"] ?? "baseline,grpc,ws").split(",") as Path[];
+/** Events each stream keeps outstanding (unacknowledged) at once. */
+const WINDOW = Number(process.env["BENCH_WINDOW"] ?? 2);
+const DISTINCT_PAIRS = 4;
+const notAccepted = new Map<string, number>();
+
+interface Payload {
+  variant: Variant;
+  images: Array<{ view: string; encoding: simgate.v1.ImageEncoding; data: Buffer; sha256: string; contentType: string; ext: string }>;
+  /** Event field 10 (images), encoded once: an Event's encoding is the concatenation of its fields. */
+  encodedImages: Buffer;
+  bytes: number;
+}
+
+interface Result {
+  variant: Variant;
+  path: Path;
+  streams: number;
+  events: number;
+  seconds: number;
+  latenciesMs: number[];
+  bytes: number;
+  peakRssMb: number | null;
+  errors: number;
+}
+
+async function makePayloads(variant: Variant): Promise<Payload[]> {
+  const payloads: Payload[] = [];
+  for (let i = 0; i < DISTINCT_PAIRS; i++) {
+    const make = (seed: number): Promise<Buffer> => (variant === "png" ? makePng(1280, 720, seed, 18) : makeJpeg(1280, 720, seed, 75, 8));
+    const [a, b] = await Promise.all([make(100 + i * 2), make(101 + i * 2)]);
+    const encoding = variant === "png" ? simgate.v1.ImageEncoding.IMAGE_ENCODING_PNG : simgate.v1.ImageEncoding.IMAGE_ENCODING_JPEG;
+    const images = [
+      { view: "entry", encoding, data: a, sha256: "", contentType: `image/${variant}`, ext: variant === "png" ? "png" : "jpg" },
+      { view: "overview", encoding, data: b, sha256: "", contentType: `image/${variant}`, ext: variant === "png" ? "png" : "jpg" },
+    ];
+    for (const img of images) img.sha256 = createHash("sha256").update(img.data).digest("hex");
+    const encodedImages = Buffer.from(
+      simgate.v1.Event.encode({
+        images: images.map((img) => ({ view: img.view, cameraPrimPath: `/World/Gates/${img.view}/Camera`, encoding: img.encoding, width: 1280, height: 720, data: img.data })),
+      }).finish(),
+    );
+    payloads.push({ variant, images, encodedImages, bytes: a.length + b.length });
+  }
+  return payloads;
+}
+
+function meta(runId: string, seq: number): simgate.v1.IEvent {
+  return {
+    eventId: `${runId}-${seq}`,
+    runId,
+    sequence: seq,
+    eventType: seq % 2 === 0 ? "parking.exit" : "parking.entry",
+    simTimeSeconds: seq * 0.5,
+    captureTimeUnixMs: Date.now(),
+    carId: `CAR${seq % 50}`,
+    text: "",
+    coordinates: { slotId: `S-${seq % 40}`, x: seq % 100, y: 0, z: 3, yawDeg: 90 },
+    attributes: { bench: "1" },
+  };
+}
+
+function encodeEvent(m: simgate.v1.IEvent, p: Payload): Buffer {
+  return Buffer.concat([simgate.v1.Event.encode(m).finish(), p.encodedImages]);
+}
+
+function wrapInClientFrame(eventBytes: Buffer): Buffer {
+  // ClientFrame field 1 (event), length-delimited.
+  const header = simgate.v1.ClientFrame.encode({ event: {} }).finish(); // 0x0a 0x00
+  const writer = new (Object.getPrototypeOf(simgate.v1.ClientFrame.encode({})).constructor as new () => { uint32(v: number): unknown; finish(): Uint8Array })();
+  writer.uint32((1 << 3) | 2);
+  writer.uint32(eventBytes.length);
+  void header;
+  return Buffer.concat([Buffer.from(writer.finish()), eventBytes]);
+}
+
+function rssMb(pid: number): number | null {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m?.[1] ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+/** Runs `lanes` workers that each repeat `one()` until the time is up. The measurement window opens
+ *  after the warm-up AND the first completion (so slow, deep pipelines are measured in steady state)
+ *  and lasts BENCH_SECONDS; it counts the calls that complete inside it, with their latencies. */
+async function drive(lanes: number, one: (lane: number, seq: number) => Promise<boolean>, onWarm: () => void): Promise<{ latencies: number[]; events: number; seconds: number; errors: number }> {
+  const latencies: number[] = [];
+  let events = 0;
+  let errors = 0;
+  let seq = 0;
+  const warmEnd = Date.now() + WARMUP_SECONDS * 1000;
+  let start = 0;
+  let end = Number.POSITIVE_INFINITY;
+  const open = (now: number): void => {
+    if (start === 0 && now >= warmEnd) {
+      start = now;
+      end = now + SECONDS * 1000;
+      onWarm();
+    }
+  };
+  const lane = async (k: number): Promise<void> => {
+    while (Date.now() < end) {
+      const t0 = performance.now();
+      const ok = await one(k, ++seq);
+      const now = Date.now();
+      const ms = performance.now() - t0;
+      open(now);
+      if (start !== 0 && now <= end) {
+        if (ok) {
+          events++;
+          latencies.push(ms);
+        } else errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: lanes }, (_, k) => lane(k)));
+  return { latencies, events, seconds: (end - start) / 1000, errors };
+}
+
+async function runBaseline(variant: Variant, payloads: Payload[], streams: number, producer: Producer, topics: Record<string, string>): Promise<Result> {
+  const s3 = s3Client();
+  const runId = uniqueId(`bench-base-${variant}-${streams}`);
+  const { latencies, events, seconds, errors } = await drive(
+    streams * WINDOW,
+    async (_lane, seq) => {
+      const p = payloads[seq % payloads.length] as Payload;
+      const m = meta(runId, seq);
+      try {
+        const blobs = await Promise.all(
+          p.images.map(async (img) => {
+            // A direct writer hashes what it stores too (for the object metadata and the record).
+            const sha256 = createHash("sha256").update(img.data).digest("hex");
+            const key = `bench-baseline/runs/${runId}/events/${m.eventId}/${img.view}.${img.ext}`;
+            await s3.send(new PutObjectCommand({ Bucket: STACK.blobBucket, Key: key, Body: img.data, ContentType: img.contentType, Metadata: { sha256, width: "1280", height: "720" } }));
+            return { view: img.view, uri: `s3://${STACK.blobBucket}/${key}`, sha256, sizeBytes: img.data.length, contentType: img.contentType, width: 1280, height: 720 };
+          }),
+        );
+        await producer.send({
+          topic: topics[m.eventType ?? ""] ?? "",
+          acks: -1,
+          messages: [{ key: `${runId}/${m.carId}`, value: JSON.stringify({ schemaVersion: 1, ...m, images: blobs }), headers: { "schema-version": "1", "run-id": runId, "event-id": m.eventId ?? "" } }],
+        });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    () => undefined,
+  );
+  s3.destroy();
+  return { variant, path: "baseline", streams, events, seconds, latenciesMs: latencies, bytes: events * (payloads[0]?.bytes ?? 0), peakRssMb: null, errors };
+}
+
+async function runGateway(path: "grpc" | "ws", variant: Variant, payloads: Payload[], streams: number, gw: TestGateway): Promise<Result> {
+  const runId = uniqueId(`bench-${path}-${variant}-${streams}`);
+  let peak = 0;
+  const pid = gw.process.pid ?? 0;
+  const sampler = setInterval(() => {
+    const r = rssMb(pid);
+    if (r !== null && r > peak) peak = r;
+  }, 50);
+  let send: (lane: number, id: string, bytes: Buffer) => Promise<simgate.v1.Ack>;
+  let close: () => Promise<void>;
+  if (path === "grpc") {
+    const client = new GrpcIngest(gw.grpcAddress);
+    const lanes: EventStream[] = Array.from({ length: streams }, () => client.openStream(true));
+    send = (lane, id, bytes) => (lanes[lane % streams] as EventStream).sendEncoded(id, bytes);
+    close = async () => {
+      for (const s of lanes) s.end();
+      await Promise.all(lanes.map((s) => s.done));
+      client.close();
+    };
+  } else {
+    const sockets = await Promise.all(Array.from({ length: streams }, () => WsIngest.connect(gw.wsUrl)));
+    send = (lane, id, bytes) => (sockets[lane % streams] as WsIngest).sendEncodedFrame(id, wrapInClientFrame(bytes));
+    close = async () => {
+      await Promise.all(sockets.map((s) => s.close()));
+    };
+  }
+  let measuringPeak = false;
+  const { latencies, events, seconds, errors } = await drive(
+    streams * WINDOW,
+    async (lane, seq) => {
+      const p = payloads[seq % payloads.length] as Payload;
+      const m = meta(runId, seq);
+      const ack = await send(lane % streams, m.eventId ?? "", encodeEvent(m, p));
+      if (!ack.accepted) notAccepted.set(ack.rejected?.code ?? ack.retryLater?.code ?? "?", (notAccepted.get(ack.rejected?.code ?? ack.retryLater?.code ?? "?") ?? 0) + 1);
+      return Boolean(ack.accepted);
+    },
+    () => {
+      measuringPeak = true;
+      peak = 0;
+    },
+  );
+  clearInterval(sampler);
+  await close();
+  return { variant, path, streams, events, seconds, latenciesMs: latencies, bytes: events * (payloads[0]?.bytes ?? 0), peakRssMb: measuringPeak ? peak : null, errors };
+}
+
+function printTable(results: Result[]): void {
+  const baseline = new Map(results.filter((r) => r.path === "baseline").map((r) => [`${r.variant}/${r.streams}`, r]));
+  const header = ["variant", "path", "streams", "events", "events/s", "MB/s", "p50 ms", "p99 ms", "gw peak RSS MB", "vs baseline", "errors"];
+  const rows = results.map((r) => {
+    const eps = r.events / r.seconds;
+    const sorted = [...r.latenciesMs].sort((a, b) => a - b);
+    const base = baseline.get(`${r.variant}/${r.streams}`);
+    const rel = r.path !== "baseline" && base ? `${((eps / (base.events / base.seconds)) * 100).toFixed(0)}%` : "";
+    return [r.variant, r.path, String(r.streams), String(r.events), eps.toFixed(1), (r.bytes / r.seconds / 1e6).toFixed(1), percentile(sorted, 50).toFixed(1), percentile(sorted, 99).toFixed(1), r.peakRssMb === null ? "" : r.peakRssMb.toFixed(0), rel, String(r.errors)];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padStart(widths[i] ?? 0)).join(" | ")} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
+  for (const row of rows) console.log(line(row));
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const extraEnv = Object.fromEntries((process.env["BENCH_GATEWAY_ENV"] ?? "").split(",").filter(Boolean).map((kv) => kv.split("=") as [string, string]));
+  console.log(`simgate gateway benchmark: ${SECONDS}s per scenario (+${WARMUP_SECONDS}s warm-up), window ${WINDOW} events per stream, streams ${STREAMS.join("/")}`);
+  const gw = await startGateway({ env: { SIMGATE_LOG_LEVEL: "warn", ...extraEnv,  }, nodeArgs: (process.env["BENCH_GATEWAY_NODE_ARGS"] ?? "").split(" ").filter(Boolean), echoLogs: process.env["BENCH_ECHO_LOGS"] === "1" });
+  const kafka = kafkaClient();
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const results: Result[] = [];
+  try {
+    for (const variant of VARIANTS) {
+      const payloads = await makePayloads(variant);
+      console.log(`${variant}: ${DISTINCT_PAIRS} image pairs, ${(payloads.reduce((s, p) => s + p.bytes, 0) / payloads.length / 2 / 1e3).toFixed(0)} KB per image on average`);
+      for (const streams of STREAMS) {
+        for (const path of PATHS) {
+          const r = path === "baseline" ? await runBaseline(variant, payloads, streams, producer, gw.topics.map) : await runGateway(path, variant, payloads, streams, gw);
+          results.push(r);
+          console.log(`  ${variant} ${path} x${streams}: ${(r.events / r.seconds).toFixed(1)} events/s${r.peakRssMb ? `, gateway RSS ${r.peakRssMb.toFixed(0)} MB` : ""}${r.errors ? `, ${r.errors} not accepted` : ""}`);
+        }
+      }
+    }
+    const metrics = (await gw.get("/metrics")).body;
+    const mean = (name: string): string => {
+      const sum = [...metrics.matchAll(new RegExp(`^${name}_sum(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "gm"))].reduce((s, m) => s + Number(m[1]), 0);
+      const count = [...metrics.matchAll(new RegExp(`^${name}_count(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "gm"))].reduce((s, m) => s + Number(m[1]), 0);
+      return count ? `${((sum / count) * 1000).toFixed(1)} ms over ${count}` : "n/a";
+    };
+    if (notAccepted.size > 0) console.log(`not accepted by code: ${JSON.stringify(Object.fromEntries(notAccepted))}`);
+    const gauge = (name: string): string => ((Number(new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(metrics)?.[1] ?? Number.NaN)) / 1e6).toFixed(0);
+    console.log(`gateway memory now: rss ${gauge("process_resident_memory_bytes")} MB, heap used ${gauge("nodejs_heap_size_used_bytes")} MB, external ${gauge("nodejs_external_memory_bytes")} MB`);
+    if (process.env["BENCH_PROBE_GC"] === "1") {
+      // Diagnostic: a heap snapshot forces a full GC; what external memory remains after it is retained.
+      gw.process.kill("SIGUSR2");
+      await new Promise((r) => setTimeout(r, 8000));
+      const after = (await gw.get("/metrics")).body;
+      const g = (name: string): string => ((Number(new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(after)?.[1] ?? Number.NaN)) / 1e6).toFixed(0);
+      console.log(`after a full GC: rss ${g("process_resident_memory_bytes")} MB, heap used ${g("nodejs_heap_size_used_bytes")} MB, external ${g("nodejs_external_memory_bytes")} MB`);
+    }
+    console.log(`gateway means: blob HEAD+PUT ${mean("simgate_gateway_blob_put_seconds")}, Kafka produce ${mean("simgate_gateway_produce_seconds")}, ack ${mean("simgate_gateway_ack_seconds")}`);
+  } finally {
+    await producer.disconnect();
+    const exit = await gw.stop();
+    if (exit !== 0) console.error(`gateway exited with ${exit}`);
+  }
+  console.log("");
+  printTable(results);
+  console.log(`\nmachine: ${(await import("node:os")).cpus().length} cores; gateway, S3Proxy, Kafka and this client share them. Total ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
