@@ -251,11 +251,25 @@ function printTable(results: Result[]): void {
   for (const row of rows) console.log(line(row));
 }
 
+function gatewayMemoryLine(metrics: string): string {
+  const gauge = (name: string): string => ((Number(new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(metrics)?.[1] ?? Number.NaN)) / 1e6).toFixed(0);
+  return `rss ${gauge("process_resident_memory_bytes")} MB, heap used ${gauge("nodejs_heap_size_used_bytes")} MB, external ${gauge("nodejs_external_memory_bytes")} MB`;
+}
+
+function meanLine(metrics: string): string {
+  const mean = (name: string): string => {
+    const total = (suffix: string): number =>
+      [...metrics.matchAll(new RegExp(`^${name}_${suffix}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "gm"))].reduce((sum, m) => sum + Number(m[1]), 0);
+    const count = total("count");
+    return count ? `${((total("sum") / count) * 1000).toFixed(1)} ms over ${count}` : "n/a";
+  };
+  return `blob HEAD+PUT ${mean("simgate_gateway_blob_put_seconds")}, Kafka produce ${mean("simgate_gateway_produce_seconds")}, in-gateway ack ${mean("simgate_gateway_ack_seconds")}`;
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const extraEnv = Object.fromEntries((process.env["BENCH_GATEWAY_ENV"] ?? "").split(",").filter(Boolean).map((kv) => kv.split("=") as [string, string]));
-  console.log(`simgate gateway benchmark: ${SECONDS}s per scenario (+${WARMUP_SECONDS}s warm-up), window ${WINDOW} events per stream, streams ${STREAMS.join("/")}`);
-  const gw = await startGateway({ env: { SIMGATE_LOG_LEVEL: "warn", ...extraEnv,  }, nodeArgs: (process.env["BENCH_GATEWAY_NODE_ARGS"] ?? "").split(" ").filter(Boolean), echoLogs: process.env["BENCH_ECHO_LOGS"] === "1" });
+  console.log(`simgate gateway benchmark: ${SECONDS}s per scenario (+${WARMUP_SECONDS}s warm-up), window ${WINDOW} events per stream, streams ${STREAMS.join("/")}; a fresh gateway per variant`);
   const kafka = kafkaClient();
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
@@ -264,40 +278,34 @@ async function main(): Promise<void> {
     for (const variant of VARIANTS) {
       const payloads = await makePayloads(variant);
       console.log(`${variant}: ${DISTINCT_PAIRS} image pairs, ${(payloads.reduce((s, p) => s + p.bytes, 0) / payloads.length / 2 / 1e3).toFixed(0)} KB per image on average`);
-      for (const streams of STREAMS) {
-        for (const path of PATHS) {
-          const r = path === "baseline" ? await runBaseline(variant, payloads, streams, producer, gw.topics.map) : await runGateway(path, variant, payloads, streams, gw);
-          results.push(r);
-          console.log(`  ${variant} ${path} x${streams}: ${(r.events / r.seconds).toFixed(1)} events/s${r.peakRssMb ? `, gateway RSS ${r.peakRssMb.toFixed(0)} MB` : ""}${r.errors ? `, ${r.errors} not accepted` : ""}`);
+      const gw = await startGateway({
+        env: { SIMGATE_LOG_LEVEL: "warn", ...extraEnv },
+        nodeArgs: (process.env["BENCH_GATEWAY_NODE_ARGS"] ?? "").split(" ").filter(Boolean),
+        echoLogs: process.env["BENCH_ECHO_LOGS"] === "1",
+      });
+      try {
+        for (const streams of STREAMS) {
+          for (const path of PATHS) {
+            const r = path === "baseline" ? await runBaseline(variant, payloads, streams, producer, gw.topics.map) : await runGateway(path, variant, payloads, streams, gw);
+            results.push(r);
+            console.log(`  ${variant} ${path} x${streams}: ${(r.events / r.seconds).toFixed(1)} events/s${r.peakRssMb ? `, gateway RSS ${r.peakRssMb.toFixed(0)} MB` : ""}${r.errors ? `, ${r.errors} not accepted` : ""}`);
+          }
         }
+        const metrics = (await gw.get("/metrics")).body;
+        if (notAccepted.size > 0) console.log(`  not accepted by code: ${JSON.stringify(Object.fromEntries(notAccepted))}`);
+        console.log(`  gateway means: ${meanLine(metrics)}`);
+        console.log(`  gateway memory at the end: ${gatewayMemoryLine(metrics)}`);
+      } finally {
+        const exit = await gw.stop();
+        if (exit !== 0) console.error(`gateway exited with ${exit}`);
       }
     }
-    const metrics = (await gw.get("/metrics")).body;
-    const mean = (name: string): string => {
-      const sum = [...metrics.matchAll(new RegExp(`^${name}_sum(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "gm"))].reduce((s, m) => s + Number(m[1]), 0);
-      const count = [...metrics.matchAll(new RegExp(`^${name}_count(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "gm"))].reduce((s, m) => s + Number(m[1]), 0);
-      return count ? `${((sum / count) * 1000).toFixed(1)} ms over ${count}` : "n/a";
-    };
-    if (notAccepted.size > 0) console.log(`not accepted by code: ${JSON.stringify(Object.fromEntries(notAccepted))}`);
-    const gauge = (name: string): string => ((Number(new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(metrics)?.[1] ?? Number.NaN)) / 1e6).toFixed(0);
-    console.log(`gateway memory now: rss ${gauge("process_resident_memory_bytes")} MB, heap used ${gauge("nodejs_heap_size_used_bytes")} MB, external ${gauge("nodejs_external_memory_bytes")} MB`);
-    if (process.env["BENCH_PROBE_GC"] === "1") {
-      // Diagnostic: a heap snapshot forces a full GC; what external memory remains after it is retained.
-      gw.process.kill("SIGUSR2");
-      await new Promise((r) => setTimeout(r, 8000));
-      const after = (await gw.get("/metrics")).body;
-      const g = (name: string): string => ((Number(new RegExp(`^${name} ([0-9.e+-]+)$`, "m").exec(after)?.[1] ?? Number.NaN)) / 1e6).toFixed(0);
-      console.log(`after a full GC: rss ${g("process_resident_memory_bytes")} MB, heap used ${g("nodejs_heap_size_used_bytes")} MB, external ${g("nodejs_external_memory_bytes")} MB`);
-    }
-    console.log(`gateway means: blob HEAD+PUT ${mean("simgate_gateway_blob_put_seconds")}, Kafka produce ${mean("simgate_gateway_produce_seconds")}, ack ${mean("simgate_gateway_ack_seconds")}`);
   } finally {
     await producer.disconnect();
-    const exit = await gw.stop();
-    if (exit !== 0) console.error(`gateway exited with ${exit}`);
   }
   console.log("");
   printTable(results);
-  console.log(`\nmachine: ${(await import("node:os")).cpus().length} cores; gateway, S3Proxy, Kafka and this client share them. Total ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+  console.log(`\nmachine: ${(await import("node:os")).cpus().length} cores, load average ${(await import("node:os")).loadavg().map((l) => l.toFixed(1)).join(" ")}; gateway, S3Proxy, Kafka and this client share them. Total ${((Date.now() - started) / 1000).toFixed(0)} s.`);
 }
 
 main().catch((err: unknown) => {

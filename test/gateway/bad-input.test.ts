@@ -54,7 +54,7 @@ async function expectRejected(e: simgate.v1.IEvent, code: string): Promise<void>
   const viaStream = await stream.send(e);
   stream.end();
   expect(viaStream.rejected?.code, JSON.stringify(viaStream.toJSON())).toBe(code);
-  expect(viaStream.rejected?.message.length).toBeGreaterThan(5);
+  expect(viaStream.rejected?.message?.length).toBeGreaterThan(5);
   const viaUnary = await grpcClient.sendEvent(e);
   expect(viaUnary.rejected?.code).toBe(code);
   const ws = await WsIngest.connect(gw.wsUrl, TOKEN);

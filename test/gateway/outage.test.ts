@@ -104,11 +104,11 @@ async function outage(service: "kafka" | "s3", expectedCode: string): Promise<vo
     const where = ack.accepted?.record ?? ack.duplicate?.record;
     const record = records.find((r) => r.topic === where?.topic && r.partition === where?.partition && r.offset === Number(where?.offset));
     expect(record?.headers["event-id"], `record of ${event.eventId} at ${JSON.stringify(where)}`).toBe(event.eventId);
-    const blob = (ack.accepted ?? ack.duplicate)?.blobs[0];
+    const blob = (ack.accepted ?? ack.duplicate)?.blobs?.[0];
     expect(blob).toBeDefined();
     expect(await objectExists(s3, blob?.uri ?? "")).toBe(true);
   }
-  const one = (result.acks.get(events[0]?.eventId ?? "") as simgate.v1.Ack).accepted?.blobs[0];
+  const one = (result.acks.get(events[0]?.eventId ?? "") as simgate.v1.Ack).accepted?.blobs?.[0];
   expect((await readObject(s3, one?.uri ?? "")).sha256).toBe(one?.sha256);
   s3.destroy();
   // At least once in Kafka: resends of in-doubt events may add a second record with the same event id

@@ -195,7 +195,7 @@ export class WsIngest {
   private constructor(readonly socket: WebSocket) {
     socket.on("message", (data: Buffer) => {
       const frame = simgate.v1.ServerFrame.decode(data);
-      const id = frame.ack ? frame.ack.eventId : frame.runAck ? `run:${frame.runAck.runId}` : undefined;
+      const id = frame.ack ? (frame.ack.eventId ?? "") : frame.runAck ? `run:${frame.runAck.runId ?? ""}` : undefined;
       if (id === undefined || (frame.ack && frame.ack.eventId === "" && !this.waiting.has(""))) {
         const w = this.errorWaiters.shift();
         if (w) w(frame);

@@ -30,6 +30,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: "S3_SECRET_KEY", path: ["s3", "secretAccessKey"], kind: "string" },
   { name: "S3_BLOB_BUCKET", path: ["s3", "bucket"], kind: "string" },
   { name: "SIMGATE_BLOB_PREFIX", path: ["s3", "keyPrefix"], kind: "string" },
+  { name: "SIMGATE_S3_CHECK_EXISTING", path: ["s3", "checkExisting"], kind: "string" },
   { name: "SIMGATE_S3_TIMEOUT_MS", path: ["s3", "requestTimeoutMs"], kind: "int" },
   { name: "SIMGATE_RAW_FORMAT", path: ["images", "rawFormat"], kind: "string" },
   { name: "SIMGATE_IMAGE_VERIFY", path: ["images", "verify"], kind: "string" },

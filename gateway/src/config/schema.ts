@@ -79,6 +79,11 @@ export const configSchema = z
         /** Prefix before every key the gateway writes ("" or ending in "/"). */
         keyPrefix: z.string().regex(/^([A-Za-z0-9._-]+\/)*$/).default(""),
         forcePathStyle: z.boolean().default(true),
+        /** When to HEAD an image's key before uploading it (and skip the upload if the object is there
+         *  with the same sha256): "always", or "on-retry" = only for an event id this gateway has already
+         *  tried to store (a resend after a failed attempt). "on-retry" saves a round trip per image;
+         *  after a restart a resend then rewrites identical bytes under the same key. */
+        checkExisting: z.enum(["always", "on-retry"]).default("always"),
         /** Per request, after which the upload counts as failed (retry-later). */
         requestTimeoutMs: z.number().int().min(100).default(15_000),
       })

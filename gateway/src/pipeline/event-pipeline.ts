@@ -42,6 +42,7 @@ export interface PipelineSettings {
   runsTopic: string;
   maxMessageBytes: number;
   dedupeEntries: number;
+  checkExisting: "always" | "on-retry";
 }
 
 interface Stored {
@@ -51,6 +52,8 @@ interface Stored {
 
 export class EventPipeline {
   private readonly accepted: DedupeCache<Stored>;
+  /** Event ids whose blobs this gateway has started to store (for s3.checkExisting = on-retry). */
+  private readonly attempted: DedupeCache<true>;
   private readonly inProgress = new Map<string, Promise<simgate.v1.IAck>>();
   private readonly listeners: PipelineEvents[] = [];
   private draining = false;
@@ -62,6 +65,7 @@ export class EventPipeline {
     private readonly logger: Logger,
   ) {
     this.accepted = new DedupeCache(settings.dedupeEntries);
+    this.attempted = new DedupeCache(settings.dedupeEntries);
   }
 
   addListener(listener: PipelineEvents): void {
@@ -147,6 +151,8 @@ export class EventPipeline {
   }
 
   private async storeImages(event: ValidEvent, images: ProcessedImage[]): Promise<StoredImage[]> {
+    const checkExisting = this.settings.checkExisting === "always" || this.attempted.get(event.eventId) !== undefined;
+    this.attempted.set(event.eventId, true);
     return Promise.all(
       images.map(async (img) => {
         const key = imageKey(this.settings.keyPrefix, event.runId, event.eventId, img.view, img.extension);
@@ -157,6 +163,7 @@ export class EventPipeline {
             bytes: img.bytes,
             contentType: img.contentType,
             sha256: img.sha256,
+            checkExisting,
             metadata: { width: String(img.width), height: String(img.height), "run-id": event.runId, "event-id": event.eventId, view: img.view },
           });
           if (put.uploaded) this.metrics.blobBytes.inc(img.bytes.length);

@@ -99,6 +99,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       runsTopic: config.kafka.runsTopic,
       maxMessageBytes: config.limits.maxMessageBytes,
       dedupeEntries: config.dedupe.maxEntries,
+      checkExisting: config.s3.checkExisting,
     },
     metrics,
     logger,

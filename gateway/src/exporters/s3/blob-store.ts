@@ -28,6 +28,8 @@ export interface PutBlobInput {
   contentType: string;
   sha256: string;
   metadata: Record<string, string>;
+  /** HEAD first and skip the upload when an identical object is there (default true). */
+  checkExisting?: boolean;
 }
 
 export interface PutBlobResult {
@@ -78,11 +80,13 @@ export class BlobStore {
   async put(input: PutBlobInput): Promise<PutBlobResult> {
     const uri = this.uri(input.key);
     try {
-      try {
-        const head = await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: input.key }), { abortSignal: this.signal() });
-        if (head.Metadata?.["sha256"] === input.sha256 && head.ContentLength === input.bytes.length) return { uri, uploaded: false };
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
+      if (input.checkExisting !== false) {
+        try {
+          const head = await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: input.key }), { abortSignal: this.signal() });
+          if (head.Metadata?.["sha256"] === input.sha256 && head.ContentLength === input.bytes.length) return { uri, uploaded: false };
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
       }
       const put = new PutObjectCommand({
         Bucket: this.options.bucket,

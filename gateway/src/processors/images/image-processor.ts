@@ -1,7 +1,7 @@
 // The images stage: verify each image (complete, well-formed, of the declared encoding and dimensions),
 // refuse oversized ones before decoding, convert raw RGBA8 to PNG or WebP, and compute sha256.
 // Already encoded images pass through byte for byte: they are never re-encoded.
-import { webcrypto } from "node:crypto";
+import { createHash } from "node:crypto";
 import sharp from "sharp";
 import { GatewayError } from "../../errors/gateway-error.js";
 import { IMAGE_ENCODINGS, type ValidImage } from "../validate/event-schema.js";
@@ -31,9 +31,9 @@ const FORMATS = {
 } as const;
 
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  // WebCrypto hashes on the libuv thread pool, keeping the event loop free for other connections.
-  const digest = await webcrypto.subtle.digest("SHA-256", bytes);
-  return Buffer.from(digest).toString("hex");
+  // Synchronous on purpose: with SHA extensions a 1 MB frame hashes in ~0.7 ms, while WebCrypto's
+  // thread-pool digest measured twice the CPU (it copies the input) on this 2-core machine.
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 function asBuffer(data: Uint8Array): Buffer {
