@@ -51,6 +51,9 @@ interface Result {
   bytes: number;
   peakRssMb: number | null;
   errors: number;
+  /** CPU per event: the gateway process, and this process (the senders, or the direct writer). */
+  gatewayCpuMs: number | null;
+  clientCpuMs: number;
 }
 
 async function makePayloads(variant: Variant): Promise<Payload[]> {
@@ -120,9 +123,10 @@ function percentile(sorted: number[], p: number): number {
 /** Runs `lanes` workers that each repeat `one()` until the time is up. The measurement window opens
  *  after the warm-up AND the first completion (so slow, deep pipelines are measured in steady state)
  *  and lasts BENCH_SECONDS; it counts the calls that complete inside it, with their latencies. */
-async function drive(lanes: number, one: (lane: number, seq: number) => Promise<boolean>, onWarm: () => void): Promise<{ latencies: number[]; events: number; seconds: number; errors: number }> {
+async function drive(lanes: number, one: (lane: number, seq: number) => Promise<boolean>, onWarm: () => void): Promise<{ latencies: number[]; events: number; seconds: number; errors: number; completedSinceOpen: number }> {
   const latencies: number[] = [];
   let events = 0;
+  let completedSinceOpen = 0;
   let errors = 0;
   let seq = 0;
   const warmEnd = Date.now() + WARMUP_SECONDS * 1000;
@@ -142,6 +146,7 @@ async function drive(lanes: number, one: (lane: number, seq: number) => Promise<
       const now = Date.now();
       const ms = performance.now() - t0;
       open(now);
+      if (start !== 0) completedSinceOpen++;
       if (start !== 0 && now <= end) {
         if (ok) {
           events++;
@@ -151,13 +156,26 @@ async function drive(lanes: number, one: (lane: number, seq: number) => Promise<
     }
   };
   await Promise.all(Array.from({ length: lanes }, (_, k) => lane(k)));
-  return { latencies, events, seconds: (end - start) / 1000, errors };
+  return { latencies, events, seconds: (end - start) / 1000, errors, completedSinceOpen };
+}
+
+/** CPU time (user + system) of a process, in ms, from /proc. */
+function processCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+  return (ticks * 1000) / 100; // USER_HZ = 100 on Linux
+}
+
+function selfCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
 async function runBaseline(variant: Variant, payloads: Payload[], streams: number, producer: Producer, topics: Record<string, string>): Promise<Result> {
   const s3 = s3Client();
   const runId = uniqueId(`bench-base-${variant}-${streams}`);
-  const { latencies, events, seconds, errors } = await drive(
+  let cpu0 = 0;
+  const { latencies, events, seconds, errors, completedSinceOpen } = await drive(
     streams * WINDOW,
     async (_lane, seq) => {
       const p = payloads[seq % payloads.length] as Payload;
@@ -182,10 +200,13 @@ async function runBaseline(variant: Variant, payloads: Payload[], streams: numbe
         return false;
       }
     },
-    () => undefined,
+    () => {
+      cpu0 = selfCpuMs();
+    },
   );
+  const clientCpuMs = (selfCpuMs() - cpu0) / Math.max(1, completedSinceOpen);
   s3.destroy();
-  return { variant, path: "baseline", streams, events, seconds, latenciesMs: latencies, bytes: events * (payloads[0]?.bytes ?? 0), peakRssMb: null, errors };
+  return { variant, path: "baseline", streams, events, seconds, latenciesMs: latencies, bytes: events * (payloads[0]?.bytes ?? 0), peakRssMb: null, errors, gatewayCpuMs: null, clientCpuMs };
 }
 
 async function runGateway(path: "grpc" | "ws", variant: Variant, payloads: Payload[], streams: number, gw: TestGateway): Promise<Result> {
@@ -215,7 +236,9 @@ async function runGateway(path: "grpc" | "ws", variant: Variant, payloads: Paylo
     };
   }
   let measuringPeak = false;
-  const { latencies, events, seconds, errors } = await drive(
+  let cpu0 = 0;
+  let gwCpu0 = 0;
+  const { latencies, events, seconds, errors, completedSinceOpen } = await drive(
     streams * WINDOW,
     async (lane, seq) => {
       const p = payloads[seq % payloads.length] as Payload;
@@ -227,22 +250,26 @@ async function runGateway(path: "grpc" | "ws", variant: Variant, payloads: Paylo
     () => {
       measuringPeak = true;
       peak = 0;
+      cpu0 = selfCpuMs();
+      gwCpu0 = processCpuMs(pid);
     },
   );
+  const clientCpuMs = (selfCpuMs() - cpu0) / Math.max(1, completedSinceOpen);
+  const gatewayCpuMs = (processCpuMs(pid) - gwCpu0) / Math.max(1, completedSinceOpen);
   clearInterval(sampler);
   await close();
-  return { variant, path, streams, events, seconds, latenciesMs: latencies, bytes: events * (payloads[0]?.bytes ?? 0), peakRssMb: measuringPeak ? peak : null, errors };
+  return { variant, path, streams, events, seconds, latenciesMs: latencies, bytes: events * (payloads[0]?.bytes ?? 0), peakRssMb: measuringPeak ? peak : null, errors, gatewayCpuMs, clientCpuMs };
 }
 
 function printTable(results: Result[]): void {
   const baseline = new Map(results.filter((r) => r.path === "baseline").map((r) => [`${r.variant}/${r.streams}`, r]));
-  const header = ["variant", "path", "streams", "events", "events/s", "MB/s", "p50 ms", "p99 ms", "gw peak RSS MB", "vs baseline", "errors"];
+  const header = ["variant", "path", "streams", "events", "events/s", "MB/s", "p50 ms", "p99 ms", "gw peak RSS MB", "vs baseline", "gw CPU ms/ev", "sender CPU ms/ev", "errors"];
   const rows = results.map((r) => {
     const eps = r.events / r.seconds;
     const sorted = [...r.latenciesMs].sort((a, b) => a - b);
     const base = baseline.get(`${r.variant}/${r.streams}`);
     const rel = r.path !== "baseline" && base ? `${((eps / (base.events / base.seconds)) * 100).toFixed(0)}%` : "";
-    return [r.variant, r.path, String(r.streams), String(r.events), eps.toFixed(1), (r.bytes / r.seconds / 1e6).toFixed(1), percentile(sorted, 50).toFixed(1), percentile(sorted, 99).toFixed(1), r.peakRssMb === null ? "" : r.peakRssMb.toFixed(0), rel, String(r.errors)];
+    return [r.variant, r.path, String(r.streams), String(r.events), eps.toFixed(1), (r.bytes / r.seconds / 1e6).toFixed(1), percentile(sorted, 50).toFixed(1), percentile(sorted, 99).toFixed(1), r.peakRssMb === null ? "" : r.peakRssMb.toFixed(0), rel, r.gatewayCpuMs === null ? "" : r.gatewayCpuMs.toFixed(1), r.clientCpuMs.toFixed(1), String(r.errors)];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padStart(widths[i] ?? 0)).join(" | ")} |`;
