@@ -54,10 +54,12 @@ export class GrpcIngest {
   readonly client: grpc.Client;
   private readonly raw: grpc.Client;
 
-  constructor(address: string, private readonly token?: string) {
-    const options = { "grpc.max_send_message_length": 256 * 1024 * 1024, "grpc.max_receive_message_length": 64 * 1024 * 1024 };
-    this.client = new IngestClient(address, grpc.credentials.createInsecure(), options);
-    this.raw = new RawIngestClient(address, grpc.credentials.createInsecure(), options);
+  constructor(address: string, private readonly token?: string, tlsCa?: string) {
+    const options: grpc.ChannelOptions = { "grpc.max_send_message_length": 256 * 1024 * 1024, "grpc.max_receive_message_length": 64 * 1024 * 1024 };
+    if (tlsCa !== undefined) options["grpc.ssl_target_name_override"] = "localhost";
+    const credentials = (): grpc.ChannelCredentials => (tlsCa === undefined ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(Buffer.from(tlsCa)));
+    this.client = new IngestClient(address, credentials(), options);
+    this.raw = new RawIngestClient(address, credentials(), options);
   }
 
   private unary<Req, Res>(client: grpc.Client, method: string, req: Req): Promise<Res> {
@@ -209,9 +211,10 @@ export class WsIngest {
     });
   }
 
-  static connect(url: string, token?: string, headers: Record<string, string> = {}): Promise<WsIngest> {
+  static connect(url: string, token?: string, headers: Record<string, string> = {}, tlsCa?: string): Promise<WsIngest> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(url, {
+        ...(tlsCa !== undefined ? { ca: tlsCa, servername: "localhost" } : {}),
         headers: { ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}), ...headers },
         maxPayload: 64 * 1024 * 1024,
         perMessageDeflate: false,

@@ -8,6 +8,7 @@
 //
 // The stack's settings (KAFKA_BOOTSTRAP, S3_ENDPOINT, ...) are passed through from the environment.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { request as httpsRequest } from "node:https";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { createServer } from "node:net";
@@ -40,6 +41,8 @@ export interface StartGatewayOptions {
   readyTimeoutMs?: number;
   /** Wait for /readyz = 200 (default true); false returns as soon as /healthz answers. */
   waitReady?: boolean;
+  /** TLS: PEM certificate and key files for the gateway, and the CA (PEM text) the helper trusts. */
+  tls?: { certFile: string; keyFile: string; ca: string };
   /** Extra arguments for node before the script (e.g. --cpu-prof). */
   nodeArgs?: string[];
   /** Copy the gateway's log lines to this process's stderr. */
@@ -149,6 +152,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<T
     SIMGATE_HEALTH_INTERVAL_MS: "500",
     SIMGATE_LOG_LEVEL: "info",
     ...(options.token !== undefined ? { SIMGATE_TOKEN: options.token } : {}),
+    ...(options.tls ? { SIMGATE_TLS_CERT: options.tls.certFile, SIMGATE_TLS_KEY: options.tls.keyFile } : {}),
     ...options.env,
   };
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), GATEWAY_MAIN, "gateway"], {
@@ -168,10 +172,23 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<T
   let exitCode: number | null | undefined;
   void exited.then((c) => (exitCode = c));
 
-  const httpUrl = `http://127.0.0.1:${httpPort}`;
+  const tls = options.tls;
+  const httpUrl = `${tls ? "https" : "http"}://127.0.0.1:${httpPort}`;
   const get = async (path: string): Promise<{ status: number; body: string }> => {
-    const res = await fetch(`${httpUrl}${path}`, { signal: AbortSignal.timeout(5000) });
-    return { status: res.status, body: await res.text() };
+    if (!tls) {
+      const res = await fetch(`${httpUrl}${path}`, { signal: AbortSignal.timeout(5000) });
+      return { status: res.status, body: await res.text() };
+    }
+    return new Promise((resolveGet, reject) => {
+      const req = httpsRequest(`${httpUrl}${path}`, { ca: tls.ca, servername: "localhost", timeout: 5000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolveGet({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+      });
+      req.on("error", reject);
+      req.on("timeout", () => req.destroy(new Error("timeout")));
+      req.end();
+    });
   };
   const isReady = async (): Promise<boolean> => {
     try {
@@ -185,7 +202,7 @@ export async function startGateway(options: StartGatewayOptions = {}): Promise<T
     grpcPort,
     httpUrl,
     httpPort,
-    wsUrl: `ws://127.0.0.1:${httpPort}${env["SIMGATE_WS_PATH"] ?? "/v1/events"}`,
+    wsUrl: `${tls ? "wss" : "ws"}://127.0.0.1:${httpPort}${env["SIMGATE_WS_PATH"] ?? "/v1/events"}`,
     topics: { entries: map["parking.entry"] ?? "", exits: map["parking.exit"] ?? "", deadLetter, runs, map },
     token: options.token,
     env,
