@@ -138,6 +138,18 @@ describe("bad input", () => {
     expect(err.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
   });
 
+  it("a run start or end with a bad run id, kept in the dead-letter topic too", async () => {
+    const start = await grpcClient.startRun({ runId: "../escape", startedUnixMs: Date.now() });
+    expect(start.rejected?.code).toBe("GW_ERR_INVALID_ID");
+    const ws = await WsIngest.connect(gw.wsUrl, TOKEN);
+    const end = await ws.endRun({ runId: "../escape", endedUnixMs: Date.now(), reason: "completed" });
+    await ws.close();
+    expect(end.rejected?.code).toBe("GW_ERR_INVALID_ID");
+    const kept = (await deadLetters()).filter((d) => d.body["runId"] === "../escape");
+    expect(kept.map((d) => d.body["transport"]).sort()).toEqual(["grpc", "ws"]);
+    expect(kept.every((d) => d.body["code"] === "GW_ERR_INVALID_ID" && typeof d.body["payloadBase64"] === "string")).toBe(true);
+  });
+
   it("a missing or wrong token", async () => {
     for (const token of [undefined, "wrong-token-0123456789"]) {
       const client = new GrpcIngest(gw.grpcAddress, token);

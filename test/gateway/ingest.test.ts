@@ -160,3 +160,20 @@ describe("WebSocket", () => {
     await ws.close();
   });
 });
+
+describe("form only, not meaning", () => {
+  it("accepts an empty car id and coordinates far outside the lot, and publishes them as they are", async () => {
+    const runId = uniqueId("meaning-run");
+    const client = new GrpcIngest(gw.grpcAddress);
+    const event = makeEvent(runId, 1, images(), { carId: "", text: "", coordinates: { slotId: "", x: 1e6, y: -250.5, z: 9999, yawDeg: 725 } });
+    const ack = await client.sendEvent(event);
+    client.close();
+    expect(ack.accepted, JSON.stringify(ack.toJSON())).toBeTruthy();
+    const record = (await readTopic(gw.topics.entries)).find((r) => r.headers["event-id"] === event.eventId);
+    expect(record?.key).toBe(`${runId}/`);
+    const value = JSON.parse(record?.value ?? "{}") as Record<string, unknown>;
+    expect(value["carId"]).toBeNull();
+    expect(value["text"]).toBeNull();
+    expect(value["coordinates"]).toEqual({ slotId: "", x: 1e6, y: -250.5, z: 9999, yawDeg: 725 });
+  });
+});

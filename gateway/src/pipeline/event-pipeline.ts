@@ -26,6 +26,13 @@ export interface IncomingEvent {
   event: simgate.v1.IEvent;
 }
 
+/** Where a message came from, with its bytes as received (for the dead-letter topic). */
+export interface MessageOrigin {
+  transport: Transport;
+  connectionId: string;
+  raw: Buffer;
+}
+
 export interface PipelineStages {
   validator: EventValidator;
   images: ImageProcessor;
@@ -225,7 +232,7 @@ export class EventPipeline {
     return kept === true ? err : kept;
   }
 
-  async startRun(message: simgate.v1.IRunStart): Promise<simgate.v1.IRunAck> {
+  async startRun(message: simgate.v1.IRunStart, from: MessageOrigin): Promise<simgate.v1.IRunAck> {
     const runId = message.runId ?? "";
     try {
       if (this.draining) throw new GatewayError("GW_ERR_DRAINING", "the gateway is shutting down");
@@ -234,11 +241,11 @@ export class EventPipeline {
       const location = await this.produce(runStartRecord(this.settings.runsTopic, run, Date.now(), this.settings.gatewayId), "run");
       return { runId, accepted: location };
     } catch (err) {
-      return this.runFailure(asGatewayError(err), runId);
+      return this.runFailure(asGatewayError(err), runId, from);
     }
   }
 
-  async endRun(message: simgate.v1.IRunEnd): Promise<simgate.v1.IRunAck> {
+  async endRun(message: simgate.v1.IRunEnd, from: MessageOrigin): Promise<simgate.v1.IRunAck> {
     const runId = message.runId ?? "";
     try {
       if (!this.stages.health.ready && !this.draining) throw this.notReady();
@@ -247,13 +254,16 @@ export class EventPipeline {
       this.notify((l) => l.onRunEnded?.(run.runId, location));
       return { runId, accepted: location };
     } catch (err) {
-      return this.runFailure(asGatewayError(err), runId);
+      return this.runFailure(asGatewayError(err), runId, from);
     }
   }
 
-  private runFailure(err: GatewayError, runId: string): simgate.v1.IRunAck {
+  private async runFailure(err: GatewayError, runId: string, from: MessageOrigin): Promise<simgate.v1.IRunAck> {
     this.metrics.errors.inc({ code: err.code, stage: err.stage });
-    if (err.permanent) return { runId, rejected: { code: err.code, message: err.message } };
-    return { runId, retryLater: { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs } };
+    if (!err.permanent) return { runId, retryLater: { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs } };
+    // A rejected run message is kept like a rejected event (the dead letter's eventId is null).
+    const kept = await this.stages.deadLetter.write({ err, raw: from.raw, transport: from.transport, connectionId: from.connectionId, eventId: null, runId: runId === "" ? null : runId, receivedAtMs: Date.now() });
+    if (kept !== true) return { runId, retryLater: { code: kept.code, message: `could not keep the rejected run message (${err.code}): ${kept.message}`, retryAfterMs: kept.retryAfterMs } };
+    return { runId, rejected: { code: err.code, message: err.message } };
   }
 }

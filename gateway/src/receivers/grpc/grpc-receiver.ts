@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import { simgate } from "../../generated/simgate.js";
-import type { EventPipeline } from "../../pipeline/event-pipeline.js";
+import type { EventPipeline, MessageOrigin } from "../../pipeline/event-pipeline.js";
 import { ConnectionFlow, type InFlightLimiter } from "../../pipeline/in-flight.js";
 import type { DependencyHealth } from "../../pipeline/dependency-health.js";
 import type { GatewayMetrics } from "../../telemetry/metrics.js";
@@ -100,9 +100,9 @@ export class GrpcReceiver {
       StreamEvents: (call: grpc.ServerDuplexStream<EventIn, simgate.v1.IAck>) => this.streamEvents(call),
       SendEvent: (call: grpc.ServerUnaryCall<EventIn, simgate.v1.IAck>, cb: grpc.sendUnaryData<simgate.v1.IAck>) => void this.sendEvent(call, cb),
       StartRun: (call: grpc.ServerUnaryCall<Decoded<simgate.v1.RunStart>, simgate.v1.IRunAck>, cb: grpc.sendUnaryData<simgate.v1.IRunAck>) =>
-        void this.run(call, cb, (m) => this.pipeline.startRun(m)),
+        void this.run(call, cb, (m, from) => this.pipeline.startRun(m, from)),
       EndRun: (call: grpc.ServerUnaryCall<Decoded<simgate.v1.RunEnd>, simgate.v1.IRunAck>, cb: grpc.sendUnaryData<simgate.v1.IRunAck>) =>
-        void this.run(call, cb, (m) => this.pipeline.endRun(m)),
+        void this.run(call, cb, (m, from) => this.pipeline.endRun(m, from)),
     });
     this.healthService = new HealthImplementation({ "": "NOT_SERVING", "simgate.v1.Ingest": "NOT_SERVING" });
     this.healthService.addToServer(this.server);
@@ -217,12 +217,16 @@ export class GrpcReceiver {
   private async run<T>(
     call: grpc.ServerUnaryCall<Decoded<T>, simgate.v1.IRunAck>,
     cb: grpc.sendUnaryData<simgate.v1.IRunAck>,
-    handle: (m: T) => Promise<simgate.v1.IRunAck>,
+    handle: (m: T, from: MessageOrigin) => Promise<simgate.v1.IRunAck>,
   ): Promise<void> {
     if (!this.authorized(call)) return cb(status(grpc.status.UNAUTHENTICATED, "GW_ERR_UNAUTHENTICATED", "missing or wrong bearer token"));
     const msg = call.request;
-    if (msg.message === undefined) return cb(status(grpc.status.INVALID_ARGUMENT, "GW_ERR_DECODE", msg.error ?? "undecodable"));
-    cb(null, await handle(msg.message));
+    const connectionId = `grpc-unary-${++this.connectionId}`;
+    if (msg.message === undefined) {
+      const err = await this.pipeline.handleUndecodable(msg.raw, "grpc", connectionId, msg.error ?? "undecodable");
+      return cb(status(err.permanent ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE, err.code, err.message));
+    }
+    cb(null, await handle(msg.message, { transport: "grpc", connectionId, raw: msg.raw }));
   }
 
   async start(): Promise<number> {

@@ -141,8 +141,8 @@ export class WebSocketReceiver {
       return { error: { code: err.code, message: err.message } };
     }
     if (frame.event) return { ack: await this.pipeline.handleEvent({ transport: "ws", connectionId, raw, event: frame.event }) };
-    if (frame.runStart) return { runAck: await this.pipeline.startRun(frame.runStart) };
-    if (frame.runEnd) return { runAck: await this.pipeline.endRun(frame.runEnd) };
+    if (frame.runStart) return { runAck: await this.pipeline.startRun(frame.runStart, { transport: "ws", connectionId, raw }) };
+    if (frame.runEnd) return { runAck: await this.pipeline.endRun(frame.runEnd, { transport: "ws", connectionId, raw }) };
     const err = await this.pipeline.handleUndecodable(raw, "ws", connectionId, "ClientFrame without a body");
     return { error: { code: err.permanent ? "GW_ERR_EMPTY_FRAME" : err.code, message: err.message } };
   }
