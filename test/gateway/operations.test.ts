@@ -137,6 +137,30 @@ describe("in-flight limits", () => {
   });
 });
 
+describe("beyond the dedupe window", () => {
+  it("a resend finds its blobs already stored (HEAD, same sha256) and uploads nothing; the record is written again", async () => {
+    const gw = await startGateway({ env: { SIMGATE_DEDUPE_ENTRIES: "0" } });
+    try {
+      const blobBytes = async (): Promise<number> => Number(/^simgate_gateway_blob_bytes_total (\S+)$/m.exec((await gw.get("/metrics")).body)?.[1] ?? Number.NaN);
+      const client = new GrpcIngest(gw.grpcAddress);
+      const event = makeEvent(uniqueId("window-run"), 1, images());
+      const first = await client.sendEvent(event);
+      expect(first.accepted).toBeTruthy();
+      const afterFirst = await blobBytes();
+      expect(afterFirst).toBe(jpeg.length + png.length);
+      const second = await client.sendEvent(event);
+      client.close();
+      expect(second.accepted, JSON.stringify(second.toJSON())).toBeTruthy();
+      expect(second.accepted?.blobs?.map((b) => `${b.uri} ${b.sha256}`)).toEqual(first.accepted?.blobs?.map((b) => `${b.uri} ${b.sha256}`));
+      expect(await blobBytes()).toBe(afterFirst);
+      const records = (await readTopic(gw.topics.exits)).concat(await readTopic(gw.topics.entries)).filter((r) => r.headers["event-id"] === event.eventId);
+      expect(records).toHaveLength(2); // the lakehouse drops the second by event id
+    } finally {
+      expect(await gw.stop()).toBe(0);
+    }
+  });
+});
+
 describe("SIGTERM", () => {
   it("finishes what is in flight, flushes the producer and exits 0", async () => {
     const gw = await startGateway();
