@@ -263,3 +263,23 @@ def test_maintenance_compacts_production_on_main_and_entries_per_hour_reads_it(s
     # Entries per hour: events every 7 minutes from 09:07, 17 of them.
     hours = [(h.hour, n) for h, n in entries_per_hour(spark, settings, topic)]
     assert hours == [(9, 8), (10, 9)]
+
+
+def test_a_table_whose_schema_drifted_fails_the_audit(spark, settings, kafka, nessie):
+    """Someone changed production's schema on main: the audit refuses to publish into it."""
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    topic = kafka.create("drift")
+    config = parse_config(config_for(topic))
+    tables = TopicTables(settings.catalog, topic)
+    kafka.produce(topic, map(as_record, [event(run_id, seq) for seq in range(1, 5)]))
+    assert run_wap(spark, settings, config, topic).status == "published"
+
+    use_reference(spark, settings.catalog, "main")
+    spark.sql(f"ALTER TABLE {tables.production} ADD COLUMN plate_colour string")
+    before = production_ids(spark, settings, topic)
+    kafka.produce(topic, map(as_record, [event(run_id, seq) for seq in range(5, 8)]))
+    with pytest.raises(AuditFailed) as failure:
+        run_wap(spark, settings, config, topic)
+    assert any("undeclared column plate_colour" in p for p in failure.value.result.problems)
+    assert sorted(production_ids(spark, settings, topic)) == sorted(before)
+    assert nessie.reference(failure.value.result.branch) is not None

@@ -283,87 +283,99 @@ def run_wap(
     nessie.create_branch(branch, base_hash)
     result.branch = branch
     use_reference(spark, settings.catalog, branch)
-    failure_point("after_branch")
-
-    # 3. what is not yet published, read on the branch (= main at base_hash).
-    ranges: list[PartitionRange] = plan_ranges(published_offsets(spark, tables), watermarks(settings, topic))
-    result.offsets = describe(ranges)
-    result.skipped_by_retention = sum(r.skipped for r in ranges)
-    if sum(r.size for r in ranges) == 0:
-        use_reference(spark, settings.catalog, "main")
-        nessie.delete_reference(branch)
-        result.branch = None
-        result.status = "nothing_to_publish"
-        log(f"wap {topic}: nothing new after offsets {result.offsets}")
-        return result
-    log(f"wap {topic}: run {wap_run_id} on branch {branch}, offsets {result.offsets}")
-
-    # 4. parse and check.
-    parsed = parse_records(decode_kafka(read_ranges(spark, settings, topic, ranges)))
-    batch_runs = parsed.select(F.col("record.runId").alias("run_id")).where(F.col("run_id").isNotNull()).distinct()
-    production = spark.table(tables.production)
-    checked = check_quality(
-        parsed,
-        rules,
-        config.accepted_schema_versions,
-        config.lot_bounds,
-        published_ids=production.select("event_id"),
-        first_entries=_first_entries(spark, settings, config, rules),
-        run_bounds=_run_bounds(spark, settings, config),
-        published_times=_run_times(spark, settings, config, rules, production, batch_runs),
-    ).persist()
     try:
-        result.read = checked.count()
-        result.reasons = {
-            r["reason"]: int(r["n"])
-            for r in checked.select(F.explode("reasons").alias("reason")).groupBy("reason").agg(F.count("*").alias("n")).collect()
-        }
+        failure_point("after_branch")
 
-        # 5 + 6. staging tables on the branch, with the run in the snapshot summary.
-        summary = {
-            "simgate.wap-run-id": wap_run_id,
-            "simgate.kafka-topic": topic,
-            "simgate.kafka-offsets": result.offsets,
-        }
-        _write(trusted_rows(checked, wap_run_id, now), tables.trusted, summary)
-        _write(untrusted_rows(checked, wap_run_id, now), tables.untrusted, summary)
-    finally:
-        checked.unpersist()
-    failure_point("after_staging")
+        # 3. what is not yet published, read on the branch (= main at base_hash).
+        ranges: list[PartitionRange] = plan_ranges(published_offsets(spark, tables), watermarks(settings, topic))
+        result.offsets = describe(ranges)
+        result.skipped_by_retention = sum(r.skipped for r in ranges)
+        if sum(r.size for r in ranges) == 0:
+            use_reference(spark, settings.catalog, "main")
+            nessie.delete_reference(branch)
+            result.branch = None
+            result.status = "nothing_to_publish"
+            log(f"wap {topic}: nothing new after offsets {result.offsets}")
+            return result
+        log(f"wap {topic}: run {wap_run_id} on branch {branch}, offsets {result.offsets}")
 
-    # 7. audit what the branch holds.
-    figures = _audit_figures(spark, tables, wap_run_id, result.read)
-    result.trusted, result.untrusted = figures.trusted, figures.untrusted
-    result.problems = audit_problems(figures, config.max_schema_error_ratio)
-    if result.problems:
+        # 4. parse and check.
+        parsed = parse_records(decode_kafka(read_ranges(spark, settings, topic, ranges)))
+        batch_runs = parsed.select(F.col("record.runId").alias("run_id")).where(F.col("run_id").isNotNull()).distinct()
+        production = spark.table(tables.production)
+        checked = check_quality(
+            parsed,
+            rules,
+            config.accepted_schema_versions,
+            config.lot_bounds,
+            published_ids=production.select("event_id"),
+            first_entries=_first_entries(spark, settings, config, rules),
+            run_bounds=_run_bounds(spark, settings, config),
+            published_times=_run_times(spark, settings, config, rules, production, batch_runs),
+        ).persist()
+        try:
+            result.read = checked.count()
+            result.reasons = {
+                r["reason"]: int(r["n"])
+                for r in checked.select(F.explode("reasons").alias("reason")).groupBy("reason").agg(F.count("*").alias("n")).collect()
+            }
+
+            # 5 + 6. staging tables on the branch, with the run in the snapshot summary.
+            summary = {
+                "simgate.wap-run-id": wap_run_id,
+                "simgate.kafka-topic": topic,
+                "simgate.kafka-offsets": result.offsets,
+            }
+            _write(trusted_rows(checked, wap_run_id, now), tables.trusted, summary)
+            _write(untrusted_rows(checked, wap_run_id, now), tables.untrusted, summary)
+        finally:
+            checked.unpersist()
+        failure_point("after_staging")
+
+        # 7. audit what the branch holds.
+        figures = _audit_figures(spark, tables, wap_run_id, result.read)
+        result.trusted, result.untrusted = figures.trusted, figures.untrusted
+        result.problems = audit_problems(figures, config.max_schema_error_ratio)
+        if result.problems:
+            use_reference(spark, settings.catalog, "main")
+            result.status = "audit_failed"
+            raise AuditFailed(result)
+        failure_point("after_audit")
+
+        # 8. publish: production and the offsets on the branch, one guarded merge, a tag, no branch.
+        this_run = spark.table(tables.trusted).filter(F.col("wap_run_id") == F.lit(wap_run_id))
+        _write(this_run.select(*TRUSTED_SCHEMA.fieldNames()), tables.production, summary)
+        offsets = spark.createDataFrame(
+            [(topic, r.partition, r.start, r.end, r.size, wap_run_id, now) for r in ranges], OFFSETS_SCHEMA
+        )
+        _write(offsets, tables.offsets, summary)
+        failure_point("after_production")
+
+        message = (
+            f"WAP publish {topic} run {wap_run_id}: {result.trusted} trusted, {result.untrusted} untrusted, "
+            f"offsets {result.offsets}"
+        )
         use_reference(spark, settings.catalog, "main")
-        result.status = "audit_failed"
-        raise AuditFailed(result)
-    failure_point("after_audit")
-
-    # 8. publish: production and the offsets on the branch, one guarded merge, a tag, no branch.
-    this_run = spark.table(tables.trusted).filter(F.col("wap_run_id") == F.lit(wap_run_id))
-    _write(this_run.select(*TRUSTED_SCHEMA.fieldNames()), tables.production, summary)
-    offsets = spark.createDataFrame(
-        [(topic, r.partition, r.start, r.end, r.size, wap_run_id, now) for r in ranges], OFFSETS_SCHEMA
-    )
-    _write(offsets, tables.offsets, summary)
-    failure_point("after_production")
-
-    message = (
-        f"WAP publish {topic} run {wap_run_id}: {result.trusted} trusted, {result.untrusted} untrusted, "
-        f"offsets {result.offsets}"
-    )
-    use_reference(spark, settings.catalog, "main")
-    result.merged_hash = nessie.merge(branch, "main", base_hash, message)
-    failure_point("after_merge")
-    result.tag = tag_name(topic, wap_run_id)
-    nessie.create_tag(result.tag, result.merged_hash)
-    failure_point("after_tag")
-    nessie.delete_reference(branch)
-    result.status = "published"
-    log(f"wap {topic}: published {result.trusted} trusted, {result.untrusted} untrusted; tag {result.tag}")
-    return result
+        result.merged_hash = nessie.merge(branch, "main", base_hash, message)
+        failure_point("after_merge")
+        result.tag = tag_name(topic, wap_run_id)
+        nessie.create_tag(result.tag, result.merged_hash)
+        failure_point("after_tag")
+        nessie.delete_reference(branch)
+        result.status = "published"
+        log(f"wap {topic}: published {result.trusted} trusted, {result.untrusted} untrusted; tag {result.tag}")
+        return result
+    except AuditFailed:
+        raise  # the branch stays for inspection
+    except Exception:
+        # Any other failure: nothing of this run is on main (or all of it, past the merge); drop the
+        # branch so that retries do not pile them up. A killed run leaves its branch; it is harmless.
+        try:
+            use_reference(spark, settings.catalog, "main")
+            nessie.delete_reference(branch)
+        except Exception as cleanup:  # noqa: BLE001 - best effort, the original error matters
+            log(f"wap {topic}: could not drop branch {branch}: {cleanup}")
+        raise
 
 
 def wap_session(app_name: str, settings: StackSettings) -> SparkSession:
