@@ -2,12 +2,13 @@
 // launches the real WAP job (local launcher: the project's Python, Spark in local mode) when the run
 // ends; the tables land in Iceberg on the shared Nessie. A second gateway (fresh dedupe memory) gets
 // the same recording again: production gains nothing.
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { JobDriverSnapshot, JobRun } from "../../gateway/src/jobs/job-driver.js";
-import { runCli, runRecords } from "../replay/helpers.js";
+import { PYTHON, REPO_ROOT, runCli, runRecords } from "../replay/helpers.js";
 import { pollUntil, startGateway, uniqueId, type TestGateway } from "../support/gateway.js";
 
 const NESSIE = process.env["NESSIE_URI"] ?? "http://127.0.0.1:19120/api/v2";
@@ -142,6 +143,22 @@ describe("the gateway drives the WAP jobs", () => {
       const tag = (await nessieJson(`/trees/${result.tag}`)) as { reference: { type: string; hash: string } };
       expect(tag.reference).toMatchObject({ type: "TAG", hash: result.mergedHash });
       expect(await nessieJson(`/trees/${result.branch}`)).toBeUndefined();
+    }
+
+    // The tables themselves, read back on main: each valid event once, each flawed one with its reason.
+    const dump = spawnSync(PYTHON, ["-m", "simgate.lakehouse.queries", "--dump", topics.entries, "--dump", topics.exits], { cwd: REPO_ROOT, encoding: "utf8", timeout: 600_000 });
+    expect(dump.status, dump.stderr.slice(-2000)).toBe(0);
+    const tables = JSON.parse(dump.stdout.trim().split("\n").at(-1) ?? "{}") as Record<string, { production: string[]; untrusted: Array<[string | null, string[]]> }>;
+    const records = await runRecords([topics.entries, topics.exits], runId);
+    for (const topic of [topics.entries, topics.exits]) {
+      const ofTopic = records.filter((r) => r.record.topic === topic);
+      const valid = ofTopic.filter((r) => r.body.attributes["sim.flaw"] === undefined).map((r) => r.body.eventId).sort();
+      expect(tables[topic]?.production).toEqual(valid);
+      const flawed = ofTopic
+        .filter((r) => r.body.attributes["sim.flaw"] !== undefined)
+        .map((r) => [r.body.eventId, [REASON_OF_FLAW[r.body.attributes["sim.flaw"] as string]]] as [string, string[]])
+        .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      expect(tables[topic]?.untrusted).toEqual(flawed);
     }
 
     const metrics = await gw.get("/metrics");

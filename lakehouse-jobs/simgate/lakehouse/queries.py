@@ -7,6 +7,7 @@ them (through Spark). The SQL lives in sql/*.sql, shared by both engines.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -33,13 +34,30 @@ def entries_per_hour(spark: SparkSession, settings: StackSettings, topic: str = 
     return [(r["hour"], int(r["entries"])) for r in rows]
 
 
+def table_contents(spark: SparkSession, settings: StackSettings, topic: str) -> dict:
+    """The event ids in production.<topic> and (event id, reasons) in its untrusted table, on main."""
+    spark.sql(f"USE REFERENCE main IN {settings.catalog}")
+    tables = TopicTables(settings.catalog, topic)
+    return {
+        "production": sorted(r["event_id"] for r in spark.table(tables.production).select("event_id").collect()),
+        "untrusted": sorted(
+            ([r["event_id"], list(r["reasons"])] for r in spark.table(tables.untrusted).select("event_id", "reasons").collect()),
+            key=lambda row: (row[0] or "", row[1]),
+        ),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simgate.lakehouse.queries", description="entries per hour")
     parser.add_argument("--topic", default="parking-entries")
+    parser.add_argument("--dump", action="append", metavar="TOPIC", help="print the topic's production ids and untrusted reasons as JSON instead")
     args = parser.parse_args(argv)
     settings = StackSettings.from_env()
-    spark = build_spark_session("simgate-queries", settings)
+    spark = build_spark_session("simgate-queries", settings, extra_conf={f"spark.sql.catalog.{settings.catalog}.cache-enabled": "false"})
     try:
+        if args.dump:
+            print(json.dumps({topic: table_contents(spark, settings, topic) for topic in args.dump}))
+            return 0
         print(f"entries per hour (production.{TopicTables(settings.catalog, args.topic).base}, main):")
         for hour, entries in entries_per_hour(spark, settings, args.topic):
             print(f"  {hour:%Y-%m-%d %H:00}  {entries:6d}  {'#' * min(entries, 60)}")
