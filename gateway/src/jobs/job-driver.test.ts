@@ -231,3 +231,26 @@ describe("JobDriver", () => {
     expect(launcher.launches).toHaveLength(1);
   });
 });
+
+describe("JobDriver maintenance", () => {
+  it("runs maintenance on its schedule, in the same queue as the WAP runs, never on run end", async () => {
+    const { clock, launcher, driver } = setup({ maintenanceEveryMs: 60_000, maxConcurrent: 1, timeoutMs: 3_600_000 });
+    expect(driver.topics).toEqual(["entries", "exits"]);
+    driver.startSchedules();
+    driver.runEnded("run-1"); // entries, exits; not maintenance
+    await settle();
+    expect(launcher.running()).toEqual(["entries"]);
+    await clock.advance(60_000);
+    expect(driver.snapshot().queued).toEqual(["exits", "@maintenance"]);
+    await launcher.finish("entries");
+    await launcher.finish("exits");
+    expect(launcher.running()).toEqual(["@maintenance"]);
+    expect(launcher.launchesOf("@maintenance")[0]?.topics).toEqual(["entries", "exits"]);
+    await launcher.finish("@maintenance");
+    await clock.advance(60_000);
+    expect(launcher.launchesOf("@maintenance")).toHaveLength(2);
+    await launcher.finish("@maintenance");
+    await driver.stop();
+    expect(clock.pending()).toBe(0);
+  });
+});

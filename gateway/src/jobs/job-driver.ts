@@ -5,7 +5,7 @@
 // with exponential back-off (a failed audit is not: the same data would fail again). The launcher and
 // the clock are injected.
 import type { Logger } from "../telemetry/logger.js";
-import { systemClock, type Clock, type JobLauncher, type JobOutcome, type JobResult, type TimerHandle, type TriggerReason } from "./job-types.js";
+import { MAINTENANCE_JOB, systemClock, type Clock, type JobLauncher, type JobOutcome, type JobResult, type TimerHandle, type TriggerReason } from "./job-types.js";
 
 export interface JobDriverOptions {
   readonly topics: readonly string[];
@@ -18,6 +18,9 @@ export interface JobDriverOptions {
   readonly backoffMaxMs: number;
   readonly timeoutMs: number;
   readonly historySize: number;
+  /** Storage maintenance (MAINTENANCE_JOB) every this many ms, in the same queue as the WAP runs, so
+   *  it never runs beside them (0 = off). */
+  readonly maintenanceEveryMs?: number;
 }
 
 export type TopicState = "idle" | "queued" | "running" | "retry-wait";
@@ -95,6 +98,7 @@ export class JobDriver {
   private sequence = 0;
   private stopping = false;
   private idleWaiters: Array<() => void> = [];
+  private maintenanceTimer: TimerHandle | null = null;
 
   constructor(
     private readonly options: JobDriverOptions,
@@ -103,7 +107,8 @@ export class JobDriver {
     private readonly observer: JobDriverObserver = {},
     private readonly logger?: DriverLogger,
   ) {
-    for (const topic of options.topics) {
+    const jobs = (options.maintenanceEveryMs ?? 0) > 0 ? [...options.topics, MAINTENANCE_JOB] : options.topics;
+    for (const topic of jobs) {
       this.slots.set(topic, {
         topic,
         state: "idle",
@@ -125,7 +130,18 @@ export class JobDriver {
   }
 
   get topics(): string[] {
-    return [...this.slots.keys()];
+    return [...this.slots.keys()].filter((t) => t !== MAINTENANCE_JOB);
+  }
+
+  /** Arms the maintenance timer (when configured); the plugin calls it when the gateway starts. */
+  startSchedules(): void {
+    const every = this.options.maintenanceEveryMs ?? 0;
+    if (every <= 0 || this.stopping || this.maintenanceTimer !== null) return;
+    this.maintenanceTimer = this.clock.setTimeout(() => {
+      this.maintenanceTimer = null;
+      this.trigger(MAINTENANCE_JOB, "interval");
+      this.startSchedules();
+    }, every);
   }
 
   /** A record was acknowledged by Kafka on `topic` (other topics are ignored). */
@@ -147,7 +163,9 @@ export class JobDriver {
    *  one job, in configuration order. */
   runEnded(_runId: string): void {
     if (!this.options.onRunEnd || this.stopping) return;
-    for (const slot of this.slots.values()) if (slot.records > 0 || slot.dirty) this.trigger(slot.topic, "run-end");
+    for (const slot of this.slots.values()) {
+      if (slot.topic !== MAINTENANCE_JOB && (slot.records > 0 || slot.dirty)) this.trigger(slot.topic, "run-end");
+    }
   }
 
   /** Asks for a run of `topic`; returns false for a topic without a job. */
@@ -210,6 +228,8 @@ export class JobDriver {
   async stop(): Promise<void> {
     this.stopping = true;
     this.queue.length = 0;
+    if (this.maintenanceTimer) this.clock.clearTimeout(this.maintenanceTimer);
+    this.maintenanceTimer = null;
     const running: Promise<void>[] = [];
     for (const slot of this.slots.values()) {
       if (slot.intervalTimer) this.clock.clearTimeout(slot.intervalTimer);
@@ -267,7 +287,10 @@ export class JobDriver {
     this.observer.started?.(run);
     this.logger?.info({ job: run.id, topic: run.topic, reason: run.reason, attempt: run.attempt }, "job started");
     slot.done = this.launcher
-      .launch({ id: run.id, topic: run.topic, attempt: run.attempt, reason: run.reason }, abort.signal)
+      .launch(
+        { id: run.id, topic: run.topic, attempt: run.attempt, reason: run.reason, ...(run.topic === MAINTENANCE_JOB ? { topics: this.topics } : {}) },
+        abort.signal,
+      )
       .catch((err: unknown): JobOutcome => ({ ok: false, status: "failed", retryable: true, error: err instanceof Error ? err.message : String(err) }))
       .then((outcome) => {
         this.clock.clearTimeout(timeout);

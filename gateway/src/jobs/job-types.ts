@@ -3,10 +3,16 @@
 
 export type TriggerReason = "run-end" | "records" | "interval" | "manual";
 
+/** The storage maintenance job's name among the topics (not a valid Kafka topic name). */
+export const MAINTENANCE_JOB = "@maintenance";
+
 export interface JobRequest {
   /** Unique per launch (attempts of one job get their own id). */
   readonly id: string;
+  /** The topic of a WAP run, or MAINTENANCE_JOB. */
   readonly topic: string;
+  /** For maintenance: the topics whose tables it maintains. */
+  readonly topics?: readonly string[];
   readonly attempt: number;
   readonly reason: TriggerReason;
 }

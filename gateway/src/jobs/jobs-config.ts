@@ -29,6 +29,10 @@ export const jobsConfigSchema = z
     backoffMaxMs: z.number().int().min(0).default(300_000),
     /** A job running longer is stopped and counts as failed. */
     timeoutMs: z.number().int().min(1000).default(30 * 60_000),
+    /** Storage maintenance (simgate.lakehouse.maintenance: compaction, manifest rewrite on main) every
+     *  this many ms, queued with the WAP runs so it never runs beside them (0 = off; local launcher
+     *  only: in a cluster it is a ScheduledSparkApplication). */
+    maintenanceEveryMs: z.number().int().min(0).default(0),
     /** Finished runs kept for /jobs. */
     historySize: z.number().int().min(1).default(50),
     local: z
@@ -83,6 +87,7 @@ const ENV: ReadonlyArray<{ name: string; path: readonly string[]; kind: Kind }> 
   { name: "SIMGATE_JOBS_BACKOFF_MS", path: ["backoffMs"], kind: "int" },
   { name: "SIMGATE_JOBS_BACKOFF_MAX_MS", path: ["backoffMaxMs"], kind: "int" },
   { name: "SIMGATE_JOBS_TIMEOUT_MS", path: ["timeoutMs"], kind: "int" },
+  { name: "SIMGATE_JOBS_MAINTENANCE_EVERY_MS", path: ["maintenanceEveryMs"], kind: "int" },
   { name: "SIMGATE_JOBS_PYTHON", path: ["local", "python"], kind: "string" },
   { name: "SIMGATE_WAP_CONFIG", path: ["local", "wapConfigFile"], kind: "string" },
   { name: "SIMGATE_JOBS_K8S_API", path: ["kubernetes", "apiUrl"], kind: "string" },

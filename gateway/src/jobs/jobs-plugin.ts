@@ -73,6 +73,7 @@ export function createJobsPlugin(options: JobsPluginOptions): JobsPlugin {
       backoffMaxMs: config.backoffMaxMs,
       timeoutMs: config.timeoutMs,
       historySize: config.historySize,
+      maintenanceEveryMs: enabled && config.launcher !== "kubernetes" ? config.maintenanceEveryMs : 0,
     },
     launcher,
     options.clock,
@@ -93,7 +94,8 @@ export function createJobsPlugin(options: JobsPluginOptions): JobsPlugin {
       metrics ??= new JobsMetrics(registry);
     },
     async start(): Promise<void> {
-      options.logger?.info({ launcher: launcher.kind, topics, onRunEnd: config.onRunEnd, everyRecords: config.everyRecords, everyMs: config.everyMs }, "job driver ready");
+      driver.startSchedules();
+      options.logger?.info({ launcher: launcher.kind, topics, onRunEnd: config.onRunEnd, everyRecords: config.everyRecords, everyMs: config.everyMs, maintenanceEveryMs: config.maintenanceEveryMs }, "job driver ready");
     },
     stop: () => driver.stop(),
     status: () => {

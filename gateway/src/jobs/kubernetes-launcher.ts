@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { systemClock, type Clock, type JobLauncher, type JobOutcome, type JobRequest } from "./job-types.js";
+import { MAINTENANCE_JOB, systemClock, type Clock, type JobLauncher, type JobOutcome, type JobRequest } from "./job-types.js";
 import { wapRunId } from "./local-launcher.js";
 import { sparkApplicationFor, type SparkApplicationOptions } from "./spark-application.js";
 
@@ -92,6 +92,9 @@ export class KubernetesLauncher implements JobLauncher {
   }
 
   async launch(request: JobRequest, signal: AbortSignal): Promise<JobOutcome> {
+    if (request.topic === MAINTENANCE_JOB) {
+      return { ok: false, status: "failed", retryable: false, error: "in a cluster, maintenance is the ScheduledSparkApplication simgate-maintenance (deploy/k8s/base/spark-jobs)" };
+    }
     const runId = wapRunId(request);
     const resource = sparkApplicationFor({ topic: request.topic, wapRunId: runId, jobId: request.id }, this.resourceOptions());
     const name = (resource["metadata"] as { name: string }).name;

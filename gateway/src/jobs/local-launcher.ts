@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { JobLauncher, JobOutcome, JobRequest, JobResult } from "./job-types.js";
+import { MAINTENANCE_JOB, type JobLauncher, type JobOutcome, type JobRequest, type JobResult } from "./job-types.js";
 
 export const RESULT_PREFIX = "SIMGATE_WAP_RESULT ";
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -51,8 +51,11 @@ export class LocalLauncher implements JobLauncher {
     if (!existsSync(this.python)) {
       return Promise.resolve({ ok: false, status: "failed", retryable: false, error: `no Python at ${this.python}: run scripts/setup (or set SIMGATE_JOBS_PYTHON)` });
     }
-    const args = ["-m", this.options.module ?? "simgate.lakehouse.wap", "--topic", request.topic, "--wap-run-id", wapRunId(request)];
-    if (this.options.wapConfigFile) args.push("--config", this.options.wapConfigFile);
+    const args =
+      request.topic === MAINTENANCE_JOB
+        ? ["-m", "simgate.lakehouse.maintenance", ...(request.topics ?? []).flatMap((t) => ["--topic", t])]
+        : ["-m", this.options.module ?? "simgate.lakehouse.wap", "--topic", request.topic, "--wap-run-id", wapRunId(request)];
+    if (this.options.wapConfigFile && request.topic !== MAINTENANCE_JOB) args.push("--config", this.options.wapConfigFile);
     const tailBytes = this.options.stderrTailBytes ?? 8192;
     return new Promise((resolveOutcome) => {
       // Own process group: stopping the job stops its Spark JVM too.
