@@ -9,7 +9,7 @@ import { GrpcIngest, WsIngest } from "../support/clients.js";
 import { makeEvent, type EventImage } from "../support/events.js";
 import { startGateway, uniqueId, type TestGateway } from "../support/gateway.js";
 import { makeJpeg, makePng } from "../support/images.js";
-import { readTopic } from "../support/stack.js";
+import { readObject, readTopic, s3Client } from "../support/stack.js";
 
 const require = createRequire(import.meta.url);
 let jpeg: Buffer;
@@ -159,6 +159,36 @@ describe("beyond the dedupe window", () => {
       expect(await gw.stop()).toBe(0);
     }
   });
+});
+
+describe("an event id reused with different images", () => {
+  for (const mode of ["conditional", "always", "on-retry"]) {
+    it(`${mode}: beyond the dedupe window it is rejected GW_ERR_EVENT_ID_CONFLICT, dead-lettered, and the first blob is not overwritten`, async () => {
+      const gw = await startGateway({ env: { SIMGATE_DEDUPE_ENTRIES: "0", SIMGATE_S3_CHECK_EXISTING: mode } });
+      const s3 = s3Client();
+      try {
+        const client = new GrpcIngest(gw.grpcAddress);
+        const event = makeEvent(uniqueId("conflict-run"), 1, images());
+        const first = await client.sendEvent(event);
+        expect(first.accepted, JSON.stringify(first.toJSON())).toBeTruthy();
+        const otherJpeg = await makeJpeg(640, 360, 99);
+        const changed = { ...event, images: [{ ...(event.images?.[0] ?? {}), data: otherJpeg }, ...(event.images ?? []).slice(1)] };
+        const second = await client.sendEvent(changed);
+        // Sent twice: the on-retry mode HEADs first on the second attempt; all must refuse it.
+        const third = await client.sendEvent(changed);
+        client.close();
+        for (const ack of [second, third]) expect(ack.rejected?.code, JSON.stringify(ack.toJSON())).toBe("GW_ERR_EVENT_ID_CONFLICT");
+        for (const blob of first.accepted?.blobs ?? []) expect((await readObject(s3, blob.uri ?? "")).sha256).toBe(blob.sha256);
+        const dead = (await readTopic(gw.topics.deadLetter)).map((r) => JSON.parse(r.value ?? "{}") as { code?: string; eventId?: string });
+        expect(dead.filter((d) => d.eventId === event.eventId).map((d) => d.code)).toEqual(["GW_ERR_EVENT_ID_CONFLICT", "GW_ERR_EVENT_ID_CONFLICT"]);
+        const records = (await readTopic(gw.topics.exits)).concat(await readTopic(gw.topics.entries)).filter((r) => r.headers["event-id"] === event.eventId);
+        expect(records).toHaveLength(1);
+      } finally {
+        s3.destroy();
+        expect(await gw.stop()).toBe(0);
+      }
+    });
+  }
 });
 
 describe("SIGTERM", () => {

@@ -79,11 +79,12 @@ export const configSchema = z
         /** Prefix before every key the gateway writes ("" or ending in "/"). */
         keyPrefix: z.string().regex(/^([A-Za-z0-9._-]+\/)*$/).default(""),
         forcePathStyle: z.boolean().default(true),
-        /** When to HEAD an image's key before uploading it (and skip the upload if the object is there
-         *  with the same sha256): "always", or "on-retry" = only for an event id this gateway has already
-         *  tried to store (a resend after a failed attempt). "on-retry" saves a round trip per image;
-         *  after a restart a resend then rewrites identical bytes under the same key. */
-        checkExisting: z.enum(["always", "on-retry"]).default("always"),
+        /** How an image is written without ever overwriting another one: every PUT carries
+         *  If-None-Match: * (the store answers 412 when the key is taken; then a HEAD compares the stored
+         *  sha256: equal = already stored, different = GW_ERR_EVENT_ID_CONFLICT, dead-lettered).
+         *  "conditional": PUT first (one request per new image); "always": HEAD first, PUT only when
+         *  missing; "on-retry": HEAD first only for an event id this gateway already tried to store. */
+        checkExisting: z.enum(["conditional", "always", "on-retry"]).default("conditional"),
         /** Per request, after which the upload counts as failed (retry-later). */
         requestTimeoutMs: z.number().int().min(100).default(15_000),
       })

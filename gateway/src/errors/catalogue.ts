@@ -40,6 +40,8 @@ export const ERROR_CATALOGUE = {
   GW_ERR_DRAINING: { class: "throttled", stage: "receive", description: "The gateway is shutting down; resend to another replica or later." },
   GW_ERR_TOO_MANY_CONNECTIONS: { class: "throttled", stage: "receive", description: "limits.maxConnections reached (gRPC RESOURCE_EXHAUSTED, WebSocket HTTP 503)." },
   GW_ERR_INTERNAL: { class: "retryable", stage: "export", description: "An unexpected internal error; resend later. A bug: report it." },
+  // added later (kept at the end so the order of the table stays stable)
+  GW_ERR_EVENT_ID_CONFLICT: { class: "permanent", stage: "export", description: "The event id was already used with different content (an image stored under its key has another sha256, or a resend within the dedupe window differs from the accepted event); nothing is overwritten." },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

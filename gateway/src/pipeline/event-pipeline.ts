@@ -42,6 +42,9 @@ export interface PipelineStages {
   health: DependencyHealth;
 }
 
+/** When an image's key is HEADed before its (always conditional) PUT; see config/schema.ts. */
+export type CheckExisting = "conditional" | "always" | "on-retry";
+
 export interface PipelineSettings {
   gatewayId: string;
   keyPrefix: string;
@@ -49,7 +52,7 @@ export interface PipelineSettings {
   runsTopic: string;
   maxMessageBytes: number;
   dedupeEntries: number;
-  checkExisting: "always" | "on-retry";
+  checkExisting: CheckExisting;
 }
 
 interface Stored {
@@ -72,7 +75,7 @@ export class EventPipeline {
     private readonly logger: Logger,
   ) {
     this.accepted = new DedupeCache(settings.dedupeEntries);
-    this.attempted = new DedupeCache(settings.dedupeEntries);
+    this.attempted = new DedupeCache(settings.checkExisting === "on-retry" ? settings.dedupeEntries : 0);
   }
 
   addListener(listener: PipelineEvents): void {
@@ -158,8 +161,9 @@ export class EventPipeline {
   }
 
   private async storeImages(event: ValidEvent, images: ProcessedImage[]): Promise<StoredImage[]> {
-    const checkExisting = this.settings.checkExisting === "always" || this.attempted.get(event.eventId) !== undefined;
-    this.attempted.set(event.eventId, true);
+    const mode = this.settings.checkExisting;
+    const headFirst = mode === "always" || (mode === "on-retry" && this.attempted.get(event.eventId) !== undefined);
+    if (mode === "on-retry") this.attempted.set(event.eventId, true);
     return Promise.all(
       images.map(async (img) => {
         const key = imageKey(this.settings.keyPrefix, event.runId, event.eventId, img.view, img.extension);
@@ -170,7 +174,7 @@ export class EventPipeline {
             bytes: img.bytes,
             contentType: img.contentType,
             sha256: img.sha256,
-            checkExisting,
+            headFirst,
             metadata: { width: String(img.width), height: String(img.height), "run-id": event.runId, "event-id": event.eventId, view: img.view },
           });
           if (put.uploaded) this.metrics.blobBytes.inc(img.bytes.length);

@@ -1,5 +1,8 @@
 // The blobs exporter: writes images (and quarantined payloads) to the S3-compatible object store.
-// HEAD first: an object already there with the same sha256 is not uploaded again.
+// Every PUT is conditional (If-None-Match: *), so an object is never overwritten: when the key is
+// taken (412) a HEAD compares the stored sha256 with ours; equal = already stored (no second upload),
+// different = GW_ERR_EVENT_ID_CONFLICT. With headFirst the HEAD comes before the PUT instead (a resend
+// whose object is there then costs one HEAD and no upload).
 import { Agent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import {
@@ -28,14 +31,19 @@ export interface PutBlobInput {
   contentType: string;
   sha256: string;
   metadata: Record<string, string>;
-  /** HEAD first and skip the upload when an identical object is there (default true). */
-  checkExisting?: boolean;
+  /** HEAD before the PUT and skip the upload when an identical object is there (default false; the
+   *  PUT is conditional either way). */
+  headFirst?: boolean;
 }
 
 export interface PutBlobResult {
   uri: string;
   /** False when an identical object was already there. */
   uploaded: boolean;
+}
+
+function isPreconditionFailed(err: unknown): boolean {
+  return err instanceof S3ServiceException && (err.$metadata.httpStatusCode === 412 || err.name === "PreconditionFailed");
 }
 
 function isNotFound(err: unknown): boolean {
@@ -80,37 +88,64 @@ export class BlobStore {
   async put(input: PutBlobInput): Promise<PutBlobResult> {
     const uri = this.uri(input.key);
     try {
-      if (input.checkExisting !== false) {
-        try {
-          const head = await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: input.key }), { abortSignal: this.signal() });
-          if (head.Metadata?.["sha256"] === input.sha256 && head.ContentLength === input.bytes.length) return { uri, uploaded: false };
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
-        }
+      if (input.headFirst === true) {
+        const stored = await this.storedSha256(input.key);
+        if (stored !== undefined) return this.compare(input, stored);
       }
-      const put = new PutObjectCommand({
-        Bucket: this.options.bucket,
-        Key: input.key,
-        Body: input.bytes,
-        ContentLength: input.bytes.length,
-        ContentType: input.contentType,
-        Metadata: { ...input.metadata, sha256: input.sha256 },
-      });
-      // SigV4 signs the payload's sha256; we already have it, so the signer need not hash the bytes a
-      // second time on the event loop (it uses this header when present).
-      put.middlewareStack.add(
-        (next) => async (args) => {
-          const request = args.request as { headers?: Record<string, string> };
-          if (request.headers) request.headers["x-amz-content-sha256"] = input.sha256;
-          return next(args);
-        },
-        { step: "build", name: "simgatePrecomputedPayloadHash" },
-      );
-      await this.client.send(put, { abortSignal: this.signal() });
-      return { uri, uploaded: true };
+      try {
+        await this.conditionalPut(input);
+        return { uri, uploaded: true };
+      } catch (err) {
+        if (!isPreconditionFailed(err)) throw err;
+      }
+      // The key is taken: identical bytes are fine, anything else is a conflict, never overwritten.
+      return this.compare(input, await this.storedSha256(input.key));
     } catch (err) {
+      if (err instanceof GatewayError) throw err;
       throw new GatewayError("GW_ERR_STORAGE_UNAVAILABLE", `object store: ${input.key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
+  }
+
+  private compare(input: PutBlobInput, stored: string | undefined): PutBlobResult {
+    if (stored === input.sha256) return { uri: this.uri(input.key), uploaded: false };
+    throw new GatewayError(
+      "GW_ERR_EVENT_ID_CONFLICT",
+      `event id already used with different content: ${this.uri(input.key)} holds sha256 ${stored ?? "(none)"}, this image has ${input.sha256}`,
+    );
+  }
+
+  /** The sha256 metadata of the object at key, "" when it has none, undefined when there is none. */
+  private async storedSha256(key: string): Promise<string | undefined> {
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: key }), { abortSignal: this.signal() });
+      return head.Metadata?.["sha256"] ?? "";
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async conditionalPut(input: PutBlobInput): Promise<void> {
+    const put = new PutObjectCommand({
+      Bucket: this.options.bucket,
+      Key: input.key,
+      Body: input.bytes,
+      ContentLength: input.bytes.length,
+      ContentType: input.contentType,
+      Metadata: { ...input.metadata, sha256: input.sha256 },
+      IfNoneMatch: "*",
+    });
+    // SigV4 signs the payload's sha256; we already have it, so the signer need not hash the bytes a
+    // second time on the event loop (it uses this header when present).
+    put.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { headers?: Record<string, string> };
+        if (request.headers) request.headers["x-amz-content-sha256"] = input.sha256;
+        return next(args);
+      },
+      { step: "build", name: "simgatePrecomputedPayloadHash" },
+    );
+    await this.client.send(put, { abortSignal: this.signal() });
   }
 
   /** Readiness probe: the bucket answers. */
