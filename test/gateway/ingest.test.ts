@@ -177,3 +177,31 @@ describe("form only, not meaning", () => {
     expect(value["coordinates"]).toEqual({ slotId: "", x: 1e6, y: -250.5, z: 9999, yawDeg: 725 });
   });
 });
+
+describe("an event id resent with different content within the dedupe window", () => {
+  it("is rejected GW_ERR_EVENT_ID_CONFLICT and dead-lettered; the same content stays a duplicate", async () => {
+    const runId = uniqueId("conflict-run");
+    const client = new GrpcIngest(gw.grpcAddress);
+    const event = makeEvent(runId, 1, images());
+    expect((await client.sendEvent(event)).accepted).toBeTruthy();
+    const otherPng = await makePng(320, 240, 77);
+    const variants: simgate.v1.IEvent[] = [
+      { ...event, carId: "OTHER1" },
+      { ...event, eventType: "parking.exit" },
+      { ...event, eventType: "not a valid type!" },
+      { ...event, images: [{ ...(event.images?.[0] ?? {}), data: otherPng }, ...(event.images ?? []).slice(1)] },
+      { ...event, attributes: { gate: "south" } },
+    ];
+    for (const variant of variants) {
+      const ack = await client.sendEvent(variant);
+      expect(ack.rejected?.code, JSON.stringify({ variant: { ...variant, images: undefined }, ack: ack.toJSON() })).toBe("GW_ERR_EVENT_ID_CONFLICT");
+    }
+    // Attribute order does not matter; identical content is a duplicate.
+    const same = await client.sendEvent({ ...event, attributes: { ...event.attributes } });
+    expect(same.duplicate, JSON.stringify(same.toJSON())).toBeTruthy();
+    client.close();
+    const dead = (await readTopic(gw.topics.deadLetter)).map((r) => JSON.parse(r.value ?? "{}") as { code?: string; eventId?: string });
+    expect(dead.filter((d) => d.eventId === event.eventId).map((d) => d.code)).toEqual(variants.map(() => "GW_ERR_EVENT_ID_CONFLICT"));
+    expect(await recordCount(runId)).toBe(1);
+  });
+});

@@ -14,6 +14,7 @@ import { eventRecord, runEndRecord, runStartRecord, type StoredImage } from "../
 import type { GatewayMetrics, Outcome, Transport } from "../telemetry/metrics.js";
 import type { Logger } from "../telemetry/logger.js";
 import { DedupeCache } from "./dedupe-cache.js";
+import { bytesSha256, eventFingerprint } from "./event-fingerprint.js";
 import type { DependencyHealth } from "./dependency-health.js";
 import type { DeadLetterWriter } from "./dead-letter.js";
 import type { PipelineEvents, RecordKind } from "./pipeline-events.js";
@@ -58,6 +59,8 @@ export interface PipelineSettings {
 interface Stored {
   blobs: simgate.v1.IBlobRef[];
   record: RecordLocation;
+  /** Content fingerprint of the accepted event (event-fingerprint.ts). */
+  fingerprint: string;
 }
 
 export class EventPipeline {
@@ -112,7 +115,9 @@ export class EventPipeline {
     if (existing) {
       // The same event is being processed on another stream: share its fate.
       const first = await existing;
-      ack = first.accepted ? { eventId, sequence, duplicate: first.accepted } : { ...first, sequence };
+      const known = first.accepted ? this.accepted.get(eventId) : undefined;
+      if (known) ack = await this.duplicateOrConflict(input, eventId, sequence, known, Date.now());
+      else ack = first.accepted ? { eventId, sequence, duplicate: first.accepted } : { ...first, sequence };
     } else {
       const work = this.process(input, eventId, sequence);
       if (eventId !== "") this.inProgress.set(eventId, work);
@@ -135,7 +140,7 @@ export class EventPipeline {
     try {
       if (this.draining) throw new GatewayError("GW_ERR_DRAINING", "the gateway is shutting down");
       const known = eventId !== "" ? this.accepted.get(eventId) : undefined;
-      if (known) return { eventId, sequence, duplicate: { blobs: known.blobs, record: known.record } };
+      if (known) return await this.duplicateOrConflict(input, eventId, sequence, known, receivedAtMs);
       if (!this.stages.health.ready) throw this.notReady();
       if (input.raw.length > this.settings.maxMessageBytes) {
         throw new GatewayError("GW_ERR_MESSAGE_TOO_LARGE", `message of ${input.raw.length} bytes exceeds ${this.settings.maxMessageBytes}`);
@@ -147,11 +152,21 @@ export class EventPipeline {
       const stored = await this.storeImages(event, processed);
       const record = await this.produce(eventRecord(topic, event, stored, receivedAtMs, this.settings.gatewayId), "event");
       const blobs = stored.map((s) => ({ view: s.view, uri: s.uri, sha256: s.sha256, sizeBytes: s.sizeBytes, contentType: s.contentType, width: s.width, height: s.height }));
-      this.accepted.set(event.eventId, { blobs, record });
+      const fingerprint = eventFingerprint(input.event, (i, img) => (img.encoding === simgate.v1.ImageEncoding.IMAGE_ENCODING_RAW_RGBA8 ? bytesSha256(img) : (processed[i]?.sha256 ?? bytesSha256(img))));
+      this.accepted.set(event.eventId, { blobs, record, fingerprint });
       return { eventId, sequence, accepted: { blobs, record } };
     } catch (err) {
       return this.failure(asGatewayError(err), input, eventId, sequence, receivedAtMs);
     }
+  }
+
+  /** A resend of an accepted event id: "duplicate" when its content is the same, else a conflict. */
+  private async duplicateOrConflict(input: IncomingEvent, eventId: string, sequence: number, known: Stored, receivedAtMs: number): Promise<simgate.v1.IAck> {
+    if (eventFingerprint(input.event, (_i, img) => bytesSha256(img)) === known.fingerprint) {
+      return { eventId, sequence, duplicate: { blobs: known.blobs, record: known.record } };
+    }
+    const err = new GatewayError("GW_ERR_EVENT_ID_CONFLICT", `event id already used with different content: ${eventId} was accepted (${known.record.topic}/${known.record.partition}@${known.record.offset}) with other fields or images`);
+    return this.failure(err, input, eventId, sequence, receivedAtMs);
   }
 
   private notReady(): GatewayError {
@@ -229,7 +244,16 @@ export class EventPipeline {
 
   /** A message that could not even be decoded: dead-lettered, answered with an error frame/status. */
   async handleUndecodable(raw: Buffer, transport: Transport, connectionId: string, detail: string): Promise<GatewayError> {
-    const err = new GatewayError("GW_ERR_DECODE", `not a valid protobuf message: ${detail}`);
+    return this.rejectFrame(new GatewayError("GW_ERR_DECODE", `not a valid protobuf message: ${detail}`), raw, transport, connectionId);
+  }
+
+  /** A WebSocket frame that carries nothing to process (text, empty, no body): GW_ERR_EMPTY_FRAME,
+   *  the same code in the answer, the dead letter and the metrics. */
+  async handleEmptyFrame(raw: Buffer, transport: Transport, connectionId: string, detail: string): Promise<GatewayError> {
+    return this.rejectFrame(new GatewayError("GW_ERR_EMPTY_FRAME", detail), raw, transport, connectionId);
+  }
+
+  private async rejectFrame(err: GatewayError, raw: Buffer, transport: Transport, connectionId: string): Promise<GatewayError> {
     this.metrics.errors.inc({ code: err.code, stage: err.stage });
     this.metrics.events.inc({ transport, outcome: "rejected", code: err.code });
     const kept = await this.stages.deadLetter.write({ err, raw, transport, connectionId, eventId: null, runId: null, receivedAtMs: Date.now() });
