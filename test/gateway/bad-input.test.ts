@@ -3,7 +3,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { simgate } from "../../gateway/src/generated/simgate.js";
-import { GrpcIngest, WsIngest, type UnaryError } from "../support/clients.js";
+import { GrpcIngest, RAW_INGEST_SERVICE, WsIngest, type UnaryError } from "../support/clients.js";
 import { makeEvent, type EventImage } from "../support/events.js";
 import { startGateway, uniqueId, type TestGateway } from "../support/gateway.js";
 import { makeJpeg, makePng } from "../support/images.js";
@@ -148,6 +148,50 @@ describe("bad input", () => {
     const kept = (await deadLetters()).filter((d) => d.body["runId"] === "../escape");
     expect(kept.map((d) => d.body["transport"]).sort()).toEqual(["grpc", "ws"]);
     expect(kept.every((d) => d.body["code"] === "GW_ERR_INVALID_ID" && typeof d.body["payloadBase64"] === "string")).toBe(true);
+  });
+
+  it("text, empty and bodiless WebSocket frames: GW_ERR_EMPTY_FRAME in the answer, the dead letter and the metrics", async () => {
+    const ws = await WsIngest.connect(gw.wsUrl, TOKEN);
+    const text = Buffer.from(`hello ${uniqueId("text")}`);
+    // A ClientFrame with only an unknown field (15, varint): valid protobuf, no body.
+    const bodiless = Buffer.from([0x78, 0x2a]);
+    const answers = [await ws.sendRaw(text, false), await ws.sendRaw(Buffer.alloc(0)), await ws.sendRaw(bodiless)];
+    await ws.close();
+    for (const a of answers) {
+      expect(a.error?.code, JSON.stringify(a.toJSON())).toBe("GW_ERR_EMPTY_FRAME");
+      expect(a.error?.message).not.toMatch(/protobuf message/);
+    }
+    expect(answers[0]?.error?.message).toMatch(/text frame/);
+    const kept = (await deadLetters()).filter((d) => d.body["code"] === "GW_ERR_EMPTY_FRAME").map((d) => d.body["payloadBase64"]);
+    for (const raw of [text, Buffer.alloc(0), bodiless]) expect(kept).toContain(raw.toString("base64"));
+    const metrics = (await gw.get("/metrics")).body;
+    expect(metrics).toMatch(/simgate_gateway_events_total\{transport="ws",outcome="rejected",code="GW_ERR_EMPTY_FRAME"\} [3-9]/);
+    expect(metrics).toMatch(/simgate_gateway_errors_total\{code="GW_ERR_EMPTY_FRAME",stage="receive"\} [3-9]/);
+  });
+
+  it("garbage bytes to unary StartRun/EndRun and invalid run messages over WebSocket are dead-lettered", async () => {
+    const Raw = grpc.makeGenericClientConstructor(RAW_INGEST_SERVICE, "Ingest");
+    const raw = new Raw(gw.grpcAddress, grpc.credentials.createInsecure());
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${TOKEN}`);
+    const call = (method: string, bytes: Buffer): Promise<unknown> =>
+      new Promise((resolve) => {
+        const fn = (raw as unknown as Record<string, (r: Buffer, m: grpc.Metadata, cb: (err: unknown, res: unknown) => void) => void>)[method];
+        fn?.call(raw, bytes, md, (err, res) => resolve(err ?? res));
+      });
+    const garbage = Buffer.from([0x7f, 0x03, 0x04, ...Buffer.from(uniqueId("g"))]);
+    for (const method of ["StartRun", "EndRun"]) {
+      expect(await call(method, garbage)).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringContaining("GW_ERR_DECODE") });
+    }
+    raw.close();
+    const ws = await WsIngest.connect(gw.wsUrl, TOKEN);
+    const badRun = uniqueId("bad run id with spaces");
+    const start = await ws.startRun({ runId: badRun, startedUnixMs: Date.now() });
+    await ws.close();
+    expect(start.rejected?.code).toBe("GW_ERR_INVALID_ID");
+    const dead = await deadLetters();
+    expect(dead.filter((d) => d.body["payloadBase64"] === garbage.toString("base64")).map((d) => d.body["code"])).toEqual(["GW_ERR_DECODE", "GW_ERR_DECODE"]);
+    expect(dead.filter((d) => d.body["runId"] === badRun).map((d) => `${d.body["code"]} ${d.body["transport"]}`)).toEqual(["GW_ERR_INVALID_ID ws"]);
   });
 
   it("a missing or wrong token", async () => {

@@ -130,8 +130,8 @@ export class WebSocketReceiver {
 
   private async handleFrame(raw: Buffer, isBinary: boolean, connectionId: string): Promise<simgate.v1.IServerFrame> {
     if (!isBinary) {
-      const err = await this.pipeline.handleUndecodable(raw, "ws", connectionId, "text frame; frames must be binary ClientFrames");
-      return { error: { code: err.permanent ? "GW_ERR_EMPTY_FRAME" : err.code, message: err.message } };
+      const err = await this.pipeline.handleEmptyFrame(raw, "ws", connectionId, "a text frame; send binary frames, each a protobuf ClientFrame");
+      return { error: { code: err.code, message: err.message } };
     }
     let frame: simgate.v1.ClientFrame;
     try {
@@ -143,8 +143,9 @@ export class WebSocketReceiver {
     if (frame.event) return { ack: await this.pipeline.handleEvent({ transport: "ws", connectionId, raw, event: frame.event }) };
     if (frame.runStart) return { runAck: await this.pipeline.startRun(frame.runStart, { transport: "ws", connectionId, raw }) };
     if (frame.runEnd) return { runAck: await this.pipeline.endRun(frame.runEnd, { transport: "ws", connectionId, raw }) };
-    const err = await this.pipeline.handleUndecodable(raw, "ws", connectionId, "ClientFrame without a body");
-    return { error: { code: err.permanent ? "GW_ERR_EMPTY_FRAME" : err.code, message: err.message } };
+    const what = raw.length === 0 ? "an empty binary frame" : "a ClientFrame with no event, run_start or run_end";
+    const err = await this.pipeline.handleEmptyFrame(raw, "ws", connectionId, `${what}: nothing to process`);
+    return { error: { code: err.code, message: err.message } };
   }
 
   beginDrain(): void {
