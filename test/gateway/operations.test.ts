@@ -1,13 +1,14 @@
 // Operations: gRPC health and reflection (what grpcurl uses), HTTP probes and metrics, flow control and
 // the reject-when-full policy, and SIGTERM draining (in-flight events finish, exit 0).
 import { createRequire } from "node:module";
+import { connect, createServer, type Socket } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { simgate } from "../../gateway/src/generated/simgate.js";
 import { GrpcIngest, WsIngest } from "../support/clients.js";
 import { makeEvent, type EventImage } from "../support/events.js";
-import { startGateway, uniqueId, type TestGateway } from "../support/gateway.js";
+import { pollUntil, STACK, startGateway, uniqueId, type TestGateway } from "../support/gateway.js";
 import { makeJpeg, makePng } from "../support/images.js";
 import { readObject, readTopic, s3Client } from "../support/stack.js";
 
@@ -214,5 +215,44 @@ describe("SIGTERM", () => {
     const records = [...(await readTopic(gw.topics.entries)), ...(await readTopic(gw.topics.exits))].filter((r) => r.headers["run-id"] === runId);
     expect(new Set(records.map((r) => r.headers["event-id"]))).toEqual(new Set(accepted.map((a) => a.eventId)));
     expect(gw.logs().some((l) => l.includes('"msg":"stopped"'))).toBe(true);
+  });
+
+  it("when the drain timeout runs out with events in flight, exits 3 and logs how many were abandoned", async () => {
+    // A TCP relay in front of the object store that can be frozen: the uploads then hang in flight.
+    const upstream = new URL(STACK.s3Endpoint);
+    let frozen = false;
+    const sockets = new Set<Socket>();
+    const relay = createServer((client) => {
+      const server = connect(Number(upstream.port), upstream.hostname);
+      for (const s of [client, server]) {
+        sockets.add(s);
+        s.on("error", () => undefined);
+        s.on("close", () => sockets.delete(s));
+      }
+      client.on("data", (d) => void (frozen || server.write(d)));
+      server.on("data", (d) => void (frozen || client.write(d)));
+      client.on("close", () => server.destroy());
+      server.on("close", () => client.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(0, "127.0.0.1", () => r()));
+    const relayPort = (relay.address() as { port: number }).port;
+    const gw = await startGateway({ env: { S3_ENDPOINT: `http://127.0.0.1:${relayPort}`, SIMGATE_DRAIN_TIMEOUT_MS: "1000", SIMGATE_S3_TIMEOUT_MS: "60000", SIMGATE_PROBE_TIMEOUT_MS: "60000" } });
+    try {
+      const client = new GrpcIngest(gw.grpcAddress);
+      const runId = uniqueId("abandon-run");
+      expect((await client.sendEvent(makeEvent(runId, 1, images()))).accepted).toBeTruthy();
+      frozen = true;
+      const pending = [2, 3, 4].map((i) => client.sendEvent(makeEvent(runId, i, images())).catch((e: unknown) => e));
+      await pollUntil("three events in flight", async () => /^simgate_gateway_in_flight_events 3$/m.test((await gw.get("/metrics")).body), 20_000);
+      expect(await gw.stop()).toBe(3);
+      const stopped = gw.logs().find((l) => l.includes("drain timeout"));
+      expect(stopped).toContain('"abandoned":3');
+      client.close();
+      await Promise.all(pending);
+    } finally {
+      await gw.kill();
+      for (const s of sockets) s.destroy();
+      relay.close();
+    }
   });
 });

@@ -10,6 +10,9 @@ import { createLogger, type Logger } from "../telemetry/logger.js";
  *  configuration and the logger. */
 export type PluginFactory = (context: { config: GatewayConfig; logger: Logger }) => GatewayPlugin | Promise<GatewayPlugin>;
 
+/** Exit code when SIGTERM's drain timed out with events still in flight. */
+export const EXIT_DRAIN_TIMEOUT = 3;
+
 export function registerGatewayCommand(program: Command, pluginFactories: readonly PluginFactory[] = []): void {
   program
     .command("gateway")
@@ -28,6 +31,9 @@ export function registerGatewayCommand(program: Command, pluginFactories: readon
         process.once("SIGTERM", onSignal);
         process.once("SIGINT", onSignal);
       });
-      await gateway.stop();
+      const { abandoned } = await gateway.stop();
+      // Exit codes: 0 = clean drain; 1 = failed to start or crashed; 3 = the drain timeout ran out with
+      // events in flight (they were not acknowledged; the senders resend them).
+      if (abandoned > 0) process.exitCode = EXIT_DRAIN_TIMEOUT;
     });
 }

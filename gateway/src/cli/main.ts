@@ -22,7 +22,7 @@ registerReplayCommand(program);
 
 program
   .parseAsync(process.argv)
-  .then(() => process.exit(0))
+  .then(() => process.exit(typeof process.exitCode === "number" ? process.exitCode : 0))
   .catch((err: unknown) => {
     console.error(err instanceof Error ? err.message : String(err));
     process.exit(1);

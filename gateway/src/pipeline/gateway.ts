@@ -27,7 +27,13 @@ export interface RunningGateway {
   readonly metrics: GatewayMetrics;
   readonly health: DependencyHealth;
   /** Drain: stop accepting, finish what is in flight, flush the producer, close everything. */
-  stop(): Promise<void>;
+  /** Drains and closes; resolves with how many events were still in flight (not acknowledged) when the
+   *  drain timeout ran out (0 = clean drain). */
+  stop(): Promise<StopResult>;
+}
+
+export interface StopResult {
+  abandoned: number;
 }
 
 export interface GatewayOptions {
@@ -143,8 +149,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   );
   if (!auth.enabled) logger.warn({ host: config.host }, "no auth.token configured: listening on loopback only");
 
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
+  let stopping: Promise<StopResult> | undefined;
+  const stop = (): Promise<StopResult> => {
     stopping ??= (async () => {
       const deadline = Date.now() + config.shutdown.drainTimeoutMs;
       logger.info({ inFlight: limiter.count }, "draining");
@@ -153,7 +159,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       grpc.beginDrain();
       ws.beginDrain();
       while (limiter.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      if (limiter.count > 0) logger.warn({ inFlight: limiter.count }, "drain timeout: closing with events still in flight (not acknowledged)");
+      const abandoned = limiter.count;
+      if (abandoned > 0) logger.error({ abandoned }, `drain timeout: closing with ${abandoned} events still in flight (not acknowledged; their senders resend them)`);
       const grace = Math.max(100, deadline - Date.now());
       await Promise.all([grpc.stop(Math.min(grace, 5000)), ws.stop(Math.min(grace, 2000))]);
       await http.stop();
@@ -162,7 +169,8 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       await records.close();
       await admin.close();
       blobs.close();
-      logger.info("stopped");
+      logger.info({ abandoned }, "stopped");
+      return { abandoned };
     })();
     return stopping;
   };
