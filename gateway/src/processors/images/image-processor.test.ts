@@ -116,4 +116,16 @@ describe("raw RGBA8 conversion", () => {
     const back = await sharp(out.bytes).ensureAlpha().raw().toBuffer();
     expect(back.equals(rgba)).toBe(true);
   });
+
+  it.each(["png", "webp"] as const)("keeps every channel of transparent and half-transparent pixels in %s", async (rawFormat) => {
+    const data = noisyRgba(W, H);
+    for (let i = 0; i < W * H; i++) data[i * 4 + 3] = i % 3 === 0 ? 0 : i % 3 === 1 ? 128 : 255;
+    const p = new ImageProcessor({ verify: "structural", rawFormat, maxImagePixels: 10_000 });
+    const out = await p.process({ view: "v", cameraPrimPath: "", encoding: 3, width: W, height: H, data }, "img");
+    const back = await sharp(out.bytes).ensureAlpha().raw().toBuffer();
+    expect(back.length).toBe(data.length);
+    let differing = 0;
+    for (let i = 0; i < data.length; i++) if (back[i] !== data[i]) differing++;
+    expect(differing).toBe(0);
+  });
 });

@@ -96,7 +96,9 @@ export class ImageProcessor {
     }
     const pipeline = sharp(data, { raw: { width: image.width, height: image.height, channels: 4 }, limitInputPixels: this.options.maxImagePixels });
     const webp = this.options.rawFormat === "webp";
-    const bytes = webp ? await pipeline.webp({ lossless: true, effort: 2 }).toBuffer() : await pipeline.png({ compressionLevel: 6 }).toBuffer();
+    // exact: keep the RGB of fully transparent pixels (libwebp otherwise drops it to compress better),
+    // so the stored image is pixel-exact, alpha 0 included.
+    const bytes = webp ? await pipeline.webp({ lossless: true, exact: true, effort: 2 }).toBuffer() : await pipeline.png({ compressionLevel: 6 }).toBuffer();
     return {
       view: image.view,
       cameraPrimPath: image.cameraPrimPath,
