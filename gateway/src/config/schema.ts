@@ -94,9 +94,10 @@ export const configSchema = z
       .object({
         /** What raw RGBA8 frames become: lossless PNG or lossless WebP. */
         rawFormat: z.enum(["png", "webp"]).default("png"),
-        /** How encoded images are verified: "structural" walks the container (PNG chunks with CRCs,
-         *  JPEG segments to EOI, WebP RIFF size) without decoding pixels; "decode" fully decodes them
-         *  with sharp. See gateway/README.md for the measured costs. */
+        /** How encoded images are verified: "structural" walks the container (PNG chunks with CRCs, IHDR
+         *  combinations, IDAT inflated to the exact size; JPEG segments to EOI with nothing after; WebP
+         *  RIFF size) without decoding pixels; "decode" also fully decodes them with sharp. See
+         *  gateway/README.md for what each guarantees and the measured costs. */
         verify: z.enum(["structural", "decode"]).default("structural"),
         /** Images per event. */
         maxPerEvent: z.number().int().min(0).default(8),

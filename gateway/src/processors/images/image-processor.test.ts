@@ -3,7 +3,8 @@ import sharp from "sharp";
 import { beforeAll, describe, expect, it } from "vitest";
 import { GatewayError } from "../../errors/gateway-error.js";
 import { ImageProcessor } from "./image-processor.js";
-import { checkJpeg, checkPng, checkWebp } from "./structure.js";
+import { deflateSync, crc32 } from "node:zlib";
+import { checkJpeg, checkPng, checkWebp, pngInflatedSize } from "./structure.js";
 
 function noisyRgba(w: number, h: number): Buffer {
   const data = Buffer.alloc(w * h * 4);
@@ -46,7 +47,7 @@ async function codeOf(p: ImageProcessor, encoding: 1 | 2 | 3 | 4, data: Buffer, 
 
 describe("structure checks", () => {
   it("read the dimensions of complete images", () => {
-    expect(checkPng(png)).toEqual({ ok: true, width: W, height: H });
+    expect(checkPng(png)).toMatchObject({ ok: true, width: W, height: H });
     expect(checkJpeg(jpeg)).toEqual({ ok: true, width: W, height: H });
     expect(checkJpeg(progressiveJpeg)).toEqual({ ok: true, width: W, height: H });
     expect(checkWebp(webp)).toEqual({ ok: true, width: W, height: H });
@@ -66,6 +67,77 @@ describe("structure checks", () => {
     const at = Math.floor(corrupt.length / 2);
     corrupt[at] = (corrupt[at] ?? 0) ^ 0xff;
     expect(checkPng(corrupt)).toMatchObject({ ok: false, reason: "truncated" });
+  });
+});
+
+function chunk(type: string, body: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(body.length, 0);
+  head.write(type, 4, "latin1");
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), body])), 0);
+  return Buffer.concat([head, body, crc]);
+}
+
+/** A PNG built chunk by chunk (correct CRCs), so that only what a case changes is wrong. */
+function craftPng(width: number, height: number, depth: number, colourType: number, idat: Buffer, interlace = 0): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([depth, colourType, 0, 0, interlace], 8);
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr), chunk("IDAT", idat), chunk("IEND", Buffer.alloc(0))]);
+}
+
+describe("PNG image data (IHDR combinations, IDAT inflated to the size the header implies)", () => {
+  const p = new ImageProcessor({ verify: "structural", rawFormat: "png", maxImagePixels: 40_000_000 });
+  const rowBytes = 1 + W * 4;
+  const code = (data: Buffer, w = W, h = H): Promise<string> => codeOf(p, 1, data, w, h);
+
+  it("accepts a crafted valid RGBA8 PNG and interlaced PNGs from sharp", async () => {
+    expect(await code(craftPng(W, H, 8, 6, deflateSync(Buffer.alloc(rowBytes * H))))).toBe("ok");
+    for (const [w, h] of [[W, H], [1, 1], [3, 7], [9, 2]] as const) {
+      const interlaced = await sharp(noisyRgba(w, h), { raw: { width: w, height: h, channels: 4 } }).png({ progressive: true }).toBuffer();
+      expect(interlaced[28], "interlace byte").toBe(1);
+      expect(await code(interlaced, w, h), `${w}x${h}`).toBe("ok");
+    }
+  });
+
+  it("computes the Adam7 sizes", () => {
+    expect(pngInflatedSize(1, 1, 32, true)).toBe(1 + 4);
+    expect(pngInflatedSize(8, 8, 8, true)).toBe(pngInflatedSize(8, 8, 8, true)); // stable
+    // 8x8 at 8 bits: passes are 1x1, 1x1, 2x1, 2x2, 4x2, 4x4, 8x4 → rows (1+w) each.
+    expect(pngInflatedSize(8, 8, 8, true)).toBe(1 * 2 + 1 * 2 + 1 * 3 + 2 * 3 + 2 * 5 + 4 * 5 + 4 * 9);
+    expect(pngInflatedSize(10, 3, 1, false)).toBe(3 * (1 + 2));
+  });
+
+  it("rejects random IDAT bytes, one row only, a 6000x6000 header with a tiny IDAT, trailing zlib data", async () => {
+    const random = Buffer.from(Array.from({ length: 500 }, (_, i) => (i * 7919 + 13) & 0xff));
+    expect(await code(craftPng(W, H, 8, 6, random))).toBe("GW_ERR_IMAGE_TRUNCATED");
+    expect(await code(craftPng(W, H, 8, 6, deflateSync(Buffer.alloc(rowBytes))))).toBe("GW_ERR_IMAGE_TRUNCATED");
+    expect(await code(craftPng(6000, 6000, 8, 6, deflateSync(Buffer.alloc(rowBytes))), 6000, 6000)).toBe("GW_ERR_IMAGE_TRUNCATED");
+    expect(await code(craftPng(W, H, 8, 6, deflateSync(Buffer.alloc(rowBytes * H + 1))))).toBe("GW_ERR_IMAGE_TRUNCATED");
+    const cut = deflateSync(Buffer.alloc(rowBytes * H));
+    expect(await code(craftPng(W, H, 8, 6, cut.subarray(0, cut.length - 3)))).toBe("GW_ERR_IMAGE_TRUNCATED");
+  });
+
+  it("rejects invalid IHDR combinations", async () => {
+    const idat = deflateSync(Buffer.alloc(rowBytes * H));
+    for (const [depth, colourType] of [[7, 6], [4, 6], [16, 3], [8, 5], [2, 2], [1, 4]] as const) {
+      expect(await code(craftPng(W, H, depth, colourType, idat)), `depth ${depth} type ${colourType}`).toBe("GW_ERR_IMAGE_NOT_AN_IMAGE");
+    }
+    expect(await code(craftPng(W, H, 8, 6, idat, 2))).toBe("GW_ERR_IMAGE_NOT_AN_IMAGE");
+  });
+});
+
+describe("consistent handling of trailing and missing bytes", () => {
+  it("rejects bytes after a JPEG's EOI as after a PNG's IEND", () => {
+    expect(checkJpeg(Buffer.concat([jpeg, Buffer.from("trailer")]))).toMatchObject({ ok: false, reason: "truncated" });
+    expect(checkPng(Buffer.concat([png, Buffer.from("trailer")]))).toMatchObject({ ok: false, reason: "truncated" });
+    expect(checkWebp(Buffer.concat([webp, Buffer.from("trailer")]))).toMatchObject({ ok: false, reason: "truncated" });
+  });
+
+  it("calls a WebP cut anywhere after its 12-byte signature truncated", () => {
+    for (let n = 12; n < webp.length; n++) expect(checkWebp(webp.subarray(0, n)), `cut at ${n}`).toMatchObject({ ok: false, reason: "truncated" });
   });
 });
 

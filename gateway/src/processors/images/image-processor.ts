@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import sharp from "sharp";
 import { GatewayError } from "../../errors/gateway-error.js";
 import { IMAGE_ENCODINGS, type ValidImage } from "../validate/event-schema.js";
-import { checkJpeg, checkPng, checkWebp, type StructureResult } from "./structure.js";
+import { checkJpeg, checkPng, checkPngData, checkWebp, type StructureResult } from "./structure.js";
 
 export interface ImageOptions {
   verify: "structural" | "decode";
@@ -62,6 +62,11 @@ export class ImageProcessor {
     }
     if (structure.width !== image.width || structure.height !== image.height) {
       throw new GatewayError("GW_ERR_IMAGE_DIMENSIONS", `${where}: declared ${image.width}x${image.height}, the ${format.name} is ${structure.width}x${structure.height}`);
+    }
+    if (structure.pngData) {
+      // After the pixel and dimension checks, so the inflated size is bounded by the pixel limit.
+      const bad = await checkPngData(structure.pngData);
+      if (bad && !bad.ok) throw new GatewayError("GW_ERR_IMAGE_TRUNCATED", `${where}: not a complete png: ${bad.detail}`);
     }
     if (this.options.verify === "decode") await this.decodeFully(data, format.name, where);
     return {
