@@ -3,7 +3,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { simgate } from "../../gateway/src/generated/simgate.js";
-import { GrpcIngest, RAW_INGEST_SERVICE, WsIngest, type UnaryError } from "../support/clients.js";
+import WebSocket from "ws";
+import { GrpcIngest, INGEST_SERVICE, RAW_INGEST_SERVICE, WsIngest, type UnaryError } from "../support/clients.js";
 import { makeEvent, type EventImage } from "../support/events.js";
 import { startGateway, uniqueId, type TestGateway } from "../support/gateway.js";
 import { makeJpeg, makePng } from "../support/images.js";
@@ -25,7 +26,7 @@ const s3 = s3Client();
 
 beforeAll(async () => {
   [png, bigJpeg] = await Promise.all([makePng(160, 120, 3), makeJpeg(640, 360, 4)]);
-  gw = await startGateway({ token: TOKEN, env: { SIMGATE_MAX_MESSAGE_BYTES: String(MAX_MESSAGE), SIMGATE_MAX_IMAGE_PIXELS: String(MAX_PIXELS) } });
+  gw = await startGateway({ token: TOKEN, env: { SIMGATE_MAX_MESSAGE_BYTES: String(MAX_MESSAGE), SIMGATE_MAX_IMAGE_PIXELS: String(MAX_PIXELS), SIMGATE_MAX_INFLIGHT: "3" } });
   grpcClient = new GrpcIngest(gw.grpcAddress, TOKEN);
 });
 afterAll(async () => {
@@ -208,6 +209,45 @@ describe("bad input", () => {
     }
     // a token in the URL is not accepted
     await expect(WsIngest.connect(`${gw.wsUrl}?token=${TOKEN}`)).rejects.toMatchObject({ statusCode: 401 });
+  });
+
+  it("accepts the scheme in any case (authorization: bearer <token>), on both transports", async () => {
+    const Client = grpc.makeGenericClientConstructor(INGEST_SERVICE, "Ingest");
+    const client = new Client(gw.grpcAddress, grpc.credentials.createInsecure());
+    for (const scheme of ["bearer", "BEARER", "Bearer"]) {
+      const md = new grpc.Metadata();
+      md.set("authorization", `${scheme} ${TOKEN}`);
+      const ack = await new Promise<unknown>((resolve) => {
+        const fn = (client as unknown as Record<string, (r: simgate.v1.IEvent, m: grpc.Metadata, cb: (err: unknown, res: unknown) => void) => void>)["SendEvent"];
+        fn?.call(client, event(), md, (err, res) => resolve(err ?? res));
+      });
+      expect((ack as simgate.v1.Ack).accepted, `${scheme}: ${JSON.stringify(ack)}`).toBeTruthy();
+      const socket = new WebSocket(gw.wsUrl, { headers: { authorization: `${scheme} ${TOKEN}` } });
+      const opened = await new Promise<string>((resolve) => {
+        socket.once("open", () => resolve("open"));
+        socket.once("unexpected-response", (_req, res) => resolve(`HTTP ${res.statusCode}`));
+        socket.once("error", (err) => resolve(err.message));
+      });
+      socket.terminate();
+      expect(opened, scheme).toBe("open");
+    }
+    client.close();
+  });
+
+  it("counts unauthenticated unary calls in simgate_gateway_errors_total", async () => {
+    const count = async (): Promise<number> => Number(/^simgate_gateway_errors_total\{code="GW_ERR_UNAUTHENTICATED",stage="receive"\} (\S+)$/m.exec((await gw.get("/metrics")).body)?.[1] ?? 0);
+    const before = await count();
+    const client = new GrpcIngest(gw.grpcAddress, "wrong-token-0123456789");
+    await client.sendEvent(event()).catch(() => undefined);
+    await client.startRun({ runId: uniqueId("unauth"), startedUnixMs: Date.now() }).catch(() => undefined);
+    client.close();
+    expect(await count()).toBe(before + 2);
+  });
+
+  it("warned at start-up about the unknown SIMGATE_* variable it was given", () => {
+    const warning = gw.logs().find((l) => l.includes("unknown environment variables"));
+    expect(warning).toContain("SIMGATE_MAX_INFLIGHT");
+    expect(warning).toContain('"level":40');
   });
 
   it("good events still go through afterwards", async () => {

@@ -1,5 +1,6 @@
 // `simgate gateway`: runs the gateway until SIGTERM/SIGINT, then drains and returns (main exits).
 import type { Command } from "commander";
+import { unknownEnvNames } from "../config/env.js";
 import { loadConfig } from "../config/load-config.js";
 import type { GatewayConfig } from "../config/schema.js";
 import { startGateway } from "../pipeline/gateway.js";
@@ -21,6 +22,8 @@ export function registerGatewayCommand(program: Command, pluginFactories: readon
     .action(async (opts: { config?: string }) => {
       const config = loadConfig({ configFile: opts.config });
       const logger = createLogger(config.log.level, config.gatewayId);
+      const unknown = unknownEnvNames(process.env);
+      if (unknown.length > 0) logger.warn({ variables: unknown }, `unknown environment variables ignored (a typo?): ${unknown.join(", ")}`);
       const plugins = await Promise.all(pluginFactories.map((f) => f({ config, logger })));
       const gateway = await startGateway(config, logger, { plugins });
       await new Promise<void>((resolve) => {

@@ -69,9 +69,36 @@ export function parseEnvValue(binding: EnvBinding, raw: string): unknown {
       for (const pair of raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0)) {
         const eq = pair.indexOf("=");
         if (eq <= 0 || eq === pair.length - 1) throw new Error(`${binding.name}: expected key=value pairs separated by commas, got "${pair}"`);
-        out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim();
+        const key = pair.slice(0, eq).trim();
+        if (Object.hasOwn(out, key)) throw new Error(`${binding.name}: ${key} is mapped twice ("${key}=${out[key]}" and "${pair}")`);
+        out[key] = pair.slice(eq + 1).trim();
       }
       return out;
     }
   }
+}
+
+/** SIMGATE_* variables that are not the gateway's but that its environment may carry (other parts of
+ *  the product: the job driver, the WAP jobs, the demo scripts, the recorder). */
+const OTHER_PREFIXES = ["SIMGATE_JOBS_", "SIMGATE_WAP_", "SIMGATE_SPARK_", "SIMGATE_ICEBERG_", "SIMGATE_RECORD_"];
+const OTHER_NAMES = new Set([
+  "SIMGATE_CONFIG",
+  "SIMGATE_CACHE",
+  "SIMGATE_CATALOG",
+  "SIMGATE_CRDS_DIR",
+  "SIMGATE_JOB_ID",
+  "SIMGATE_MAVEN_SETTINGS",
+  "SIMGATE_PYTHON",
+  "SIMGATE_ROOT",
+  "SIMGATE_STATE",
+  "SIMGATE_VENV",
+  "SIMGATE_WAREHOUSE",
+]);
+
+/** SIMGATE_* variables set in env that nothing reads (likely typos); the gateway warns about them. */
+export function unknownEnvNames(env: NodeJS.ProcessEnv, extraKnown: readonly string[] = []): string[] {
+  const known = new Set([...ENV_BINDINGS.map((b) => b.name), ...OTHER_NAMES, ...extraKnown]);
+  return Object.keys(env)
+    .filter((name) => name.startsWith("SIMGATE_") && !known.has(name) && !OTHER_PREFIXES.some((p) => name.startsWith(p)))
+    .sort();
 }

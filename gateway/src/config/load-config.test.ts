@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "./load-config.js";
+import { unknownEnvNames } from "./env.js";
 
 describe("loadConfig", () => {
   it("gives the documented defaults with no file and no environment", () => {
@@ -55,5 +56,13 @@ describe("loadConfig", () => {
 
   it("refuses a short token", () => {
     expect(() => loadConfig({ env: { SIMGATE_TOKEN: "short" } })).toThrow(/auth\.token/);
+  });
+
+  it("fails when SIMGATE_TOPIC_MAP maps an event type twice, naming it", () => {
+    expect(() => loadConfig({ env: { SIMGATE_TOPIC_MAP: "parking.entry=a,parking.exit=b,parking.entry=c" } })).toThrow(/SIMGATE_TOPIC_MAP: parking\.entry is mapped twice/);
+  });
+
+  it("names SIMGATE_* variables nothing reads", () => {
+    expect(unknownEnvNames({ SIMGATE_MAX_INFLIGHT: "4", SIMGATE_TOKEN: "x", SIMGATE_JOBS_TOPICS: "t", PATH: "/bin", SIMGATE_CONFIG: "f" })).toEqual(["SIMGATE_MAX_INFLIGHT"]);
   });
 });

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ERROR_CATALOGUE } from "./catalogue.js";
+import { ERROR_CATALOGUE, RETIRED_CODES } from "./catalogue.js";
 import { GatewayError, asGatewayError } from "./gateway-error.js";
 
 describe("error catalogue", () => {
@@ -15,6 +15,14 @@ describe("error catalogue", () => {
   it("is listed in full in docs/errors.md", () => {
     const doc = readFileSync(new URL("../../../docs/errors.md", import.meta.url), "utf8");
     for (const [code, spec] of Object.entries(ERROR_CATALOGUE)) expect(doc).toContain(`| \`${code}\` | ${spec.class} |`);
+  });
+
+  it("keeps retired codes listed as retired and never reuses them", () => {
+    const doc = readFileSync(new URL("../../../docs/errors.md", import.meta.url), "utf8");
+    for (const code of Object.keys(RETIRED_CODES)) {
+      expect(Object.keys(ERROR_CATALOGUE)).not.toContain(code);
+      expect(doc).toMatch(new RegExp(`\\| \`${code}\` \\| \\*retired\\*`));
+    }
   });
 
   it("carries class and retry delay on the error", () => {

@@ -35,7 +35,6 @@ export const ERROR_CATALOGUE = {
   // export
   GW_ERR_STORAGE_UNAVAILABLE: { class: "retryable", stage: "export", description: "The object store could not be reached or failed; nothing was acknowledged." },
   GW_ERR_KAFKA_UNAVAILABLE: { class: "retryable", stage: "export", description: "Kafka could not be reached or did not acknowledge the record; nothing was acknowledged." },
-  GW_ERR_NOT_READY: { class: "retryable", stage: "receive", description: "A dependency is down (readiness false); resend later." },
   GW_ERR_THROTTLED: { class: "throttled", stage: "receive", description: "In-flight limit reached with limits.whenFull = reject." },
   GW_ERR_DRAINING: { class: "throttled", stage: "receive", description: "The gateway is shutting down; resend to another replica or later." },
   GW_ERR_TOO_MANY_CONNECTIONS: { class: "throttled", stage: "receive", description: "limits.maxConnections reached (gRPC RESOURCE_EXHAUSTED, WebSocket HTTP 503)." },
@@ -45,6 +44,17 @@ export const ERROR_CATALOGUE = {
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** Codes that are no longer emitted. They stay listed (docs/errors.md, marked retired) and are never
+ *  given to a new meaning. */
+export const RETIRED_CODES: Readonly<Record<string, ErrorSpec & { retiredBecause: string }>> = {
+  GW_ERR_NOT_READY: {
+    class: "retryable",
+    stage: "receive",
+    description: "A dependency is down (readiness false); resend later.",
+    retiredBecause: "never emitted: a gateway that is not ready always knows which dependency is down and answers GW_ERR_KAFKA_UNAVAILABLE or GW_ERR_STORAGE_UNAVAILABLE (or GW_ERR_DRAINING)",
+  },
+};
 
 export function errorSpec(code: ErrorCode): ErrorSpec {
   return ERROR_CATALOGUE[code];

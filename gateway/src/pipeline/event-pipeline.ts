@@ -171,7 +171,9 @@ export class EventPipeline {
 
   private notReady(): GatewayError {
     const down = Object.entries(this.stages.health.status()).filter(([, s]) => !s.up).map(([d]) => d);
-    const code = down.includes("kafka") ? "GW_ERR_KAFKA_UNAVAILABLE" : down.includes("s3") ? "GW_ERR_STORAGE_UNAVAILABLE" : "GW_ERR_NOT_READY";
+    // Readiness is false only while a dependency is down (draining is answered before this), so the
+    // answer names it; GW_ERR_NOT_READY is retired (docs/errors.md).
+    const code = down.includes("kafka") || !down.includes("s3") ? "GW_ERR_KAFKA_UNAVAILABLE" : "GW_ERR_STORAGE_UNAVAILABLE";
     return new GatewayError(code, `not ready: ${down.join(", ") || "starting"} unavailable`);
   }
 

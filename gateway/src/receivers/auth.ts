@@ -5,17 +5,20 @@ export class BearerAuth {
   private readonly expected: Buffer | undefined;
 
   constructor(token: string | undefined) {
-    this.expected = token === undefined ? undefined : createHash("sha256").update(`Bearer ${token}`).digest();
+    this.expected = token === undefined ? undefined : createHash("sha256").update(token).digest();
   }
 
   get enabled(): boolean {
     return this.expected !== undefined;
   }
 
-  /** True when no token is configured or the header is exactly "Bearer <token>". */
+  /** True when no token is configured or the header is "Bearer <token>" (the scheme is
+   *  case-insensitive, RFC 7235 §2.1; one or more spaces after it). */
   check(header: string | undefined): boolean {
     if (this.expected === undefined) return true;
     if (header === undefined) return false;
-    return timingSafeEqual(createHash("sha256").update(header).digest(), this.expected);
+    const match = /^bearer +(\S+) *$/i.exec(header);
+    if (!match) return false;
+    return timingSafeEqual(createHash("sha256").update(match[1] ?? "").digest(), this.expected);
   }
 }

@@ -109,14 +109,16 @@ export class GrpcReceiver {
     addReflection(this.server, [PROTO_FILE, healthProtoPath]);
   }
 
+  /** Checks the bearer token; a refusal counts in simgate_gateway_errors_total (streams and unary). */
   private authorized(call: { metadata: grpc.Metadata }): boolean {
     const header = call.metadata.get("authorization")[0];
-    return this.auth.check(typeof header === "string" ? header : undefined);
+    const ok = this.auth.check(typeof header === "string" ? header : undefined);
+    if (!ok) this.metrics.errors.inc({ code: "GW_ERR_UNAUTHENTICATED", stage: "receive" });
+    return ok;
   }
 
   private streamEvents(call: grpc.ServerDuplexStream<EventIn, simgate.v1.IAck>): void {
     if (!this.authorized(call)) {
-      this.metrics.errors.inc({ code: "GW_ERR_UNAUTHENTICATED", stage: "receive" });
       call.emit("error", status(grpc.status.UNAUTHENTICATED, "GW_ERR_UNAUTHENTICATED", "missing or wrong bearer token"));
       return;
     }
