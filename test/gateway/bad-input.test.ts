@@ -71,7 +71,7 @@ async function expectRejected(e: simgate.v1.IEvent, code: string): Promise<void>
       expect(typeof d.body["message"]).toBe("string");
       expect(d.body["payloadBase64"] ?? d.body["quarantineUri"]).toBeTruthy();
     }
-    expect(kept.map((d) => d.body["transport"]).sort()).toEqual(["grpc", "grpc", "ws"]);
+    expect(kept.map((d) => `${d.body["transport"]} ${d.body["payloadType"]}`).sort()).toEqual(["grpc simgate.v1.Event", "grpc simgate.v1.Event", "ws simgate.v1.ClientFrame"]);
   }
 }
 
@@ -163,8 +163,9 @@ describe("bad input", () => {
       expect(a.error?.message).not.toMatch(/protobuf message/);
     }
     expect(answers[0]?.error?.message).toMatch(/text frame/);
-    const kept = (await deadLetters()).filter((d) => d.body["code"] === "GW_ERR_EMPTY_FRAME").map((d) => d.body["payloadBase64"]);
-    for (const raw of [text, Buffer.alloc(0), bodiless]) expect(kept).toContain(raw.toString("base64"));
+    const kept = (await deadLetters()).filter((d) => d.body["code"] === "GW_ERR_EMPTY_FRAME").map((d) => `${d.body["payloadType"]} ${d.body["payloadBase64"]}`);
+    expect(kept).toContain(`text ${text.toString("base64")}`);
+    for (const raw of [Buffer.alloc(0), bodiless]) expect(kept).toContain(`simgate.v1.ClientFrame ${raw.toString("base64")}`);
     const metrics = (await gw.get("/metrics")).body;
     expect(metrics).toMatch(/simgate_gateway_events_total\{transport="ws",outcome="rejected",code="GW_ERR_EMPTY_FRAME"\} [3-9]/);
     expect(metrics).toMatch(/simgate_gateway_errors_total\{code="GW_ERR_EMPTY_FRAME",stage="receive"\} [3-9]/);
@@ -191,8 +192,8 @@ describe("bad input", () => {
     await ws.close();
     expect(start.rejected?.code).toBe("GW_ERR_INVALID_ID");
     const dead = await deadLetters();
-    expect(dead.filter((d) => d.body["payloadBase64"] === garbage.toString("base64")).map((d) => d.body["code"])).toEqual(["GW_ERR_DECODE", "GW_ERR_DECODE"]);
-    expect(dead.filter((d) => d.body["runId"] === badRun).map((d) => `${d.body["code"]} ${d.body["transport"]}`)).toEqual(["GW_ERR_INVALID_ID ws"]);
+    expect(dead.filter((d) => d.body["payloadBase64"] === garbage.toString("base64")).map((d) => `${d.body["code"]} ${d.body["payloadType"]}`).sort()).toEqual(["GW_ERR_DECODE simgate.v1.RunEnd", "GW_ERR_DECODE simgate.v1.RunStart"]);
+    expect(dead.filter((d) => d.body["runId"] === badRun).map((d) => `${d.body["code"]} ${d.body["transport"]} ${d.body["payloadType"]}`)).toEqual(["GW_ERR_INVALID_ID ws simgate.v1.ClientFrame"]);
   });
 
   it("a missing or wrong token", async () => {

@@ -5,7 +5,7 @@ import { asGatewayError } from "../errors/gateway-error.js";
 import type { BlobStore } from "../exporters/s3/blob-store.js";
 import { quarantineKey } from "../exporters/s3/blob-keys.js";
 import type { RecordLocation, RecordProducer } from "../exporters/kafka/record-producer.js";
-import { deadLetterRecord } from "../exporters/kafka/records.js";
+import { deadLetterRecord, type PayloadType } from "../exporters/kafka/records.js";
 import { sha256Hex } from "../processors/images/image-processor.js";
 import type { Transport } from "../telemetry/metrics.js";
 import type { DependencyHealth } from "./dependency-health.js";
@@ -16,6 +16,8 @@ export interface DeadLetterInput {
   err: GatewayError;
   raw: Buffer;
   transport: Transport;
+  /** What raw is: the message type it was sent as (a WebSocket frame is a ClientFrame or text). */
+  payloadType: PayloadType;
   connectionId: string;
   eventId: string | null;
   runId: string | null;
@@ -67,6 +69,7 @@ export class DeadLetterWriter {
         runId: input.runId,
         connectionId: input.connectionId,
         transport: input.transport,
+        payloadType: input.payloadType,
         payloadBase64,
         quarantineUri,
       });

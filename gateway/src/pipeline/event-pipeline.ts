@@ -10,7 +10,7 @@ import type { ImageProcessor, ProcessedImage } from "../processors/images/image-
 import type { BlobStore } from "../exporters/s3/blob-store.js";
 import { imageKey } from "../exporters/s3/blob-keys.js";
 import type { RecordLocation, RecordProducer } from "../exporters/kafka/record-producer.js";
-import { eventRecord, runEndRecord, runStartRecord, type StoredImage } from "../exporters/kafka/records.js";
+import { eventRecord, runEndRecord, runStartRecord, type PayloadType, type StoredImage } from "../exporters/kafka/records.js";
 import type { GatewayMetrics, Outcome, Transport } from "../telemetry/metrics.js";
 import type { Logger } from "../telemetry/logger.js";
 import { DedupeCache } from "./dedupe-cache.js";
@@ -232,6 +232,7 @@ export class EventPipeline {
       err,
       raw: input.raw,
       transport: input.transport,
+      payloadType: input.transport === "ws" ? "simgate.v1.ClientFrame" : "simgate.v1.Event",
       connectionId: input.connectionId,
       eventId: eventId === "" ? null : eventId,
       runId: input.event.runId ? input.event.runId : null,
@@ -245,20 +246,20 @@ export class EventPipeline {
   }
 
   /** A message that could not even be decoded: dead-lettered, answered with an error frame/status. */
-  async handleUndecodable(raw: Buffer, transport: Transport, connectionId: string, detail: string): Promise<GatewayError> {
-    return this.rejectFrame(new GatewayError("GW_ERR_DECODE", `not a valid protobuf message: ${detail}`), raw, transport, connectionId);
+  async handleUndecodable(raw: Buffer, transport: Transport, connectionId: string, detail: string, sentAs: PayloadType = transport === "ws" ? "simgate.v1.ClientFrame" : "simgate.v1.Event"): Promise<GatewayError> {
+    return this.rejectFrame(new GatewayError("GW_ERR_DECODE", `not a valid protobuf message: ${detail}`), raw, transport, connectionId, sentAs);
   }
 
   /** A WebSocket frame that carries nothing to process (text, empty, no body): GW_ERR_EMPTY_FRAME,
    *  the same code in the answer, the dead letter and the metrics. */
-  async handleEmptyFrame(raw: Buffer, transport: Transport, connectionId: string, detail: string): Promise<GatewayError> {
-    return this.rejectFrame(new GatewayError("GW_ERR_EMPTY_FRAME", detail), raw, transport, connectionId);
+  async handleEmptyFrame(raw: Buffer, transport: Transport, connectionId: string, detail: string, isText: boolean): Promise<GatewayError> {
+    return this.rejectFrame(new GatewayError("GW_ERR_EMPTY_FRAME", detail), raw, transport, connectionId, isText ? "text" : "simgate.v1.ClientFrame");
   }
 
-  private async rejectFrame(err: GatewayError, raw: Buffer, transport: Transport, connectionId: string): Promise<GatewayError> {
+  private async rejectFrame(err: GatewayError, raw: Buffer, transport: Transport, connectionId: string, payloadType: PayloadType): Promise<GatewayError> {
     this.metrics.errors.inc({ code: err.code, stage: err.stage });
     this.metrics.events.inc({ transport, outcome: "rejected", code: err.code });
-    const kept = await this.stages.deadLetter.write({ err, raw, transport, connectionId, eventId: null, runId: null, receivedAtMs: Date.now() });
+    const kept = await this.stages.deadLetter.write({ err, raw, transport, payloadType, connectionId, eventId: null, runId: null, receivedAtMs: Date.now() });
     return kept === true ? err : kept;
   }
 
@@ -271,7 +272,7 @@ export class EventPipeline {
       const location = await this.produce(runStartRecord(this.settings.runsTopic, run, Date.now(), this.settings.gatewayId), "run");
       return { runId, accepted: location };
     } catch (err) {
-      return this.runFailure(asGatewayError(err), runId, from);
+      return this.runFailure(asGatewayError(err), runId, from, "simgate.v1.RunStart");
     }
   }
 
@@ -284,15 +285,16 @@ export class EventPipeline {
       this.notify((l) => l.onRunEnded?.(run.runId, location));
       return { runId, accepted: location };
     } catch (err) {
-      return this.runFailure(asGatewayError(err), runId, from);
+      return this.runFailure(asGatewayError(err), runId, from, "simgate.v1.RunEnd");
     }
   }
 
-  private async runFailure(err: GatewayError, runId: string, from: MessageOrigin): Promise<simgate.v1.IRunAck> {
+  private async runFailure(err: GatewayError, runId: string, from: MessageOrigin, sentAs: PayloadType): Promise<simgate.v1.IRunAck> {
     this.metrics.errors.inc({ code: err.code, stage: err.stage });
     if (!err.permanent) return { runId, retryLater: { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs } };
     // A rejected run message is kept like a rejected event (the dead letter's eventId is null).
-    const kept = await this.stages.deadLetter.write({ err, raw: from.raw, transport: from.transport, connectionId: from.connectionId, eventId: null, runId: runId === "" ? null : runId, receivedAtMs: Date.now() });
+    const payloadType = from.transport === "ws" ? "simgate.v1.ClientFrame" : sentAs;
+    const kept = await this.stages.deadLetter.write({ err, raw: from.raw, transport: from.transport, payloadType, connectionId: from.connectionId, eventId: null, runId: runId === "" ? null : runId, receivedAtMs: Date.now() });
     if (kept !== true) return { runId, retryLater: { code: kept.code, message: `could not keep the rejected run message (${err.code}): ${kept.message}`, retryAfterMs: kept.retryAfterMs } };
     return { runId, rejected: { code: err.code, message: err.message } };
   }

@@ -89,6 +89,9 @@ export function runEndRecord(topic: string, run: ValidRunEnd, atMs: number, gate
   return { topic, key: run.runId, value: JSON.stringify(value), headers: runHeaders(run.runId) };
 }
 
+/** What the dead letter's payload bytes are (docs/records.md). */
+export type PayloadType = "simgate.v1.Event" | "simgate.v1.RunStart" | "simgate.v1.RunEnd" | "simgate.v1.ClientFrame" | "text";
+
 export interface DeadLetter {
   code: string;
   message: string;
@@ -98,6 +101,7 @@ export interface DeadLetter {
   runId: string | null;
   connectionId: string;
   transport: "grpc" | "ws";
+  payloadType: PayloadType;
   payloadBase64: string | null;
   quarantineUri: string | null;
 }
@@ -112,6 +116,7 @@ export function deadLetterRecord(topic: string, d: DeadLetter): OutgoingRecord {
     eventId: d.eventId,
     runId: d.runId,
     transport: d.transport,
+    payloadType: d.payloadType,
     payloadBase64: d.payloadBase64,
     quarantineUri: d.quarantineUri,
   };

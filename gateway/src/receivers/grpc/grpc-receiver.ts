@@ -100,9 +100,9 @@ export class GrpcReceiver {
       StreamEvents: (call: grpc.ServerDuplexStream<EventIn, simgate.v1.IAck>) => this.streamEvents(call),
       SendEvent: (call: grpc.ServerUnaryCall<EventIn, simgate.v1.IAck>, cb: grpc.sendUnaryData<simgate.v1.IAck>) => void this.sendEvent(call, cb),
       StartRun: (call: grpc.ServerUnaryCall<Decoded<simgate.v1.RunStart>, simgate.v1.IRunAck>, cb: grpc.sendUnaryData<simgate.v1.IRunAck>) =>
-        void this.run(call, cb, (m, from) => this.pipeline.startRun(m, from)),
+        void this.run(call, cb, "simgate.v1.RunStart", (m, from) => this.pipeline.startRun(m, from)),
       EndRun: (call: grpc.ServerUnaryCall<Decoded<simgate.v1.RunEnd>, simgate.v1.IRunAck>, cb: grpc.sendUnaryData<simgate.v1.IRunAck>) =>
-        void this.run(call, cb, (m, from) => this.pipeline.endRun(m, from)),
+        void this.run(call, cb, "simgate.v1.RunEnd", (m, from) => this.pipeline.endRun(m, from)),
     });
     this.healthService = new HealthImplementation({ "": "NOT_SERVING", "simgate.v1.Ingest": "NOT_SERVING" });
     this.healthService.addToServer(this.server);
@@ -219,13 +219,14 @@ export class GrpcReceiver {
   private async run<T>(
     call: grpc.ServerUnaryCall<Decoded<T>, simgate.v1.IRunAck>,
     cb: grpc.sendUnaryData<simgate.v1.IRunAck>,
+    sentAs: "simgate.v1.RunStart" | "simgate.v1.RunEnd",
     handle: (m: T, from: MessageOrigin) => Promise<simgate.v1.IRunAck>,
   ): Promise<void> {
     if (!this.authorized(call)) return cb(status(grpc.status.UNAUTHENTICATED, "GW_ERR_UNAUTHENTICATED", "missing or wrong bearer token"));
     const msg = call.request;
     const connectionId = `grpc-unary-${++this.connectionId}`;
     if (msg.message === undefined) {
-      const err = await this.pipeline.handleUndecodable(msg.raw, "grpc", connectionId, msg.error ?? "undecodable");
+      const err = await this.pipeline.handleUndecodable(msg.raw, "grpc", connectionId, msg.error ?? "undecodable", sentAs);
       return cb(status(err.permanent ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE, err.code, err.message));
     }
     cb(null, await handle(msg.message, { transport: "grpc", connectionId, raw: msg.raw }));

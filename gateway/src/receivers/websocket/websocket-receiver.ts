@@ -130,7 +130,7 @@ export class WebSocketReceiver {
 
   private async handleFrame(raw: Buffer, isBinary: boolean, connectionId: string): Promise<simgate.v1.IServerFrame> {
     if (!isBinary) {
-      const err = await this.pipeline.handleEmptyFrame(raw, "ws", connectionId, "a text frame; send binary frames, each a protobuf ClientFrame");
+      const err = await this.pipeline.handleEmptyFrame(raw, "ws", connectionId, "a text frame; send binary frames, each a protobuf ClientFrame", true);
       return { error: { code: err.code, message: err.message } };
     }
     let frame: simgate.v1.ClientFrame;
@@ -144,7 +144,7 @@ export class WebSocketReceiver {
     if (frame.runStart) return { runAck: await this.pipeline.startRun(frame.runStart, { transport: "ws", connectionId, raw }) };
     if (frame.runEnd) return { runAck: await this.pipeline.endRun(frame.runEnd, { transport: "ws", connectionId, raw }) };
     const what = raw.length === 0 ? "an empty binary frame" : "a ClientFrame with no event, run_start or run_end";
-    const err = await this.pipeline.handleEmptyFrame(raw, "ws", connectionId, `${what}: nothing to process`);
+    const err = await this.pipeline.handleEmptyFrame(raw, "ws", connectionId, `${what}: nothing to process`, false);
     return { error: { code: err.code, message: err.message } };
   }
 
