@@ -46,6 +46,9 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: "SIMGATE_PROBE_TIMEOUT_MS", path: ["health", "probeTimeoutMs"], kind: "int" },
   { name: "SIMGATE_DRAIN_TIMEOUT_MS", path: ["shutdown", "drainTimeoutMs"], kind: "int" },
   { name: "SIMGATE_LOG_LEVEL", path: ["log", "level"], kind: "string" },
+  { name: "SIMGATE_RECORDING", path: ["recording", "mode"], kind: "string" },
+  { name: "SIMGATE_RECORDING_DIR", path: ["recording", "directory"], kind: "string" },
+  { name: "SIMGATE_RECORDING_PREFIX", path: ["recording", "keyPrefix"], kind: "string" },
 ];
 
 /** Parses one environment value; throws with the variable's name when it is malformed. */
@@ -80,7 +83,7 @@ export function parseEnvValue(binding: EnvBinding, raw: string): unknown {
 
 /** SIMGATE_* variables that are not the gateway's but that its environment may carry (other parts of
  *  the product: the job driver, the WAP jobs, the demo scripts, the recorder). */
-const OTHER_PREFIXES = ["SIMGATE_JOBS_", "SIMGATE_WAP_", "SIMGATE_SPARK_", "SIMGATE_ICEBERG_", "SIMGATE_RECORD_"];
+const OTHER_PREFIXES = ["SIMGATE_JOBS_", "SIMGATE_WAP_", "SIMGATE_SPARK_", "SIMGATE_ICEBERG_"];
 const OTHER_NAMES = new Set([
   "SIMGATE_CONFIG",
   "SIMGATE_CACHE",

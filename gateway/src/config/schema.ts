@@ -156,6 +156,20 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    recording: z
+      .object({
+        /** Record each run as the gateway accepted it (RunStart, every accepted event as received, RunEnd)
+         *  into `<directory>/<runId>.simrec`, replayable with `simgate replay`. "off" (default), "local"
+         *  (the file stays in the directory), "s3" (also uploaded at run end to the blob bucket at
+         *  `<s3.keyPrefix><recording.keyPrefix>recordings/<runId>.simrec`). */
+        mode: z.enum(["off", "local", "s3"]).default("off"),
+        /** Where the files are written (the destination for "local", a staging directory for "s3"). */
+        directory: z.string().min(1).default("recordings"),
+        /** Extra key prefix for uploads ("" or ending in "/"). */
+        keyPrefix: z.string().regex(/^([A-Za-z0-9._-]+\/)*$/).default(""),
+      })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

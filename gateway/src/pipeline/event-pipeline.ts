@@ -34,7 +34,17 @@ export interface MessageOrigin {
   raw: Buffer;
 }
 
+/** Records what was accepted, per run (recording/run-recorder.ts). Its promises never reject: a
+ *  recording failure is reported by the recorder and never fails an event. */
+export interface RunRecording {
+  runStarted(runStart: simgate.v1.IRunStart): Promise<void>;
+  eventAccepted(event: simgate.v1.IEvent): Promise<void>;
+  runEnded(runEnd: simgate.v1.IRunEnd): Promise<void>;
+}
+
 export interface PipelineStages {
+  /** Optional: records each run's accepted messages (recording.mode). */
+  recorder?: RunRecording;
   validator: EventValidator;
   images: ImageProcessor;
   blobs: BlobStore;
@@ -154,6 +164,8 @@ export class EventPipeline {
       const blobs = stored.map((s) => ({ view: s.view, uri: s.uri, sha256: s.sha256, sizeBytes: s.sizeBytes, contentType: s.contentType, width: s.width, height: s.height }));
       const fingerprint = eventFingerprint(input.event, (i, img) => (img.encoding === simgate.v1.ImageEncoding.IMAGE_ENCODING_RAW_RGBA8 ? bytesSha256(img) : (processed[i]?.sha256 ?? bytesSha256(img))));
       this.accepted.set(event.eventId, { blobs, record, fingerprint });
+      // Awaited (a local append) so that the images it holds count against the in-flight limits.
+      if (this.stages.recorder) await this.stages.recorder.eventAccepted(input.event);
       return { eventId, sequence, accepted: { blobs, record } };
     } catch (err) {
       return this.failure(asGatewayError(err), input, eventId, sequence, receivedAtMs);
@@ -270,6 +282,7 @@ export class EventPipeline {
       if (!this.stages.health.ready) throw this.notReady();
       const run = this.stages.validator.validateRunStart(message);
       const location = await this.produce(runStartRecord(this.settings.runsTopic, run, Date.now(), this.settings.gatewayId), "run");
+      if (this.stages.recorder) await this.stages.recorder.runStarted(message);
       return { runId, accepted: location };
     } catch (err) {
       return this.runFailure(asGatewayError(err), runId, from, "simgate.v1.RunStart");
@@ -283,6 +296,8 @@ export class EventPipeline {
       const run = this.stages.validator.validateRunEnd(message);
       const location = await this.produce(runEndRecord(this.settings.runsTopic, run, Date.now(), this.settings.gatewayId), "run");
       this.notify((l) => l.onRunEnded?.(run.runId, location));
+      // Not awaited: it closes the file and uploads it; shutdown waits for it (RunRecorder.close).
+      if (this.stages.recorder) void this.stages.recorder.runEnded(message);
       return { runId, accepted: location };
     } catch (err) {
       return this.runFailure(asGatewayError(err), runId, from, "simgate.v1.RunEnd");

@@ -20,13 +20,14 @@ import { DependencyHealth } from "./dependency-health.js";
 import { EventPipeline } from "./event-pipeline.js";
 import { InFlightLimiter } from "./in-flight.js";
 import type { GatewayPlugin } from "./pipeline-events.js";
+import { RunRecorder } from "../recording/run-recorder.js";
+import { s3RecordingUploader } from "../recording/s3-upload.js";
 
 export interface RunningGateway {
   readonly grpcPort: number;
   readonly httpPort: number;
   readonly metrics: GatewayMetrics;
   readonly health: DependencyHealth;
-  /** Drain: stop accepting, finish what is in flight, flush the producer, close everything. */
   /** Drains and closes; resolves with how many events were still in flight (not acknowledged) when the
    *  drain timeout ran out (0 = clean drain). */
   stop(): Promise<StopResult>;
@@ -96,8 +97,19 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     metrics.recordsProduced.inc({ topic });
     for (const p of plugins) p.events?.onRecordProduced?.(topic, location, "dead-letter");
   });
+  let recorder: RunRecorder | undefined;
+  if (config.recording.mode !== "off") {
+    const upload = config.recording.mode === "s3" ? s3RecordingUploader(blobs.s3, blobs.bucket, `${config.s3.keyPrefix}${config.recording.keyPrefix}`) : undefined;
+    recorder = new RunRecorder({
+      directory: config.recording.directory,
+      writer: `simgate-gateway/${config.gatewayId}`,
+      ...(upload ? { upload } : {}),
+      onError: (err, runId) => logger.error({ err, runId }, "recording failed (events are not affected)"),
+    });
+    logger.info({ mode: config.recording.mode, directory: config.recording.directory }, "recording accepted runs");
+  }
   pipeline = new EventPipeline(
-    { validator, images, blobs, records, deadLetter, health },
+    { validator, images, blobs, records, deadLetter, health, ...(recorder ? { recorder } : {}) },
     {
       gatewayId: config.gatewayId,
       keyPrefix: config.s3.keyPrefix,
@@ -164,6 +176,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       const grace = Math.max(100, deadline - Date.now());
       await Promise.all([grpc.stop(Math.min(grace, 5000)), ws.stop(Math.min(grace, 2000))]);
       await http.stop();
+      await recorder?.close();
       for (const p of [...plugins].reverse()) await p.stop?.().catch((err: unknown) => logger.error({ err, plugin: p.name }, "plugin stop failed"));
       health.stop();
       await records.close();

@@ -73,6 +73,11 @@ export class BlobStore {
     });
   }
 
+  /** The underlying client (for uploads that are not blobs, e.g. run recordings). */
+  get s3(): S3Client {
+    return this.client;
+  }
+
   get bucket(): string {
     return this.options.bucket;
   }
