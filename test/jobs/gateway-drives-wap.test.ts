@@ -114,7 +114,10 @@ describe("the gateway drives the WAP jobs", () => {
 
     const gw = await gatewayWithJobs();
     const replay = await runCli(["replay", recording, "--max", "--gateway", gw.grpcAddress, "--as-run", runId, "--quiet"], 180_000);
-    expect(replay.code, replay.stderr).toBe(0);
+    // The recording's duplicate_event_id copies (same id, another image) may be rejected by the gateway
+    // (GW_ERR_EVENT_ID_CONFLICT, dead-lettered); they never reach the event topics then.
+    if (replay.code !== 0) expect(replay.stderr).toMatch(/rejected \(GW_ERR_EVENT_ID_CONFLICT=\d+\)\s*$/);
+    expect([0, 1]).toContain(replay.code);
 
     const runs = await finishedRuns(gw, 2);
     await new Promise((r) => setTimeout(r, 2000)); // nothing else may start
@@ -169,7 +172,10 @@ describe("the gateway drives the WAP jobs", () => {
   it("replaying the same run again through a fresh gateway adds nothing to production", async () => {
     const gw = await gatewayWithJobs();
     const replay = await runCli(["replay", recording, "--max", "--gateway", gw.grpcAddress, "--as-run", runId, "--quiet"], 180_000);
-    expect(replay.code, replay.stderr).toBe(0);
+    // Without the first gateway's memory, the recording's duplicate_event_id copies (same id, another
+    // image) meet the stored blobs and are rejected by the gateway; everything else is accepted again.
+    if (replay.code !== 0) expect(replay.stderr).toMatch(/rejected \(GW_ERR_EVENT_ID_CONFLICT=\d+\)\s*$/);
+    expect([0, 1]).toContain(replay.code);
     const runs = await finishedRuns(gw, 2);
     for (const run of runs) {
       expect(run.status, run.error).toBe("published");
