@@ -96,9 +96,10 @@ export const configSchema = z
         rawFormat: z.enum(["png", "webp"]).default("png"),
         /** How encoded images are verified: "structural" walks the container (PNG chunks with CRCs, IHDR
          *  combinations, IDAT inflated to the exact size; JPEG segments to EOI with nothing after; WebP
-         *  RIFF size) without decoding pixels; "decode" also fully decodes them with sharp. See
+         *  RIFF size) without decoding pixels; "container" is the same without inflating PNG data
+         *  (cheaper, misses corrupt-but-CRC-valid PNG data); "decode" also fully decodes them with sharp. See
          *  gateway/README.md for what each guarantees and the measured costs. */
-        verify: z.enum(["structural", "decode"]).default("structural"),
+        verify: z.enum(["container", "structural", "decode"]).default("structural"),
         /** Images per event. */
         maxPerEvent: z.number().int().min(0).default(8),
       })

@@ -120,6 +120,12 @@ describe("PNG image data (IHDR combinations, IDAT inflated to the size the heade
     expect(await code(craftPng(W, H, 8, 6, cut.subarray(0, cut.length - 3)))).toBe("GW_ERR_IMAGE_TRUNCATED");
   });
 
+  it("container mode skips the IDAT inflation (cheaper) and so accepts what only it catches", async () => {
+    const container = new ImageProcessor({ verify: "container", rawFormat: "png", maxImagePixels: 40_000_000 });
+    expect(await codeOf(container, 1, craftPng(W, H, 8, 6, deflateSync(Buffer.alloc(rowBytes))), W, H)).toBe("ok");
+    expect(await codeOf(container, 1, craftPng(W, H, 7, 6, deflateSync(Buffer.alloc(rowBytes))), W, H)).toBe("GW_ERR_IMAGE_NOT_AN_IMAGE");
+  });
+
   it("rejects invalid IHDR combinations", async () => {
     const idat = deflateSync(Buffer.alloc(rowBytes * H));
     for (const [depth, colourType] of [[7, 6], [4, 6], [16, 3], [8, 5], [2, 2], [1, 4]] as const) {
