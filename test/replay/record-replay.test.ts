@@ -35,8 +35,9 @@ describe("record → replay", () => {
       const gateway = transport === "grpc" ? gw.grpcAddress : gw.wsUrl;
       const result = await runCli(["replay", recording, "--max", "--transport", transport, "--gateway", gateway,
         "--token", gw.token ?? "", "--as-run", runId, "--summary-json", summaryPath]);
-      expect(result.code, result.stderr + result.stdout).toBe(0);
-      expect(result.stdout).toContain("rejected 0");
+      // The simulator's duplicate_event_id flaws re-use an earlier event's id with another image: the
+      // gateway refuses them (never overwriting the first), so the replay reports them and exits 1.
+      expect(result.code, result.stderr + result.stdout).toBe(1);
       // Not a terminal: plain progress lines on stderr instead of a bar.
       expect(result.stderr).toMatch(/replay: 100% .* sent 30 /);
       const summary = await summaryOf(summaryPath);
@@ -45,7 +46,9 @@ describe("record → replay", () => {
       const duplicates = events.filter((e) => e.attributes["sim.flaw"] === "duplicate_event_id");
       expect(duplicates.length).toBeGreaterThan(0);
       expect(summary["accepted"]).toBe(events.length - duplicates.length);
-      expect(summary["duplicate"]).toBe(duplicates.length);
+      expect(summary["duplicate"]).toBe(0);
+      expect(summary["rejectedByCode"]).toEqual({ GW_ERR_EVENT_ID_CONFLICT: duplicates.length });
+      expect(result.stdout).toContain(`rejected ${duplicates.length} (GW_ERR_EVENT_ID_CONFLICT=${duplicates.length})`);
       expect(summary["runStart"]).toBe("accepted");
       expect(summary["runEnd"]).toBe("accepted");
 
@@ -82,14 +85,17 @@ describe("record → replay", () => {
   it("answers a second replay of the same run with duplicates and adds no record", async () => {
     const runId = uniqueId("replay-twice");
     const first = await runCli(["replay", recording, "--max", "--gateway", gw.grpcAddress, "--token", gw.token ?? "", "--as-run", runId]);
-    expect(first.code, first.stderr).toBe(0);
+    expect(first.code, first.stderr).toBe(1); // the duplicate_event_id flaws are refused as conflicts
     const before = await runRecords([gw.topics.entries, gw.topics.exits], runId);
     const summaryPath = join(dir, `${runId}-2.json`);
     const second = await runCli(["replay", recording, "--max", "--gateway", gw.grpcAddress, "--token", gw.token ?? "", "--as-run", runId, "--summary-json", summaryPath]);
-    expect(second.code, second.stderr).toBe(0);
+    expect(second.code, second.stderr).toBe(1);
     const summary = await summaryOf(summaryPath);
+    const events = await recordedEvents(recording);
+    const conflicts = events.filter((e) => e.attributes["sim.flaw"] === "duplicate_event_id").length;
     expect(summary["accepted"]).toBe(0);
-    expect(summary["duplicate"]).toBe((await recordedEvents(recording)).length);
+    expect(summary["duplicate"]).toBe(events.length - conflicts);
+    expect(summary["rejectedByCode"]).toEqual({ GW_ERR_EVENT_ID_CONFLICT: conflicts });
     const after = await runRecords([gw.topics.entries, gw.topics.exits], runId);
     expect(after.length).toBe(before.length);
   });
