@@ -27,6 +27,11 @@ def query_text(name: str, table: str) -> str:
     return body.replace("{table}", table)
 
 
+def entries_per_hour_lines(rows: list[tuple[datetime, int]]) -> list[str]:
+    """The entries-per-hour rows as text: hour, count and a bar (capped at 60 characters)."""
+    return [f"  {hour:%Y-%m-%d %H:00}  {entries:6d}  {'#' * min(entries, 60)}" for hour, entries in rows]
+
+
 def entries_per_hour(spark: SparkSession, settings: StackSettings, topic: str = "parking-entries") -> list[tuple[datetime, int]]:
     """(hour, entries) from production.<topic> on main, oldest hour first."""
     spark.sql(f"USE REFERENCE main IN {settings.catalog}")
@@ -59,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({topic: table_contents(spark, settings, topic) for topic in args.dump}))
             return 0
         print(f"entries per hour (production.{TopicTables(settings.catalog, args.topic).base}, main):")
-        for hour, entries in entries_per_hour(spark, settings, args.topic):
-            print(f"  {hour:%Y-%m-%d %H:00}  {entries:6d}  {'#' * min(entries, 60)}")
+        print("\n".join(entries_per_hour_lines(entries_per_hour(spark, settings, args.topic))))
     finally:
         spark.stop()
     return 0

@@ -13,7 +13,7 @@ from collections import defaultdict
 from pyspark.sql import functions as F
 
 from .nessie import NessieClient
-from .queries import entries_per_hour
+from .queries import entries_per_hour, entries_per_hour_lines
 from .settings import StackSettings
 from .spark import build_spark_session
 from .tables import TopicTables, table_exists
@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         entries_topic = next((t for t in topics if "entr" in t), topics[0])
         if table_exists(spark, TopicTables(settings.catalog, entries_topic).production):
             print(f"\nEntries per hour (production.{TopicTables(settings.catalog, entries_topic).base}):")
-            for hour, entries in entries_per_hour(spark, settings, entries_topic):
-                print(f"  {hour:%Y-%m-%d %H:00}  {entries:6d}  {'#' * min(entries, 60)}")
+            print("\n".join(entries_per_hour_lines(entries_per_hour(spark, settings, entries_topic))))
     finally:
         spark.stop()
     return 0
