@@ -4,12 +4,13 @@ records in the docs/records.md format produced to unique per-test Kafka topics."
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from simgate.lakehouse.settings import StackSettings
@@ -35,6 +36,7 @@ class KafkaTopics:
     def produce(self, topic: str, records: Iterable[tuple[str, str | bytes]]) -> int:
         """(key, value) pairs; returns how many were delivered (flush waits for every ack)."""
         errors: list[str] = []
+        before = self.total_records(topic)
         count = 0
         for key, value in records:
             self.producer.produce(
@@ -47,7 +49,27 @@ class KafkaTopics:
             count += 1
         remaining = self.producer.flush(30)
         assert remaining == 0 and not errors, f"produce failed: {errors}"
+        self.wait_until_readable(topic, before + count)
         return count
+
+    def total_records(self, topic: str) -> int:
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "simgate-test-watermarks"})
+        try:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            return sum(high - low for low, high in (
+                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions))
+        finally:
+            consumer.close()
+
+    def wait_until_readable(self, topic: str, expected: int, timeout: float = 30.0) -> None:
+        """Delivery reports are in; wait (bounded) until the broker's watermarks show every record, so a
+        job that reads up to the high watermark sees them all. Fails loudly if records went missing."""
+        deadline = time.monotonic() + timeout
+        total = self.total_records(topic)
+        while total < expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+            total = self.total_records(topic)
+        assert total >= expected, f"{topic}: {expected} records delivered but the broker holds {total}"
 
 
 @pytest.fixture(scope="session")
