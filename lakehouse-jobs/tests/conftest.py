@@ -31,7 +31,22 @@ class KafkaTopics:
         name = f"test-{prefix}-{uuid.uuid4().hex[:10]}"
         futures = self.admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
         futures[name].result(timeout=30)
+        self.wait_until_known(name, partitions)
         return name
+
+    def wait_until_known(self, topic: str, partitions: int, timeout: float = 30.0) -> None:
+        """Until the producer's own metadata shows the new topic with a leader for every partition.
+        A producer that meets a just-created topic as 'unknown' drops its partition state, and an
+        idempotent producer then restarts its sequence numbers, which the broker takes as duplicates
+        of what it already has: delivered in the reports, missing from the log."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.producer.list_topics(topic, timeout=5).topics.get(topic)
+            if info is not None and info.error is None and len(info.partitions) == partitions \
+                    and all(p.leader >= 0 for p in info.partitions.values()):
+                return
+            assert time.monotonic() < deadline, f"topic {topic} not known with {partitions} led partitions after {timeout}s"
+            time.sleep(0.1)
 
     def produce(self, topic: str, records: Iterable[tuple[str, str | bytes]]) -> int:
         """(key, value) pairs; returns how many were delivered (flush waits for every ack)."""
