@@ -1,6 +1,7 @@
 // Operations: gRPC health and reflection (what grpcurl uses), HTTP probes and metrics, flow control and
 // the reject-when-full policy, and SIGTERM draining (in-flight events finish, exit 0).
 import { createRequire } from "node:module";
+import { connect as http2Connect } from "node:http2";
 import { connect, createServer, type Socket } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
@@ -56,6 +57,27 @@ describe("probes, health and reflection", () => {
     ]) expect(metrics).toContain(name);
     expect(metrics).toMatch(/simgate_gateway_events_total\{transport="grpc",outcome="accepted",code=""\} 1/);
     expect((await gw.get("/nope")).status).toBe(404);
+  });
+
+  it("advertises the configured HTTP/2 receive windows (4 MiB per stream, 16 MiB per connection), not Node's 64 KiB", async () => {
+    // What a sender really gets: the stream window in the server's SETTINGS, the connection window
+    // through the WINDOW_UPDATE that follows. If grpc-js changes the internals flow-control.ts uses,
+    // this fails instead of the gateway silently falling back to 64 KiB.
+    const session = http2Connect(`http://${gw.grpcAddress}`);
+    try {
+      const settings = await new Promise<{ initialWindowSize?: number }>((resolve, reject) => {
+        session.once("remoteSettings", resolve);
+        session.once("error", reject);
+      });
+      expect(settings.initialWindowSize).toBe(4 * 1024 * 1024);
+      const window = await pollUntil("the connection window update", async () => {
+        const remote = session.state.remoteWindowSize ?? 0;
+        return remote > 65535 ? remote : undefined;
+      }, 5000, 20);
+      expect(window).toBe(16 * 1024 * 1024);
+    } finally {
+      session.destroy();
+    }
   });
 
   it("serves grpc.health.v1 as SERVING", async () => {

@@ -12,6 +12,8 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: "SIMGATE_GATEWAY_ID", path: ["gatewayId"], kind: "string" },
   { name: "SIMGATE_HOST", path: ["host"], kind: "string" },
   { name: "SIMGATE_GRPC_PORT", path: ["grpc", "port"], kind: "int" },
+  { name: "SIMGATE_GRPC_STREAM_WINDOW_BYTES", path: ["grpc", "streamWindowBytes"], kind: "int" },
+  { name: "SIMGATE_GRPC_CONNECTION_WINDOW_BYTES", path: ["grpc", "connectionWindowBytes"], kind: "int" },
   { name: "SIMGATE_HTTP_PORT", path: ["http", "port"], kind: "int" },
   { name: "SIMGATE_WS_PATH", path: ["http", "wsPath"], kind: "string" },
   { name: "SIMGATE_TOKEN", path: ["auth", "token"], kind: "string" },

@@ -17,6 +17,13 @@ export const configSchema = z
       .object({
         /** gRPC port (0 = pick a free port). */
         port: port.default(50051),
+        /** HTTP/2 receive window per stream (SETTINGS_INITIAL_WINDOW_SIZE). At least one event's size, so a
+         *  sender need not wait for window updates in the middle of an event; a paused stream buffers at
+         *  most this much. Node's default is 64 KiB. */
+        streamWindowBytes: z.number().int().min(65535).max(2 ** 31 - 1).default(4 * MiB),
+        /** HTTP/2 receive window per connection: the most one connection can have buffered, unread, over
+         *  all its streams. */
+        connectionWindowBytes: z.number().int().min(65535).max(2 ** 31 - 1).default(16 * MiB),
       })
       .strict()
       .prefault({}),

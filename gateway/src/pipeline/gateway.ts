@@ -145,7 +145,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   }
   const ws = new WebSocketReceiver({ ...receiverLimits, path: config.http.wsPath }, pipeline, limiter, auth, metrics, logger);
   ws.attach(http.server);
-  const grpc = new GrpcReceiver({ ...receiverLimits, host: config.host, port: config.grpc.port, tls }, pipeline, limiter, health, auth, metrics, logger);
+  const grpc = new GrpcReceiver({ ...receiverLimits, host: config.host, port: config.grpc.port, streamWindowBytes: config.grpc.streamWindowBytes, connectionWindowBytes: config.grpc.connectionWindowBytes, tls }, pipeline, limiter, health, auth, metrics, logger);
   const grpcPort = await grpc.start();
   const httpPort = await http.start();
   logger.info(

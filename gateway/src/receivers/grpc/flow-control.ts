@@ -7,18 +7,21 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { Http2Session, Settings } from "node:http2";
 
+type SessionHandlerFactory = (http2Server: unknown) => (session: Http2Session) => void;
+
 interface GrpcServerInternals {
   commonServerOptions?: { settings?: Settings };
-  _sessionHandler?: (http2Server: unknown) => (session: Http2Session) => void;
+  // grpc-js picks one of the two per server: the channelz variant when channelz is enabled (its default).
+  _sessionHandler?: SessionHandlerFactory;
+  _channelzSessionHandler?: SessionHandlerFactory;
 }
 
 export function raiseReceiveWindows(server: grpc.Server, streamWindowBytes: number, connectionWindowBytes: number): boolean {
   const internals = server as unknown as GrpcServerInternals;
-  if (!internals.commonServerOptions || typeof internals._sessionHandler !== "function") return false;
+  if (!internals.commonServerOptions || typeof internals._sessionHandler !== "function" || typeof internals._channelzSessionHandler !== "function") return false;
   internals.commonServerOptions.settings = { ...internals.commonServerOptions.settings, initialWindowSize: streamWindowBytes };
-  const original = internals._sessionHandler.bind(server);
-  internals._sessionHandler = (http2Server: unknown) => {
-    const handle = original(http2Server);
+  const wrap = (original: SessionHandlerFactory): SessionHandlerFactory => (http2Server: unknown) => {
+    const handle = original.call(server, http2Server);
     return (session: Http2Session) => {
       try {
         session.setLocalWindowSize(connectionWindowBytes);
@@ -28,5 +31,7 @@ export function raiseReceiveWindows(server: grpc.Server, streamWindowBytes: numb
       handle(session);
     };
   };
+  internals._sessionHandler = wrap(internals._sessionHandler);
+  internals._channelzSessionHandler = wrap(internals._channelzSessionHandler);
   return true;
 }

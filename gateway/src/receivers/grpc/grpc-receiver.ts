@@ -27,6 +27,9 @@ export interface GrpcReceiverOptions {
   maxInFlightPerConnection: number;
   whenFull: "block" | "reject";
   tls?: { cert: Buffer; key: Buffer } | undefined;
+  /** HTTP/2 receive windows (flow-control.ts). */
+  streamWindowBytes: number;
+  connectionWindowBytes: number;
 }
 
 type EventIn = Decoded<simgate.v1.Event>;
@@ -94,8 +97,15 @@ export class GrpcReceiver {
       "grpc.max_receive_message_length": options.maxMessageBytes * 2,
       "grpc.max_send_message_length": 4 * 1024 * 1024,
       "grpc.max_concurrent_streams": 128,
+      // Channelz (grpc-js' introspection service) is not served here; its per-call bookkeeping is off.
+      "grpc.enable_channelz": 0,
     });
-    raiseReceiveWindows(this.server, 1024 * 1024, 8 * 1024 * 1024);
+    if (!raiseReceiveWindows(this.server, options.streamWindowBytes, options.connectionWindowBytes)) {
+      logger.warn(
+        { streamWindowBytes: options.streamWindowBytes, connectionWindowBytes: options.connectionWindowBytes },
+        "this @grpc/grpc-js has no session hook: HTTP/2 receive windows stay at 64 KiB and large events over gRPC will be slow",
+      );
+    }
     this.server.addService(ingestService(), {
       StreamEvents: (call: grpc.ServerDuplexStream<EventIn, simgate.v1.IAck>) => this.streamEvents(call),
       SendEvent: (call: grpc.ServerUnaryCall<EventIn, simgate.v1.IAck>, cb: grpc.sendUnaryData<simgate.v1.IAck>) => void this.sendEvent(call, cb),
