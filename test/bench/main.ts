@@ -2,7 +2,10 @@
 // each) sent over gRPC (one StreamEvents call per stream) and WebSocket (one socket per stream) with
 // 1/4/16/64 concurrent streams, next to a direct baseline in the same run: the same payloads written
 // straight to the object store (S3 SDK) and Kafka (kafkajs, idempotent, acks=all) with the same
-// concurrency. Prints events/s, MB/s, ack latency p50/p99 and the gateway's peak RSS.
+// concurrency. Prints events/s, MB/s, ack latency p50/p99, the gateway's peak RSS, and the CPU time per
+// event of each process on the machine (gateway, this sender or direct writer, S3 server, Kafka): where
+// everything shares the same cores, throughput follows the sum. Each scenario deletes the blobs it
+// wrote once it is measured.
 //
 //   npm run bench                              (root; builds the gateway first)
 //   BENCH_SECONDS=5 BENCH_STREAMS=1,4,16,64 BENCH_VARIANTS=png,jpeg BENCH_PATHS=baseline,grpc,ws npm run bench
@@ -11,12 +14,13 @@
 // every blob is really written). The gateway runs as a child process with its default limits unless
 // BENCH_GATEWAY_ENV adds some ("KEY=V,KEY=V").
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Partitioners, type Producer } from "kafkajs";
 import { simgate } from "../../gateway/src/generated/simgate.js";
 import { GrpcIngest, WsIngest, type EventStream } from "../support/clients.js";
-import { startGateway, uniqueId, STACK, type TestGateway } from "../support/gateway.js";
+import { startGateway, uniqueId, REPO_ROOT, STACK, type TestGateway } from "../support/gateway.js";
 import { makeJpeg, makePng } from "../support/images.js";
 import { kafkaClient, s3Client } from "../support/stack.js";
 
@@ -54,6 +58,49 @@ interface Result {
   /** CPU per event: the gateway process, and this process (the senders, or the direct writer). */
   gatewayCpuMs: number | null;
   clientCpuMs: number;
+  /** CPU per event of the object store and of Kafka (when the local stack's pid files are there). */
+  storeCpuMs: StoresCpu | null;
+}
+
+interface StoresCpu {
+  s3: number;
+  kafka: number;
+}
+
+/** A local stack process (deploy/local/stack writes its pid under SIMGATE_STATE), or undefined. */
+function stackPid(name: "s3" | "kafka"): number | undefined {
+  const file = join(process.env["SIMGATE_STATE"] ?? join(REPO_ROOT, ".simgate"), "run", `${name}.pid`);
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, "utf8").trim());
+  return pid > 0 && existsSync(`/proc/${pid}/stat`) ? pid : undefined;
+}
+
+/** CPU time (ms) used so far by the object store and Kafka, or null when they are not local processes. */
+function storesCpuMs(): StoresCpu | null {
+  const s3 = stackPid("s3");
+  const kafka = stackPid("kafka");
+  return s3 === undefined || kafka === undefined ? null : { s3: processCpuMs(s3), kafka: processCpuMs(kafka) };
+}
+
+function storesPerEvent(before: StoresCpu | null, after: StoresCpu | null, events: number): StoresCpu | null {
+  if (before === null || after === null) return null;
+  const n = Math.max(1, events);
+  return { s3: (after.s3 - before.s3) / n, kafka: (after.kafka - before.kafka) / n };
+}
+
+/** Deletes every object under prefix (what a scenario wrote), outside the measured window: every event
+ *  writes two new blobs, so without this a full run leaves gigabytes in the local object store. */
+async function deletePrefix(s3: S3Client, prefix: string): Promise<void> {
+  let token: string | undefined;
+  do {
+    const page = await s3.send(new ListObjectsV2Command({ Bucket: STACK.blobBucket, Prefix: prefix, ContinuationToken: token }));
+    const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
+    if (keys.length > 0) {
+      const out = await s3.send(new DeleteObjectsCommand({ Bucket: STACK.blobBucket, Delete: { Objects: keys, Quiet: true } }));
+      if ((out.Errors ?? []).length > 0) throw new Error(`deleting ${prefix}: ${JSON.stringify(out.Errors?.[0])}`);
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
 }
 
 async function makePayloads(variant: Variant): Promise<Payload[]> {
@@ -175,6 +222,7 @@ async function runBaseline(variant: Variant, payloads: Payload[], streams: numbe
   const s3 = s3Client();
   const runId = uniqueId(`bench-base-${variant}-${streams}`);
   let cpu0 = 0;
+  let stores0: StoresCpu | null = null;
   const { latencies, events, seconds, errors, completedSinceOpen } = await drive(
     streams * WINDOW,
     async (_lane, seq) => {
@@ -183,10 +231,20 @@ async function runBaseline(variant: Variant, payloads: Payload[], streams: numbe
       try {
         const blobs = await Promise.all(
           p.images.map(async (img) => {
-            // A direct writer hashes what it stores too (for the object metadata and the record).
+            // A direct writer hashes what it stores too (for the object metadata and the record), and
+            // hands that hash to SigV4 as the gateway does, so the SDK does not hash the bytes again.
             const sha256 = createHash("sha256").update(img.data).digest("hex");
             const key = `bench-baseline/runs/${runId}/events/${m.eventId}/${img.view}.${img.ext}`;
-            await s3.send(new PutObjectCommand({ Bucket: STACK.blobBucket, Key: key, Body: img.data, ContentType: img.contentType, Metadata: { sha256, width: "1280", height: "720" } }));
+            const put = new PutObjectCommand({ Bucket: STACK.blobBucket, Key: key, Body: img.data, ContentType: img.contentType, Metadata: { sha256, width: "1280", height: "720" } });
+            put.middlewareStack.add(
+              (next) => async (args) => {
+                const request = args.request as { headers?: Record<string, string> };
+                if (request.headers) request.headers["x-amz-content-sha256"] = sha256;
+                return next(args);
+              },
+              { step: "build", name: "benchPrecomputedPayloadHash" },
+            );
+            await s3.send(put);
             return { view: img.view, uri: `s3://${STACK.blobBucket}/${key}`, sha256, sizeBytes: img.data.length, contentType: img.contentType, width: 1280, height: 720 };
           }),
         );
@@ -202,11 +260,14 @@ async function runBaseline(variant: Variant, payloads: Payload[], streams: numbe
     },
     () => {
       cpu0 = selfCpuMs();
+      stores0 = storesCpuMs();
     },
   );
   const clientCpuMs = (selfCpuMs() - cpu0) / Math.max(1, completedSinceOpen);
+  const storeCpuMs = storesPerEvent(stores0, storesCpuMs(), completedSinceOpen);
+  await deletePrefix(s3, `bench-baseline/runs/${runId}/`);
   s3.destroy();
-  return { variant, path: "baseline", streams, events, seconds, latenciesMs: latencies, bytes: events * (payloads[0]?.bytes ?? 0), peakRssMb: null, errors, gatewayCpuMs: null, clientCpuMs };
+  return { variant, path: "baseline", streams, events, seconds, latenciesMs: latencies, bytes: events * (payloads[0]?.bytes ?? 0), peakRssMb: null, errors, gatewayCpuMs: null, clientCpuMs, storeCpuMs };
 }
 
 async function runGateway(path: "grpc" | "ws", variant: Variant, payloads: Payload[], streams: number, gw: TestGateway): Promise<Result> {
@@ -238,6 +299,7 @@ async function runGateway(path: "grpc" | "ws", variant: Variant, payloads: Paylo
   let measuringPeak = false;
   let cpu0 = 0;
   let gwCpu0 = 0;
+  let stores0: StoresCpu | null = null;
   const { latencies, events, seconds, errors, completedSinceOpen } = await drive(
     streams * WINDOW,
     async (lane, seq) => {
@@ -252,24 +314,33 @@ async function runGateway(path: "grpc" | "ws", variant: Variant, payloads: Paylo
       peak = 0;
       cpu0 = selfCpuMs();
       gwCpu0 = processCpuMs(pid);
+      stores0 = storesCpuMs();
     },
   );
+  const storeCpuMs = storesPerEvent(stores0, storesCpuMs(), completedSinceOpen);
   const clientCpuMs = (selfCpuMs() - cpu0) / Math.max(1, completedSinceOpen);
   const gatewayCpuMs = (processCpuMs(pid) - gwCpu0) / Math.max(1, completedSinceOpen);
   clearInterval(sampler);
   await close();
-  return { variant, path, streams, events, seconds, latenciesMs: latencies, bytes: events * (payloads[0]?.bytes ?? 0), peakRssMb: measuringPeak ? peak : null, errors, gatewayCpuMs, clientCpuMs };
+  const s3 = s3Client();
+  await deletePrefix(s3, `runs/${runId}/`);
+  s3.destroy();
+  return { variant, path, streams, events, seconds, latenciesMs: latencies, bytes: events * (payloads[0]?.bytes ?? 0), peakRssMb: measuringPeak ? peak : null, errors, gatewayCpuMs, clientCpuMs, storeCpuMs };
 }
 
 function printTable(results: Result[]): void {
   const baseline = new Map(results.filter((r) => r.path === "baseline").map((r) => [`${r.variant}/${r.streams}`, r]));
-  const header = ["variant", "path", "streams", "events", "events/s", "MB/s", "p50 ms", "p99 ms", "gw peak RSS MB", "vs baseline", "gw CPU ms/ev", "sender CPU ms/ev", "errors"];
+  const header = ["variant", "path", "streams", "events", "events/s", "MB/s", "p50 ms", "p99 ms", "gw peak RSS MB", "vs baseline", "gw CPU ms/ev", "sender CPU ms/ev", "S3 CPU ms/ev", "Kafka CPU ms/ev", "all CPU ms/ev", "errors"];
   const rows = results.map((r) => {
     const eps = r.events / r.seconds;
     const sorted = [...r.latenciesMs].sort((a, b) => a - b);
     const base = baseline.get(`${r.variant}/${r.streams}`);
     const rel = r.path !== "baseline" && base ? `${((eps / (base.events / base.seconds)) * 100).toFixed(0)}%` : "";
-    return [r.variant, r.path, String(r.streams), String(r.events), eps.toFixed(1), (r.bytes / r.seconds / 1e6).toFixed(1), percentile(sorted, 50).toFixed(1), percentile(sorted, 99).toFixed(1), r.peakRssMb === null ? "" : r.peakRssMb.toFixed(0), rel, r.gatewayCpuMs === null ? "" : r.gatewayCpuMs.toFixed(1), r.clientCpuMs.toFixed(1), String(r.errors)];
+    return [r.variant, r.path, String(r.streams), String(r.events), eps.toFixed(1), (r.bytes / r.seconds / 1e6).toFixed(1), percentile(sorted, 50).toFixed(1), percentile(sorted, 99).toFixed(1), r.peakRssMb === null ? "" : r.peakRssMb.toFixed(0), rel, r.gatewayCpuMs === null ? "" : r.gatewayCpuMs.toFixed(1), r.clientCpuMs.toFixed(1),
+      r.storeCpuMs === null ? "" : r.storeCpuMs.s3.toFixed(1),
+      r.storeCpuMs === null ? "" : r.storeCpuMs.kafka.toFixed(1),
+      r.storeCpuMs === null ? "" : ((r.gatewayCpuMs ?? 0) + r.clientCpuMs + r.storeCpuMs.s3 + r.storeCpuMs.kafka).toFixed(1),
+      String(r.errors)];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padStart(widths[i] ?? 0)).join(" | ")} |`;
