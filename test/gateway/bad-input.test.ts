@@ -112,6 +112,12 @@ describe("bad input", () => {
   });
   it("non-finite coordinates", () => expectRejected(event({ coordinates: { slotId: "A-1", x: Number.NaN, y: Number.POSITIVE_INFINITY, z: 0, yawDeg: 0 } }), "GW_ERR_INVALID_COORDINATES"));
   it("a truncated PNG", () => expectRejected(event({}, [{ ...goodImage(), data: png.subarray(0, png.length - 100) }]), "GW_ERR_IMAGE_TRUNCATED"));
+  it("a PNG with one byte flipped in its image data (the default container check's CRC-32 refuses it)", () => {
+    const idat = png.indexOf(Buffer.from("IDAT"));
+    const flipped = Buffer.from(png);
+    flipped[idat + 4 + 100] = (flipped[idat + 4 + 100] as number) ^ 0x01;
+    return expectRejected(event({}, [{ ...goodImage(), data: flipped }]), "GW_ERR_IMAGE_TRUNCATED");
+  });
   it("bytes that are not an image", () => expectRejected(event({}, [{ ...goodImage(), data: Buffer.from("definitely not a PNG file, just text") }]), "GW_ERR_IMAGE_NOT_AN_IMAGE"));
   it("dimensions that disagree", () => expectRejected(event({}, [{ ...goodImage(), width: 161 }]), "GW_ERR_IMAGE_DIMENSIONS"));
   it("an image over the pixel limit", async () => {
