@@ -18,6 +18,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Partitioners, type Producer } from "kafkajs";
+import protobuf from "protobufjs/minimal.js";
 import { simgate } from "../../gateway/src/generated/simgate.js";
 import { GrpcIngest, WsIngest, type EventStream } from "../support/clients.js";
 import { startGateway, uniqueId, REPO_ROOT, STACK, type TestGateway } from "../support/gateway.js";
@@ -139,18 +140,19 @@ function meta(runId: string, seq: number): simgate.v1.IEvent {
   };
 }
 
-function encodeEvent(m: simgate.v1.IEvent, p: Payload): Buffer {
-  return Buffer.concat([simgate.v1.Event.encode(m).finish(), p.encodedImages]);
-}
-
-function wrapInClientFrame(eventBytes: Buffer): Buffer {
-  // ClientFrame field 1 (event), length-delimited.
-  const header = simgate.v1.ClientFrame.encode({ event: {} }).finish(); // 0x0a 0x00
-  const writer = new (Object.getPrototypeOf(simgate.v1.ClientFrame.encode({})).constructor as new () => { uint32(v: number): unknown; finish(): Uint8Array })();
-  writer.uint32((1 << 3) | 2);
-  writer.uint32(eventBytes.length);
-  void header;
-  return Buffer.concat([Buffer.from(writer.finish()), eventBytes]);
+/** The event's bytes, optionally inside a ClientFrame (field 1, length-delimited), built with one copy
+ *  of the images: a sender serialises each message once, and on this shared machine every extra copy
+ *  the sender makes is CPU taken from the gateway and the stores. */
+function encodeEvent(m: simgate.v1.IEvent, p: Payload, asClientFrame = false): Buffer {
+  const fields = simgate.v1.Event.encode(m).finish();
+  const eventLength = fields.length + p.encodedImages.length;
+  // ClientFrame field 1 (event), length-delimited: its tag and the event's length as varints.
+  const prefix = asClientFrame ? protobuf.Writer.create().uint32((1 << 3) | 2).uint32(eventLength).finish() : new Uint8Array(0);
+  const out = Buffer.allocUnsafe(prefix.length + eventLength);
+  out.set(prefix, 0);
+  out.set(fields, prefix.length);
+  p.encodedImages.copy(out, prefix.length + fields.length);
+  return out;
 }
 
 function rssMb(pid: number): number | null {
@@ -291,7 +293,7 @@ async function runGateway(path: "grpc" | "ws", variant: Variant, payloads: Paylo
     };
   } else {
     const sockets = await Promise.all(Array.from({ length: streams }, () => WsIngest.connect(gw.wsUrl)));
-    send = (lane, id, bytes) => (sockets[lane % streams] as WsIngest).sendEncodedFrame(id, wrapInClientFrame(bytes));
+    send = (lane, id, bytes) => (sockets[lane % streams] as WsIngest).sendEncodedFrame(id, bytes);
     close = async () => {
       await Promise.all(sockets.map((s) => s.close()));
     };
@@ -305,7 +307,7 @@ async function runGateway(path: "grpc" | "ws", variant: Variant, payloads: Paylo
     async (lane, seq) => {
       const p = payloads[seq % payloads.length] as Payload;
       const m = meta(runId, seq);
-      const ack = await send(lane % streams, m.eventId ?? "", encodeEvent(m, p));
+      const ack = await send(lane % streams, m.eventId ?? "", encodeEvent(m, p, path === "ws"));
       if (!ack.accepted) notAccepted.set(ack.rejected?.code ?? ack.retryLater?.code ?? "?", (notAccepted.get(ack.rejected?.code ?? ack.retryLater?.code ?? "?") ?? 0) + 1);
       return Boolean(ack.accepted);
     },
