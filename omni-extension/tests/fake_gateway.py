@@ -26,6 +26,7 @@ class Store:
 
     events: dict[str, simgate_pb2.Event] = field(default_factory=dict)
     receipts: list[str] = field(default_factory=list)  # every event id received, repeats included
+    attempts: list[tuple[str, int]] = field(default_factory=list)  # (event id, Event.attempt) per receipt
     runs: list[str] = field(default_factory=list)
     reject: set[str] = field(default_factory=set)
     retry_once: set[str] = field(default_factory=set)
@@ -34,6 +35,7 @@ class Store:
 
     def answer(self, event: simgate_pb2.Event) -> Optional[simgate_pb2.Ack]:
         self.receipts.append(event.event_id)
+        self.attempts.append((event.event_id, event.attempt))
         if self.hold:
             return None
         ack = simgate_pb2.Ack(event_id=event.event_id, sequence=event.sequence)

@@ -84,6 +84,9 @@ def test_rejected_is_logged_and_dropped_retry_later_is_resent(tmp_path, grpc_gat
     worker.stop(1.0)
     assert set(store.events) == {"r2-000001", "r2-000003", "r2-000004"}
     assert store.receipts.count("r2-000003") == 2  # same id, sent again after retry-later
+    # The resend says so (Event.attempt), so the gateway looks for stored images before receiving them.
+    assert [a for e, a in store.attempts if e == "r2-000003"] == [0, 1]
+    assert [a for e, a in store.attempts if e == "r2-000001"] == [0]
     assert (worker.stats.rejected, worker.stats.retry_later, worker.stats.resent) == (1, 1, 1)
     assert "GW_ERR_TEST" in caplog.text
 

@@ -48,6 +48,7 @@ describe("probes, health and reflection", () => {
       "simgate_gateway_errors_total",
       "simgate_gateway_received_bytes_total",
       "simgate_gateway_blob_bytes_total",
+      "simgate_gateway_blob_requests_total",
       "simgate_gateway_blob_put_seconds_bucket",
       "simgate_gateway_produce_seconds_bucket",
       "simgate_gateway_ack_seconds_bucket",
@@ -161,23 +162,53 @@ describe("in-flight limits", () => {
 });
 
 describe("beyond the dedupe window", () => {
-  it("a resend finds its blobs already stored (HEAD, same sha256) and uploads nothing; the record is written again", async () => {
+  it("a resend finds its blobs already stored (same sha256) and stores nothing again; marked as a resend (attempt > 0) it sends no image bytes at all; the record is written again", async () => {
     const gw = await startGateway({ env: { SIMGATE_DEDUPE_ENTRIES: "0" } });
     try {
-      const blobBytes = async (): Promise<number> => Number(/^simgate_gateway_blob_bytes_total (\S+)$/m.exec((await gw.get("/metrics")).body)?.[1] ?? Number.NaN);
+      const metrics = async (): Promise<{ bytes: number; puts: number; heads: number }> => {
+        const body = (await gw.get("/metrics")).body;
+        const value = (re: RegExp): number => Number(re.exec(body)?.[1] ?? 0);
+        return {
+          bytes: value(/^simgate_gateway_blob_bytes_total (\S+)$/m),
+          puts: value(/^simgate_gateway_blob_requests_total\{request="put"\} (\S+)$/m),
+          heads: value(/^simgate_gateway_blob_requests_total\{request="head"\} (\S+)$/m),
+        };
+      };
       const client = new GrpcIngest(gw.grpcAddress);
       const event = makeEvent(uniqueId("window-run"), 1, images());
       const first = await client.sendEvent(event);
       expect(first.accepted).toBeTruthy();
-      const afterFirst = await blobBytes();
-      expect(afterFirst).toBe(jpeg.length + png.length);
+      const afterFirst = await metrics();
+      expect(afterFirst).toEqual({ bytes: jpeg.length + png.length, puts: 2, heads: 0 });
+      // A resend without the hint: each conditional PUT is refused (412, the bytes crossed the wire),
+      // then a HEAD finds the same sha256.
       const second = await client.sendEvent(event);
-      client.close();
       expect(second.accepted, JSON.stringify(second.toJSON())).toBeTruthy();
       expect(second.accepted?.blobs?.map((b) => `${b.uri} ${b.sha256}`)).toEqual(first.accepted?.blobs?.map((b) => `${b.uri} ${b.sha256}`));
-      expect(await blobBytes()).toBe(afterFirst);
+      const afterSecond = await metrics();
+      expect(afterSecond).toEqual({ bytes: afterFirst.bytes, puts: 4, heads: 2 });
+      // Marked as a resend: HEAD first, no PUT.
+      const third = await client.sendEvent({ ...event, attempt: 1 });
+      client.close();
+      expect(third.accepted?.blobs?.map((b) => `${b.uri} ${b.sha256}`)).toEqual(first.accepted?.blobs?.map((b) => `${b.uri} ${b.sha256}`));
+      expect(await metrics()).toEqual({ bytes: afterFirst.bytes, puts: 4, heads: 4 });
       const records = (await readTopic(gw.topics.exits)).concat(await readTopic(gw.topics.entries)).filter((r) => r.headers["event-id"] === event.eventId);
-      expect(records).toHaveLength(2); // the lakehouse drops the second by event id
+      expect(records).toHaveLength(3); // the lakehouse drops all but one by event id
+    } finally {
+      expect(await gw.stop()).toBe(0);
+    }
+  });
+
+  it("a resend (attempt > 0) inside the window is a duplicate like any other: the attempt is not content", async () => {
+    const gw = await startGateway();
+    try {
+      const client = new GrpcIngest(gw.grpcAddress);
+      const event = makeEvent(uniqueId("attempt-run"), 1, images());
+      const first = await client.sendEvent(event);
+      const again = await client.sendEvent({ ...event, attempt: 3 });
+      client.close();
+      expect(first.accepted).toBeTruthy();
+      expect(again.duplicate?.record?.offset, JSON.stringify(again.toJSON())).toEqual(first.accepted?.record?.offset);
     } finally {
       expect(await gw.stop()).toBe(0);
     }

@@ -191,7 +191,9 @@ export class EventPipeline {
 
   private async storeImages(event: ValidEvent, images: ProcessedImage[]): Promise<StoredImage[]> {
     const mode = this.settings.checkExisting;
-    const headFirst = mode === "always" || (mode === "on-retry" && this.attempted.get(event.eventId) !== undefined);
+    // A resend (the sender says so: attempt > 0) looks first in every mode, so that images a first send
+    // already stored (before a restart, beyond the dedupe window) are not uploaded again.
+    const headFirst = mode === "always" || event.attempt > 0 || (mode === "on-retry" && this.attempted.get(event.eventId) !== undefined);
     if (mode === "on-retry") this.attempted.set(event.eventId, true);
     return Promise.all(
       images.map(async (img) => {
@@ -207,6 +209,8 @@ export class EventPipeline {
             metadata: { width: String(img.width), height: String(img.height), "run-id": event.runId, "event-id": event.eventId, view: img.view },
           });
           if (put.uploaded) this.metrics.blobBytes.inc(img.bytes.length);
+          this.metrics.blobRequests.inc({ request: "put" }, put.requests.put);
+          this.metrics.blobRequests.inc({ request: "head" }, put.requests.head);
           this.metrics.blobSeconds.observe((performance.now() - t0) / 1000);
           return { view: img.view, cameraPrimPath: img.cameraPrimPath, uri: put.uri, sha256: img.sha256, sizeBytes: img.bytes.length, contentType: img.contentType, width: img.width, height: img.height };
         } catch (err) {

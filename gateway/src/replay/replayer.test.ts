@@ -118,6 +118,10 @@ describe("replay", () => {
     expect(s.rejectedByCode).toEqual({ GW_ERR_VALIDATION: 1 });
     expect(s.retryLaterAnswers).toBe(2);
     expect(s.resends).toBe(3);
+    // Each send says how many came before it (Event.attempt), for the gateway's upload check.
+    expect(t.sent.filter((e) => e.eventId === "rec-1-000003").map((e) => e.attempt ?? 0)).toEqual([0, 1, 2]);
+    expect(t.sent.filter((e) => e.eventId === "rec-1-000005").map((e) => e.attempt ?? 0)).toEqual([0, 1]);
+    expect(t.sent.filter((e) => e.eventId === "rec-1-000001").map((e) => e.attempt ?? 0)).toEqual([0]);
   });
 
   it("opens a new channel when one breaks and resends what it held", async () => {

@@ -454,7 +454,9 @@ class Replayer {
     try {
       channel = await this.getChannel();
       p.channel = channel;
-      await channel.send(p.event);
+      // A resend says so (Event.attempt), so the gateway looks for images it may already have stored
+      // instead of uploading them again.
+      await channel.send(p.sends > 1 ? { ...p.event, attempt: p.sends - 1 } : p.event);
       p.sentAt = Date.now(); // the ack timeout runs from here
       this.s.bytesSent += p.bytes;
     } catch (err) {

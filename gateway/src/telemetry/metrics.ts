@@ -27,7 +27,13 @@ export class GatewayMetrics {
   });
   readonly blobBytes = new Counter({
     name: "simgate_gateway_blob_bytes_total",
-    help: "Bytes written to the object store (skipped re-uploads not counted)",
+    help: "Bytes of images stored (an image found already stored is not counted, even when a refused conditional PUT carried it)",
+    registers: [this.registry],
+  });
+  readonly blobRequests = new Counter({
+    name: "simgate_gateway_blob_requests_total",
+    help: "Requests sent to the object store for images: put (conditional, carries the bytes) and head",
+    labelNames: ["request"] as const,
     registers: [this.registry],
   });
   readonly blobSeconds = new Histogram({

@@ -99,7 +99,8 @@ class GatewayWorker:
         self._inflight: dict[str, _Pending] = {}
         self._retry: list[tuple[float, _Pending]] = []
         self._paused_until = 0.0
-        self._sent_before: set[str] = set()
+        # Sends so far of each unfinished frame: a resend carries the count in Event.attempt.
+        self._sends: dict[str, int] = {}
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._wake: Optional[asyncio.Event] = None
@@ -325,24 +326,31 @@ class GatewayWorker:
                 except Exception:
                     log.exception("simgate: preparing %s failed; it is sent as it is", item.key)
             self._inflight[item.key] = pending
-            self._count_send(item.key)
+            earlier = self._count_send(item.key)
+            if earlier == 0 and pending.from_spool:
+                earlier = 1  # spooled after a lost connection: it may have reached the gateway
+            # A resend says so, and the gateway then looks for images it already stored instead of
+            # receiving them again; the attempt is not part of the event's content.
+            item.frame.event.attempt = earlier
             await transport.send_event(item.frame.event)
 
     def _stop_after_deadline(self) -> bool:
         return self._stop_requested and time.monotonic() >= self._stop_deadline
 
-    def _count_send(self, key: str) -> None:
+    def _count_send(self, key: str) -> int:
+        """Counts a send; returns how many sends of this frame came before it."""
         self.stats.sent += 1
-        if key in self._sent_before:
+        earlier = self._sends.get(key, 0)
+        if earlier:
             self.stats.resent += 1
-        else:
-            self._sent_before.add(key)
+        self._sends[key] = earlier + 1
+        return earlier
 
     # --- answers ----------------------------------------------------------------------------
 
     def _finish(self, pending: _Pending) -> None:
         self._inflight.pop(pending.item.key, None)
-        self._sent_before.discard(pending.item.key)
+        self._sends.pop(pending.item.key, None)
         if pending.from_spool or pending.item.key in self.spool:
             self.spool.remove(pending.item.key)
 

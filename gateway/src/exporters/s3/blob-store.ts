@@ -40,6 +40,8 @@ export interface PutBlobResult {
   uri: string;
   /** False when an identical object was already there. */
   uploaded: boolean;
+  /** Requests sent to the store for it (PUTs carry the bytes, HEADs do not). */
+  requests: { put: number; head: number };
 }
 
 function isPreconditionFailed(err: unknown): boolean {
@@ -92,27 +94,31 @@ export class BlobStore {
 
   async put(input: PutBlobInput): Promise<PutBlobResult> {
     const uri = this.uri(input.key);
+    const requests = { put: 0, head: 0 };
     try {
       if (input.headFirst === true) {
+        requests.head++;
         const stored = await this.storedSha256(input.key);
-        if (stored !== undefined) return this.compare(input, stored);
+        if (stored !== undefined) return this.compare(input, stored, requests);
       }
       try {
+        requests.put++;
         await this.conditionalPut(input);
-        return { uri, uploaded: true };
+        return { uri, uploaded: true, requests };
       } catch (err) {
         if (!isPreconditionFailed(err)) throw err;
       }
       // The key is taken: identical bytes are fine, anything else is a conflict, never overwritten.
-      return this.compare(input, await this.storedSha256(input.key));
+      requests.head++;
+      return this.compare(input, await this.storedSha256(input.key), requests);
     } catch (err) {
       if (err instanceof GatewayError) throw err;
       throw new GatewayError("GW_ERR_STORAGE_UNAVAILABLE", `object store: ${input.key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
   }
 
-  private compare(input: PutBlobInput, stored: string | undefined): PutBlobResult {
-    if (stored === input.sha256) return { uri: this.uri(input.key), uploaded: false };
+  private compare(input: PutBlobInput, stored: string | undefined, requests: PutBlobResult["requests"]): PutBlobResult {
+    if (stored === input.sha256) return { uri: this.uri(input.key), uploaded: false, requests };
     throw new GatewayError(
       "GW_ERR_EVENT_ID_CONFLICT",
       `event id already used with different content: ${this.uri(input.key)} holds sha256 ${stored ?? "(none)"}, this image has ${input.sha256}`,

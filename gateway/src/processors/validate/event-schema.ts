@@ -71,6 +71,8 @@ export function buildEventSchema(limits: ValidationLimits) {
     attributes: z
       .record(z.string().min(1).max(128).regex(noControl), z.string().max(limits.maxAttributeChars).regex(textLike))
       .refine((a) => Object.keys(a).length <= limits.maxAttributes, `at most ${limits.maxAttributes} attributes`),
+    /** Sends of this event before this one (a resend hint, not content). */
+    attempt: z.number().int().min(0).default(0),
   });
 }
 

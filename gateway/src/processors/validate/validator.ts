@@ -50,6 +50,7 @@ function plainEvent(event: simgate.v1.IEvent): Record<string, unknown> {
       data: i.data ?? new Uint8Array(0),
     })),
     attributes: { ...(e.attributes ?? {}) },
+    attempt: e.attempt ?? 0,
   };
 }
 
