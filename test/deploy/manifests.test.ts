@@ -439,6 +439,30 @@ describe("deploy/ as a whole", () => {
     expect(run.stdout).toMatch(/^usage: /);
   });
 
+  test("retention CronJob: runs the retention module of the image with options it has, on the stack's config", () => {
+    const items = render("deploy/k8s/overlays/prod");
+    const job = find(items, "CronJob", "simgate-retention");
+    const pod = obj(obj(obj(obj(obj(job["spec"] as Json)["jobTemplate"])["spec"])["template"])["spec"]);
+    const container = (pod["containers"] as JsonObject[])[0] as JsonObject;
+    expect(container["command"]).toEqual(["python3", "-m", "simgate.lakehouse.retention"]);
+    expect(String(container["image"])).toBe(String(obj(obj(find(items, "ScheduledSparkApplication", "simgate-maintenance")["spec"] as Json)["template"])["image"]));
+    expect((container["envFrom"] as JsonObject[]).map((e) => obj(e["configMapRef"])["name"])).toContain("simgate-stack");
+    expect(obj(find(items, "ConfigMap", "simgate-stack")["data"] as Json)["NESSIE_URI"]).toBeTruthy();
+    const python = join(ROOT, ".venv", "bin", "python");
+    const help = spawnSync(python, ["-m", "simgate.lakehouse.retention", "--help"], { encoding: "utf8", timeout: 60_000 });
+    expect(help.status, help.stderr).toBe(0);
+    for (const option of (container["args"] as string[]).filter((a) => a.startsWith("--"))) expect(help.stdout).toContain(option);
+  });
+
+  test("the lakehouse-jobs image installs the package's dependencies with the pyproject pins (pyspark comes with the image)", () => {
+    const pyproject = readFileSync(join(ROOT, "lakehouse-jobs/pyproject.toml"), "utf8");
+    const deps = [.../dependencies = \[([^\]]*)\]/.exec(pyproject)?.[1]?.matchAll(/"([^"]+)"/g) ?? []].map((m) => m[1] as string).filter((d) => !d.startsWith("pyspark"));
+    expect(deps.length).toBeGreaterThan(0);
+    const dockerfile = readFileSync(join(ROOT, "deploy/k8s/images/lakehouse-jobs/Dockerfile"), "utf8");
+    const installed = [...dockerfile.matchAll(/pip install --no-cache-dir ((?:"[^"]+" ?)+)/g)].flatMap((m) => [...(m[1] as string).matchAll(/"([^"]+)"/g)].map((d) => d[1] as string));
+    expect(installed.sort()).toEqual(deps.sort());
+  });
+
   test("Argo CD: one automated Application per prod component, all at paths that exist", () => {
     const root = readManifestFile(join(ROOT, "deploy/argocd/root.yaml"))[0]?.resource as Resource;
     const rootSource = obj(obj(root["spec"] as Json)["source"]);
