@@ -9,6 +9,7 @@
 //
 //   npm run bench                              (root; builds the gateway first)
 //   BENCH_SECONDS=5 BENCH_STREAMS=1,4,16,64 BENCH_VARIANTS=png,jpeg BENCH_PATHS=baseline,grpc,ws npm run bench
+//   BENCH_ROUNDS=3 BENCH_STREAMS=16 BENCH_VARIANTS=png npm run bench   (interleaved rounds, medians)
 //
 // Every scenario runs for BENCH_SECONDS (default 4) after a short warm-up, every event has a new id (so
 // every blob is really written). The gateway runs as a child process with its default limits unless
@@ -33,6 +34,9 @@ const WARMUP_SECONDS = Number(process.env["BENCH_WARMUP_SECONDS"] ?? 1);
 const STREAMS = (process.env["BENCH_STREAMS"] ?? "1,4,16,64").split(",").map(Number);
 const VARIANTS = (process.env["BENCH_VARIANTS"] ?? "png,jpeg").split(",") as Variant[];
 const PATHS = (process.env["BENCH_PATHS"] ?? "baseline,grpc,ws").split(",") as Path[];
+/** Each streams count runs the paths this many times, interleaved (baseline, grpc, ws, baseline, ...):
+ *  on a shared machine single runs vary by ±10-15 %, so the summary compares medians. */
+const ROUNDS = Math.max(1, Number(process.env["BENCH_ROUNDS"] ?? 1));
 /** Events each stream keeps outstanding (unacknowledged) at once. */
 const WINDOW = Number(process.env["BENCH_WINDOW"] ?? 2);
 const DISTINCT_PAIRS = 4;
@@ -331,11 +335,13 @@ async function runGateway(path: "grpc" | "ws", variant: Variant, payloads: Paylo
 }
 
 function printTable(results: Result[]): void {
-  const baseline = new Map(results.filter((r) => r.path === "baseline").map((r) => [`${r.variant}/${r.streams}`, r]));
+  // Each row against the baseline run just before it (the same round).
+  const baseline = new Map<string, Result>();
   const header = ["variant", "path", "streams", "events", "events/s", "MB/s", "p50 ms", "p99 ms", "gw peak RSS MB", "vs baseline", "gw CPU ms/ev", "sender CPU ms/ev", "S3 CPU ms/ev", "Kafka CPU ms/ev", "all CPU ms/ev", "errors"];
   const rows = results.map((r) => {
     const eps = r.events / r.seconds;
     const sorted = [...r.latenciesMs].sort((a, b) => a - b);
+    if (r.path === "baseline") baseline.set(`${r.variant}/${r.streams}`, r);
     const base = baseline.get(`${r.variant}/${r.streams}`);
     const rel = r.path !== "baseline" && base ? `${((eps / (base.events / base.seconds)) * 100).toFixed(0)}%` : "";
     return [r.variant, r.path, String(r.streams), String(r.events), eps.toFixed(1), (r.bytes / r.seconds / 1e6).toFixed(1), percentile(sorted, 50).toFixed(1), percentile(sorted, 99).toFixed(1), r.peakRssMb === null ? "" : r.peakRssMb.toFixed(0), rel, r.gatewayCpuMs === null ? "" : r.gatewayCpuMs.toFixed(1), r.clientCpuMs.toFixed(1),
@@ -349,6 +355,31 @@ function printTable(results: Result[]): void {
   console.log(line(header));
   console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
   for (const row of rows) console.log(line(row));
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** With BENCH_ROUNDS > 1: per variant, streams and path, the median events/s of the rounds and its
+ *  ratio to the baseline's median, with the range of the per-round ratios. */
+function printMedians(results: Result[]): void {
+  const groups = new Map<string, Result[]>();
+  for (const r of results) {
+    const key = `${r.variant}|${r.streams}|${r.path}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  console.log(`\nmedians over ${ROUNDS} interleaved rounds:`);
+  for (const [key, runs] of groups) {
+    const [variant, streams, path] = key.split("|") as [string, string, string];
+    const eps = runs.map((r) => r.events / r.seconds);
+    const base = groups.get(`${variant}|${streams}|baseline`)?.map((r) => r.events / r.seconds) ?? [];
+    const ratios = path === "baseline" ? [] : eps.map((e, i) => (base[i] !== undefined ? e / (base[i] as number) : Number.NaN)).filter((x) => !Number.isNaN(x));
+    const vs = path === "baseline" || base.length === 0 ? "" : `, ${((median(eps) / median(base)) * 100).toFixed(0)}% of the baseline's median (rounds ${Math.round(Math.min(...ratios) * 100)}-${Math.round(Math.max(...ratios) * 100)}%)`;
+    console.log(`  ${variant} ${path} x${streams}: ${median(eps).toFixed(1)} events/s${vs}`);
+  }
 }
 
 function gatewayMemoryLine(metrics: string): string {
@@ -385,10 +416,12 @@ async function main(): Promise<void> {
       });
       try {
         for (const streams of STREAMS) {
-          for (const path of PATHS) {
-            const r = path === "baseline" ? await runBaseline(variant, payloads, streams, producer, gw.topics.map) : await runGateway(path, variant, payloads, streams, gw);
-            results.push(r);
-            console.log(`  ${variant} ${path} x${streams}: ${(r.events / r.seconds).toFixed(1)} events/s${r.peakRssMb ? `, gateway RSS ${r.peakRssMb.toFixed(0)} MB` : ""}${r.errors ? `, ${r.errors} not accepted` : ""}`);
+          for (let round = 1; round <= ROUNDS; round++) {
+            for (const path of PATHS) {
+              const r = path === "baseline" ? await runBaseline(variant, payloads, streams, producer, gw.topics.map) : await runGateway(path, variant, payloads, streams, gw);
+              results.push(r);
+              console.log(`  ${variant} ${path} x${streams}${ROUNDS > 1 ? ` (round ${round})` : ""}: ${(r.events / r.seconds).toFixed(1)} events/s${r.peakRssMb ? `, gateway RSS ${r.peakRssMb.toFixed(0)} MB` : ""}${r.errors ? `, ${r.errors} not accepted` : ""}`);
+            }
           }
         }
         const metrics = (await gw.get("/metrics")).body;
@@ -405,6 +438,7 @@ async function main(): Promise<void> {
   }
   console.log("");
   printTable(results);
+  if (ROUNDS > 1) printMedians(results);
   console.log(`\nmachine: ${(await import("node:os")).cpus().length} cores, load average ${(await import("node:os")).loadavg().map((l) => l.toFixed(1)).join(" ")}; gateway, S3Proxy, Kafka and this client share them. Total ${((Date.now() - started) / 1000).toFixed(0)} s.`);
 }
 
