@@ -2,7 +2,7 @@
 // download named in the error. Runs a private S3Proxy on its own ports and state directory, so the
 // shared stack is untouched.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -60,9 +60,36 @@ describe("deploy/local/stack", () => {
       expect(res.code).not.toBe(0);
       expect(res.err).toContain(`port ${port}`);
       expect(res.err).toContain("already taken");
+      expect(res.err).toContain("set S3_PORT");
     } finally {
       await new Promise<void>((r) => blocker.close(() => r()));
     }
+  });
+
+  it("checks every port before starting anything: a taken Kafka controller port is named and s3 is not started either", async () => {
+    const blocker: Server = createServer();
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const ports = { S3_PORT: String(await freePort()), KAFKA_PORT: String(await freePort()), KAFKA_CONTROLLER_PORT: String(port) };
+      const res = run(["up", "s3", "kafka"], ports);
+      expect(res.code).not.toBe(0);
+      expect(res.err).toContain(`kafka: port ${port}`);
+      expect(res.err).toContain("set KAFKA_CONTROLLER_PORT");
+      expect(existsSync(join(state, "run/s3.pid")), "s3 must not have been started").toBe(false);
+      expect(existsSync(join(state, "run/kafka.pid"))).toBe(false);
+    } finally {
+      await new Promise<void>((r) => blocker.close(() => r()));
+    }
+  });
+
+  it("env prints export lines that reach programs started from the shell", () => {
+    const res = spawnSync("bash", ["-c", `eval "$(bash ${JSON.stringify(stack)} env)"; node -e 'console.log(process.env.KAFKA_BOOTSTRAP, process.env.NESSIE_URI)'`], {
+      env: { ...process.env, KAFKA_BOOTSTRAP: "", NESSIE_URI: "", KAFKA_PORT: "29092", NESSIE_PORT: "29120", SIMGATE_STATE: state },
+      encoding: "utf8",
+    });
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stdout.trim()).toBe("127.0.0.1:29092 http://127.0.0.1:29120/api/v2");
   });
 
   it("ends a failed download with a message that names it, without hanging", () => {
