@@ -1,7 +1,8 @@
 // Optional TLS: with a certificate configured, gRPC uses TLS and the HTTP port serves HTTPS and WSS.
 // And the start-up rule: without a token the gateway refuses any address but loopback.
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -9,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { simgate } from "../../gateway/src/generated/simgate.js";
 import { GrpcIngest, WsIngest, type UnaryError } from "../support/clients.js";
 import { makeEvent } from "../support/events.js";
-import { ensureGatewayBuilt, GATEWAY_MAIN, startGateway, uniqueId, type TestGateway } from "../support/gateway.js";
+import { ensureGatewayBuilt, GATEWAY_MAIN, STACK, startGateway, uniqueId, type TestGateway } from "../support/gateway.js";
 import { makePng } from "../support/images.js";
 
 const TOKEN = "tls-test-token-0123456789";
@@ -73,6 +74,35 @@ describe("binding", () => {
     });
     expect(result.status).toBe(1);
     expect(result.stderr).toContain("SIMGATE_TOKEN");
+  });
+
+  it("a gRPC port that is taken: a fatal JSON log line and stderr name the setting, exit 1", async () => {
+    ensureGatewayBuilt();
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", r));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const result = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [GATEWAY_MAIN, "gateway"], {
+          env: { PATH: process.env["PATH"] ?? "", SIMGATE_GRPC_PORT: String(port), SIMGATE_HTTP_PORT: "0", KAFKA_BOOTSTRAP: STACK.kafkaBootstrap, S3_ENDPOINT: STACK.s3Endpoint },
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        child.on("exit", (status) => resolve({ status, stdout, stderr }));
+      });
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain("SIMGATE_GRPC_PORT");
+      const fatal = result.stdout
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as { level: number | string; msg: string; err?: string })
+        .find((l) => l.msg === "the gateway could not start");
+      expect(fatal?.err).toContain(`127.0.0.1:${port}`);
+    } finally {
+      await new Promise<void>((r) => blocker.close(() => r()));
+    }
   });
 
   it("fails fast on an invalid key, naming it", () => {

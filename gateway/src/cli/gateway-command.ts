@@ -25,7 +25,10 @@ export function registerGatewayCommand(program: Command, pluginFactories: readon
       const unknown = unknownEnvNames(process.env);
       if (unknown.length > 0) logger.warn({ variables: unknown }, `unknown environment variables ignored (a typo?): ${unknown.join(", ")}`);
       const plugins = await Promise.all(pluginFactories.map((f) => f({ config, logger })));
-      const gateway = await startGateway(config, logger, { plugins });
+      const gateway = await startGateway(config, logger, { plugins }).catch((err: unknown) => {
+        logger.fatal({ err: err instanceof Error ? err.message : String(err) }, "the gateway could not start");
+        throw err;
+      });
       await new Promise<void>((resolve) => {
         const onSignal = (signal: NodeJS.Signals): void => {
           logger.info({ signal }, "signal received");

@@ -65,7 +65,7 @@ export function registerReplayCommand(program: Command): void {
     .option("--speed <x>", "simulation-time speed-up (1 = recorded cadence)", positive("speed", false), 1)
     .option("--max", "as fast as acknowledgements allow (ignores --speed)")
     .option("--transport <grpc|ws>", "transport", "grpc")
-    .option("--gateway <address>", "grpc: host:port (default 127.0.0.1:50051); ws: URL or host:port (default ws://127.0.0.1:8080/v1/events)")
+    .option("--gateway <address>", "grpc: host:port (default $SIMGATE_HOST:$SIMGATE_GRPC_PORT, else 127.0.0.1:50051); ws: URL or host:port (default from $SIMGATE_HOST, $SIMGATE_HTTP_PORT and $SIMGATE_WS_PATH, else ws://127.0.0.1:8080/v1/events)")
     .option("--token <token>", "bearer token (default $SIMGATE_TOKEN)")
     .option("--tls", "TLS (grpcs / wss)")
     .option("--checkpoint <file>", "resume file: frames already answered are not sent again")

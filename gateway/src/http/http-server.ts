@@ -73,9 +73,11 @@ export class HttpServer {
 
   async start(): Promise<number> {
     await new Promise<void>((resolve, reject) => {
-      this.server.once("error", reject);
+      const fail = (err: Error): void =>
+        reject(new Error(`cannot listen for HTTP on ${this.options.host}:${this.options.port} (${err.message}); set http.port / SIMGATE_HTTP_PORT to a free port, or stop what holds it`, { cause: err }));
+      this.server.once("error", fail);
       this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off("error", reject);
+        this.server.off("error", fail);
         resolve();
       });
     });

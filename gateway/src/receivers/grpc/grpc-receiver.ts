@@ -247,7 +247,11 @@ export class GrpcReceiver {
       ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: this.options.tls.cert, private_key: this.options.tls.key }], false)
       : grpc.ServerCredentials.createInsecure();
     this.boundPort = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(`${this.options.host.includes(":") ? `[${this.options.host}]` : this.options.host}:${this.options.port}`, credentials, (err, port) => (err ? reject(err) : resolve(port)));
+      this.server.bindAsync(`${this.options.host.includes(":") ? `[${this.options.host}]` : this.options.host}:${this.options.port}`, credentials, (err, port) =>
+        err
+          ? reject(new Error(`cannot listen for gRPC on ${this.options.host}:${this.options.port} (${err.message}); set grpc.port / SIMGATE_GRPC_PORT to a free port, or stop what holds it`, { cause: err }))
+          : resolve(port),
+      );
     });
     const syncHealth = (): void => {
       const s = this.health.ready && !this.draining ? "SERVING" : "NOT_SERVING";
