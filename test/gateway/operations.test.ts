@@ -144,6 +144,24 @@ describe("in-flight limits", () => {
     }
   });
 
+  it("the byte total (limits.maxInFlightBytes) throttles large messages the event count lets through", async () => {
+    // About 345 KB per event (a 640x360 JPEG and PNG): with a 300,000-byte total one event fills it,
+    // although the event count (64) would let them all in.
+    const gw = await startGateway({ env: { SIMGATE_MAX_IN_FLIGHT_BYTES: String(300_000), SIMGATE_WHEN_FULL: "reject" } });
+    try {
+      const runId = uniqueId("bytes-run");
+      const events = Array.from({ length: 16 }, (_, i) => makeEvent(runId, i + 1, images()));
+      const sockets = await Promise.all([0, 1, 2, 3].map(() => WsIngest.connect(gw.wsUrl)));
+      const acks = (await Promise.all(sockets.map((ws, k) => ws.sendAll(events.filter((_, i) => i % 4 === k), 4)))).flat();
+      await Promise.all(sockets.map((ws) => ws.close()));
+      const throttled = acks.filter((a) => a.retryLater?.code === "GW_ERR_THROTTLED");
+      expect(throttled.length).toBeGreaterThan(0);
+      expect(acks.filter((a) => a.accepted).length + throttled.length).toBe(events.length);
+    } finally {
+      expect(await gw.stop()).toBe(0);
+    }
+  });
+
   it("with whenFull = block stops reading instead, and every event is accepted", async () => {
     const gw = await startGateway({ env: { SIMGATE_MAX_IN_FLIGHT: "2", SIMGATE_MAX_IN_FLIGHT_PER_CONNECTION: "1" } });
     try {

@@ -41,6 +41,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: "SIMGATE_MAX_IMAGE_PIXELS", path: ["limits", "maxImagePixels"], kind: "int" },
   { name: "SIMGATE_MAX_CONNECTIONS", path: ["limits", "maxConnections"], kind: "int" },
   { name: "SIMGATE_MAX_IN_FLIGHT", path: ["limits", "maxInFlight"], kind: "int" },
+  { name: "SIMGATE_MAX_IN_FLIGHT_BYTES", path: ["limits", "maxInFlightBytes"], kind: "int" },
   { name: "SIMGATE_MAX_IN_FLIGHT_PER_CONNECTION", path: ["limits", "maxInFlightPerConnection"], kind: "int" },
   { name: "SIMGATE_WHEN_FULL", path: ["limits", "whenFull"], kind: "string" },
   { name: "SIMGATE_DEDUPE_ENTRIES", path: ["dedupe", "maxEntries"], kind: "int" },

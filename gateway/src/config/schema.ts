@@ -123,6 +123,9 @@ export const configSchema = z
         maxConnections: z.number().int().min(1).default(256),
         /** Events being processed at once, all connections together. */
         maxInFlight: z.number().int().min(1).default(64),
+        /** Message bytes in flight, over all connections: the same policy as maxInFlight when reached
+         *  (whenFull). Bounds memory whatever the message sizes: passed by at most one message. */
+        maxInFlightBytes: z.number().int().min(1).default(128 * MiB),
         /** Events being processed at once on one connection; when reached the gateway stops reading
          *  from it (HTTP/2 flow control, paused socket). */
         maxInFlightPerConnection: z.number().int().min(1).default(16),

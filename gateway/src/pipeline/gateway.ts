@@ -131,7 +131,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   for (const p of plugins) await p.start?.();
 
   const auth = new BearerAuth(config.auth.token);
-  const limiter = new InFlightLimiter(config.limits.maxInFlight);
+  const limiter = new InFlightLimiter(config.limits.maxInFlight, config.limits.maxInFlightBytes);
   const receiverLimits = {
     maxMessageBytes: config.limits.maxMessageBytes,
     maxConnections: config.limits.maxConnections,

@@ -51,6 +51,41 @@ describe("in-flight limits", () => {
   });
 });
 
+describe("the byte total", () => {
+  it("admits while below its limit (passed by at most one message), then queues in order until bytes free", async () => {
+    const total = new InFlightLimiter(100, 10);
+    expect(total.tryAcquire(6)).toBe(true);
+    expect(total.tryAcquire(6)).toBe(true); // 6 < 10: admitted, now 12 held
+    expect(total.full).toBe(true);
+    expect(total.tryAcquire(1)).toBe(false);
+    const order: string[] = [];
+    const first = total.acquire(3).then(() => order.push("first"));
+    const second = total.acquire(8).then(() => order.push("second"));
+    total.release(6); // 6 held: the first waiter (3) fits, then 9 held: still below 10, the second goes too
+    await Promise.all([first, second]);
+    expect(order).toEqual(["first", "second"]);
+    expect(total.bytes).toBe(17);
+    expect(total.count).toBe(3);
+    total.release(6);
+    total.release(3);
+    total.release(8);
+    expect([total.bytes, total.count, total.full]).toEqual([0, 0, false]);
+  });
+
+  it("a connection waits for bytes like for slots, and answers throttled with whenFull = reject", async () => {
+    const total = new InFlightLimiter(100, 10);
+    const rb = recorder();
+    const blocking = new ConnectionFlow(total, 10, "block", rb.flow);
+    const rejecting = new ConnectionFlow(total, 10, "reject", recorder().flow);
+    expect(await blocking.admit(12)).toBe(true);
+    expect(rb.calls).toEqual(["pause"]); // the byte total is full: every blocking connection stops reading
+    expect(await rejecting.admit(1)).toBe(false);
+    blocking.done(12);
+    expect(rb.calls).toEqual(["pause", "resume"]);
+    expect(await rejecting.admit(1)).toBe(true);
+  });
+});
+
 describe("total limit with whenFull = block", () => {
   it("pauses every connection while the total is full, and resumes them when a slot frees", async () => {
     const total = new InFlightLimiter(1);

@@ -1,21 +1,31 @@
-// Bounded in-flight events: a total limit shared by all connections and a per-connection limit.
-// A connection that reaches its limit stops reading (the receiver pauses it); when the total is
-// reached, limits.whenFull decides: "block" pauses the connection too, "reject" answers retry-later.
+// Bounded in-flight events: a total limit shared by all connections, in events and in message bytes,
+// and a per-connection limit in events. A connection that reaches its limit stops reading (the receiver
+// pauses it); when the total is reached, limits.whenFull decides: "block" pauses the connection too,
+// "reject" answers retry-later. The byte total admits a message while it is below its limit, so the
+// bytes held can pass it by at most one message.
 
 export class InFlightLimiter {
   private active = 0;
-  private readonly waiters: Array<() => void> = [];
+  private activeBytes = 0;
+  private readonly waiters: Array<{ bytes: number; admit: () => void }> = [];
   private readonly watchers = new Set<() => void>();
   private wasFull = false;
 
-  constructor(readonly max: number) {}
+  constructor(
+    readonly max: number,
+    readonly maxBytes = Number.POSITIVE_INFINITY,
+  ) {}
 
   get count(): number {
     return this.active;
   }
 
+  get bytes(): number {
+    return this.activeBytes;
+  }
+
   get full(): boolean {
-    return this.active >= this.max;
+    return this.active >= this.max || this.activeBytes >= this.maxBytes;
   }
 
   /** Called whenever the limiter turns full or stops being full (connections pause all together). */
@@ -31,26 +41,32 @@ export class InFlightLimiter {
     for (const w of this.watchers) w();
   }
 
-  tryAcquire(): boolean {
-    if (this.active >= this.max) return false;
+  /** Takes a slot for a message of `bytes` bytes, unless the total is full or others wait (FIFO). */
+  tryAcquire(bytes = 0): boolean {
+    if (this.full || this.waiters.length > 0) return false;
     this.active++;
+    this.activeBytes += bytes;
     this.changed();
     return true;
   }
 
   /** Waits for a slot (FIFO). */
-  acquire(): Promise<void> {
-    if (this.tryAcquire()) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push(resolve));
+  acquire(bytes = 0): Promise<void> {
+    if (this.tryAcquire(bytes)) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ bytes, admit: resolve }));
   }
 
-  release(): void {
-    const next = this.waiters.shift();
-    if (next) next(); // the slot passes straight to the next waiter
-    else {
-      this.active--;
-      this.changed();
+  /** Gives back the slot of a message of `bytes` bytes; waiters take what is free, in order. */
+  release(bytes = 0): void {
+    this.active--;
+    this.activeBytes -= bytes;
+    while (this.waiters.length > 0 && !this.full) {
+      const next = this.waiters.shift() as { bytes: number; admit: () => void };
+      this.active++;
+      this.activeBytes += next.bytes;
+      next.admit();
     }
+    this.changed();
   }
 }
 
@@ -86,11 +102,11 @@ export class ConnectionFlow {
     return this.inConnection;
   }
 
-  /** Takes a slot for one event; false means "throttled" (only with whenFull = reject). */
-  async admit(): Promise<boolean> {
+  /** Takes a slot for one event of `bytes` bytes; false means "throttled" (only with whenFull = reject). */
+  async admit(bytes = 0): Promise<boolean> {
     this.inConnection++;
     this.update();
-    if (this.total.tryAcquire()) return true;
+    if (this.total.tryAcquire(bytes)) return true;
     if (this.whenFull === "reject") {
       this.inConnection--;
       this.update();
@@ -98,15 +114,15 @@ export class ConnectionFlow {
     }
     this.waitingForTotal++;
     this.update();
-    await this.total.acquire();
+    await this.total.acquire(bytes);
     this.waitingForTotal--;
     this.update();
     return true;
   }
 
-  /** Gives the slot back once the event has been answered. */
-  done(): void {
-    this.total.release();
+  /** Gives the slot back once the event has been answered (the same `bytes` as admit). */
+  done(bytes = 0): void {
+    this.total.release(bytes);
     this.inConnection--;
     this.update();
   }

@@ -163,7 +163,7 @@ export class GrpcReceiver {
     };
     call.on("data", (msg: EventIn) => {
       void (async () => {
-        if (!(await flow.admit())) {
+        if (!(await flow.admit(msg.raw.length))) {
           write({ eventId: msg.message?.eventId ?? "", sequence: Number(msg.message?.sequence ?? 0), retryLater: { code: "GW_ERR_THROTTLED", message: "in-flight limit reached", retryAfterMs: 200 } });
           this.metrics.events.inc({ transport: "grpc", outcome: "retry_later", code: "GW_ERR_THROTTLED" });
           return;
@@ -180,7 +180,7 @@ export class GrpcReceiver {
           this.logger.error({ err, connectionId }, "unexpected error in the stream handler");
         } finally {
           this.metrics.inFlight.dec();
-          flow.done();
+          flow.done(msg.raw.length);
           if (clientEnded && flow.inFlight === 0) finish();
         }
       })();
@@ -205,12 +205,12 @@ export class GrpcReceiver {
     if (!this.authorized(call)) return cb(status(grpc.status.UNAUTHENTICATED, "GW_ERR_UNAUTHENTICATED", "missing or wrong bearer token"));
     const msg = call.request;
     if (this.options.whenFull === "reject") {
-      if (!this.limiter.tryAcquire()) {
+      if (!this.limiter.tryAcquire(msg.raw.length)) {
         this.metrics.events.inc({ transport: "grpc", outcome: "retry_later", code: "GW_ERR_THROTTLED" });
         return cb(null, { eventId: msg.message?.eventId ?? "", retryLater: { code: "GW_ERR_THROTTLED", message: "in-flight limit reached", retryAfterMs: 200 } });
       }
     } else {
-      await this.limiter.acquire();
+      await this.limiter.acquire(msg.raw.length);
     }
     this.metrics.inFlight.inc();
     try {
@@ -222,7 +222,7 @@ export class GrpcReceiver {
       cb(null, await this.pipeline.handleEvent({ transport: "grpc", connectionId: `grpc-unary-${++this.connectionId}`, raw: msg.raw, event: msg.message }));
     } finally {
       this.metrics.inFlight.dec();
-      this.limiter.release();
+      this.limiter.release(msg.raw.length);
     }
   }
 

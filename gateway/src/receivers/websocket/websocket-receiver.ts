@@ -99,7 +99,7 @@ export class WebSocketReceiver {
     ws.on("message", (data: RawData, isBinary: boolean) => {
       void (async () => {
         const raw = toBuffer(data);
-        if (!(await flow.admit())) {
+        if (!(await flow.admit(raw.length))) {
           send(throttled(raw));
           this.metrics.events.inc({ transport: "ws", outcome: "retry_later", code: "GW_ERR_THROTTLED" });
           return;
@@ -111,7 +111,7 @@ export class WebSocketReceiver {
           this.logger.error({ err, connectionId }, "unexpected error in the WebSocket handler");
         } finally {
           this.metrics.inFlight.dec();
-          flow.done();
+          flow.done(raw.length);
           if (this.draining && flow.inFlight === 0) ws.close(WS_CLOSE.goingAway, "draining");
         }
       })();
