@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Partitioners, type Producer } from "kafkajs";
 import protobuf from "protobufjs/minimal.js";
+import { withPayloadSha256 } from "../../gateway/src/exporters/s3/blob-store.js";
 import { simgate } from "../../gateway/src/generated/simgate.js";
 import { GrpcIngest, WsIngest, type EventStream } from "../support/clients.js";
 import { startGateway, uniqueId, REPO_ROOT, STACK, type TestGateway } from "../support/gateway.js";
@@ -242,15 +243,7 @@ async function runBaseline(variant: Variant, payloads: Payload[], streams: numbe
             const sha256 = createHash("sha256").update(img.data).digest("hex");
             const key = `bench-baseline/runs/${runId}/events/${m.eventId}/${img.view}.${img.ext}`;
             const put = new PutObjectCommand({ Bucket: STACK.blobBucket, Key: key, Body: img.data, ContentType: img.contentType, Metadata: { sha256, width: "1280", height: "720" } });
-            put.middlewareStack.add(
-              (next) => async (args) => {
-                const request = args.request as { headers?: Record<string, string> };
-                if (request.headers) request.headers["x-amz-content-sha256"] = sha256;
-                return next(args);
-              },
-              { step: "build", name: "benchPrecomputedPayloadHash" },
-            );
-            await s3.send(put);
+            await s3.send(withPayloadSha256(put, sha256));
             return { view: img.view, uri: `s3://${STACK.blobBucket}/${key}`, sha256, sizeBytes: img.data.length, contentType: img.contentType, width: 1280, height: 720 };
           }),
         );

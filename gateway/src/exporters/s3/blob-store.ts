@@ -44,6 +44,20 @@ export interface PutBlobResult {
   requests: { put: number; head: number };
 }
 
+/** SigV4 signs the payload's sha256; when the caller already has it, the signer uses this header
+ *  instead of hashing the bytes a second time on the event loop. */
+export function withPayloadSha256(put: PutObjectCommand, sha256: string): PutObjectCommand {
+  put.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers["x-amz-content-sha256"] = sha256;
+      return next(args);
+    },
+    { step: "build", name: "simgatePrecomputedPayloadHash" },
+  );
+  return put;
+}
+
 function isPreconditionFailed(err: unknown): boolean {
   return err instanceof S3ServiceException && (err.$metadata.httpStatusCode === 412 || err.name === "PreconditionFailed");
 }
@@ -146,17 +160,7 @@ export class BlobStore {
       Metadata: { ...input.metadata, sha256: input.sha256 },
       IfNoneMatch: "*",
     });
-    // SigV4 signs the payload's sha256; we already have it, so the signer need not hash the bytes a
-    // second time on the event loop (it uses this header when present).
-    put.middlewareStack.add(
-      (next) => async (args) => {
-        const request = args.request as { headers?: Record<string, string> };
-        if (request.headers) request.headers["x-amz-content-sha256"] = input.sha256;
-        return next(args);
-      },
-      { step: "build", name: "simgatePrecomputedPayloadHash" },
-    );
-    await this.client.send(put, { abortSignal: this.signal() });
+    await this.client.send(withPayloadSha256(put, input.sha256), { abortSignal: this.signal() });
   }
 
   /** Readiness probe: the bucket answers. */
