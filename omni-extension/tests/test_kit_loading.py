@@ -20,7 +20,7 @@ from fake_gateway import FakeGrpcGateway
 from kit_standins import Kit
 from parking_lot import CAMERAS, TCPS, build_parking_lot
 
-EXT_ROOT = Path(__file__).resolve().parents[1]
+EXT_ROOT = Path(__file__).resolve().parents[1] / "exts" / "simgate.parking"
 MANIFEST = tomllib.loads((EXT_ROOT / "config" / "extension.toml").read_text())
 
 

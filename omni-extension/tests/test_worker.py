@@ -165,12 +165,76 @@ def test_stop_while_unreachable_spools_and_returns_promptly(tmp_path) -> None:
     assert not any(t.name == "simgate-gateway-worker" and t.is_alive() for t in threading.enumerate())
 
 
-def test_submit_never_blocks_when_the_outbox_is_full(tmp_path) -> None:
-    worker = make_worker(tmp_path, lambda: GrpcTransport("127.0.0.1:9", connect_timeout_s=0.2), outbox_capacity=2)
-    # not started: nothing drains the outbox, the third and later go straight to the spool
+def test_a_full_outbox_is_spilled_by_the_worker_on_its_own_thread(tmp_path) -> None:
+    worker = make_worker(tmp_path, lambda: GrpcTransport("127.0.0.1:9", connect_timeout_s=0.2), outbox_capacity=8)
+    writers: list[str] = []
+    real_put = worker.spool.put
+    worker.spool.put = lambda item: writers.append(threading.current_thread().name) or real_put(item)
+    worker.start()
+    results = [worker.submit(event("r6", n)) for n in range(1, 13)]  # a burst past the capacity
+    assert results.count(True) >= 8 and worker.outbox.dropped == 0  # spill: nothing dropped below 2 x capacity
+    wait_for(lambda: len(worker.spool) == 12, what="everything spilled")
+    assert set(writers) == {"simgate-gateway-worker"} and worker.snapshot()["outbox_dropped"] == 0
+    assert worker.stop(0.2)
+
+
+def test_the_drop_oldest_policy_drops_and_counts_when_the_worker_cannot_keep_up(tmp_path) -> None:
+    worker = make_worker(tmp_path, lambda: GrpcTransport("127.0.0.1:9"), outbox_capacity=2, outbox_policy="drop-oldest")
+    # not started: a worker that is stuck; submit never waits for it
+    started = time.perf_counter()
     results = [worker.submit(event("r6", n)) for n in range(1, 6)]
+    assert time.perf_counter() - started < 0.5
     assert results == [True, True, False, False, False]
-    assert len(worker.outbox) == 2 and len(worker.spool) == 3 and worker.pending() == 5
+    snapshot = worker.snapshot()
+    assert snapshot["outbox"] == 2 and snapshot["outbox_dropped"] == 3 and snapshot["spool_frames"] == 0
+    assert list(worker.outbox.dropped_keys) == ["r6-000001", "r6-000002", "r6-000003"]
+
+
+class StuckTransport:
+    """connect() hangs for a while whatever happens (a gateway that accepts TCP and never answers)."""
+
+    name = "stuck"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def connect(self) -> None:
+        import asyncio
+
+        await asyncio.shield(asyncio.sleep(self.seconds))
+        from simgate.parking.transports import ConnectionLost
+
+        raise ConnectionLost("gave up")
+
+    async def close(self) -> None:
+        pass
+
+
+def test_stop_waits_at_most_one_second_and_what_is_left_reaches_the_spool(tmp_path) -> None:
+    worker = make_worker(tmp_path, lambda: StuckTransport(2.5))
+    worker.start()
+    wait_for(lambda: worker.active, what="the worker holds its spool")
+    for n in range(1, 4):
+        worker.submit(event("r9", n))
+    started = time.monotonic()
+    assert worker.stop(flush_timeout_s=5.0) is False  # asked for 5 s of flushing: the join is capped anyway
+    assert time.monotonic() - started < 1.5
+    assert worker.join(10) and not worker.active
+    reopened = DiskSpool(tmp_path / "spool", 1 << 24, 100)
+    reopened.open(lock_wait_s=1)  # released by the worker when it ended
+    assert len(reopened) == 3
+
+
+def test_a_worker_whose_spool_is_taken_refuses_and_counts_what_it_drops(tmp_path, caplog) -> None:
+    holder = DiskSpool(tmp_path / "spool", 1 << 24, 100)
+    holder.open()
+    spool = DiskSpool(tmp_path / "spool", 1 << 24, 100, lock_wait_s=0.2)
+    worker = GatewayWorker(lambda: GrpcTransport("127.0.0.1:9"), spool)
+    worker.start()
+    assert worker.join(5)
+    assert worker.refused and "in use by another instance" in worker.refused and "in use" in caplog.text
+    assert not worker.submit(event("r10", 1)) and worker.snapshot()["outbox_dropped"] == 1
+    holder.close()
 
 
 def test_websocket_transport_delivers_and_resends(tmp_path) -> None:

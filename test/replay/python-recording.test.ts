@@ -24,7 +24,7 @@ describe("a Python-written recording", () => {
     const runId = uniqueId("python-rec");
     const recording = join(dir, "python.simrec");
     execFileSync(PYTHON, [join(REPO_ROOT, "test/replay/write_python_recording.py"), recording, runId, "8"], {
-      env: { ...process.env, PYTHONPATH: join(REPO_ROOT, "omni-extension") },
+      env: { ...process.env, PYTHONPATH: join(REPO_ROOT, "omni-extension", "exts", "simgate.parking") },
     });
     const check = await runCli(["replay", recording, "--check"]);
     expect(check.code, check.stderr).toBe(0);

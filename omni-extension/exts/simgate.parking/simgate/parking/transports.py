@@ -5,6 +5,10 @@
 - WebSocket: binary frames, one ``ClientFrame`` per message up, one ``ServerFrame`` per message down.
 Both send the token as ``authorization: Bearer <token>``. Any failure of the connection surfaces as
 ``ConnectionLost``; the worker then reconnects and resends what was not acknowledged.
+
+When the gateway refuses a call it says why in the trailing metadata ``simgate-error-code`` (a stable
+``GW_ERR_...`` code); that code is what a refused run start/end carries and what the logs show.
+gRPC runs over TLS with ``tls=True`` (``root_certs``: PEM bytes, else the system's roots).
 """
 
 from __future__ import annotations
@@ -13,15 +17,35 @@ import asyncio
 import logging
 from typing import Optional, Protocol
 
-from simgate.v1 import simgate_pb2
+from .wire import simgate_pb2
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+ERROR_CODE_KEY = "simgate-error-code"
 
 
 class ConnectionLost(Exception):
     """The connection to the gateway failed or closed; resend what is unacknowledged."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code  # the gateway's simgate-error-code, when it gave one
+
+
+def gateway_error_code(exc: BaseException) -> str:
+    """The gateway's stable error code from a gRPC error's trailing metadata; empty when it sent none."""
+    trailing = getattr(exc, "trailing_metadata", None)
+    if not callable(trailing):
+        return ""
+    try:
+        metadata = trailing() or ()
+    except Exception:
+        return ""
+    for key, value in metadata:
+        if key == ERROR_CODE_KEY:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return ""
 
 
 class Transport(Protocol):
@@ -41,9 +65,19 @@ def _auth_metadata(token: str) -> tuple[tuple[str, str], ...]:
 class GrpcTransport:
     name = "grpc"
 
-    def __init__(self, address: str, token: str = "", connect_timeout_s: float = 5.0, call_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        token: str = "",
+        connect_timeout_s: float = 5.0,
+        call_timeout_s: float = 30.0,
+        tls: bool = False,
+        root_certs: Optional[bytes] = None,
+    ) -> None:
         self.address = address
         self.token = token
+        self.tls = tls
+        self.root_certs = root_certs
         self.connect_timeout_s = connect_timeout_s
         self.call_timeout_s = call_timeout_s
         self._channel = None
@@ -62,7 +96,11 @@ class GrpcTransport:
             ("grpc.keepalive_timeout_ms", 5_000),
             ("grpc.enable_retries", 0),
         ]
-        self._channel = grpc.aio.insecure_channel(self.address, options=options)
+        if self.tls:
+            credentials = grpc.ssl_channel_credentials(root_certificates=self.root_certs)
+            self._channel = grpc.aio.secure_channel(self.address, credentials, options=options)
+        else:
+            self._channel = grpc.aio.insecure_channel(self.address, options=options)
         try:
             await asyncio.wait_for(self._channel.channel_ready(), self.connect_timeout_s)
         except (asyncio.TimeoutError, grpc.RpcError) as exc:
@@ -89,7 +127,7 @@ class GrpcTransport:
         try:
             ack = await self._call.read()
         except (grpc.RpcError, RuntimeError) as exc:
-            raise ConnectionLost(f"gRPC stream failed: {_describe(exc)}") from None
+            raise ConnectionLost(f"gRPC stream failed: {_describe(exc)}", gateway_error_code(exc)) from None
         if ack is grpc.aio.EOF:
             raise ConnectionLost("gRPC stream closed by the gateway")
         return ack
@@ -106,11 +144,15 @@ class GrpcTransport:
             return await method(message, metadata=_auth_metadata(self.token), timeout=self.call_timeout_s)
         except grpc.RpcError as exc:
             code = exc.code() if hasattr(exc, "code") else None
+            gw_code = gateway_error_code(exc)
             if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                # Refused for good: the gateway's own code, or, from something that is not the gateway
+                # (a proxy), the gRPC status name as it is.
                 return simgate_pb2.RunAck(
-                    run_id=message.run_id, rejected=simgate_pb2.Rejected(code=f"GRPC_{code.name}", message=_describe(exc))
+                    run_id=message.run_id,
+                    rejected=simgate_pb2.Rejected(code=gw_code or (code.name if code else "UNKNOWN"), message=_describe(exc)),
                 )
-            raise ConnectionLost(f"gRPC {kind} failed: {_describe(exc)}") from None
+            raise ConnectionLost(f"gRPC {kind} failed: {_describe(exc)}", gw_code) from None
 
     async def close(self) -> None:
         call, channel = self._call, self._channel
@@ -232,7 +274,8 @@ def _describe(exc: BaseException) -> str:
     code = getattr(exc, "code", None)
     if callable(details) and callable(code):
         try:
-            return f"{code().name}: {details()}"
+            gw_code = gateway_error_code(exc)
+            return f"{code().name}{' ' + gw_code if gw_code else ''}: {details()}"
         except Exception:
             pass
     return f"{type(exc).__name__}: {exc}"

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-from simgate.v1 import simgate_pb2
+from .wire import simgate_pb2
 
 from .outbox import frame_of
 

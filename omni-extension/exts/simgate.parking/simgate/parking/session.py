@@ -4,6 +4,10 @@ The omni adapter feeds it: ``on_trigger`` from PhysX trigger reports, ``on_updat
 update with the timeline's current time. It detects crossings, reads the car from the stage, takes
 the gate camera's latest frame, builds the event and hands it to ``sink`` (the worker's non-blocking
 ``submit``). Nothing here waits on the network or the renderer.
+
+Detection modes: ``auto`` uses PhysX trigger reports where they can work (a gate set up as a trigger, a car
+that is a rigid body) and checks positions for everything else; ``trigger`` checks positions only at gates
+that cannot report triggers; ``position`` checks every car at every gate.
 """
 
 from __future__ import annotations
@@ -13,13 +17,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from simgate.v1 import simgate_pb2
+from .wire import simgate_pb2
 
 from .events import CapturedImage, RunEvents, new_run_id
 from .gates import GateCrossing, GateDetector
 from .images import ImageEncodingError, RgbaFrame, encode
 from .settings import ParkingSettings
-from .stage_reader import CarState, StageReader
+from .stage_reader import CarState, PhysicsSetup, StageReader
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +65,18 @@ class ParkingSession:
         self.producer_version = producer_version
         kwargs = {"clock_ms": clock_ms} if clock_ms is not None else {}
         self.run = RunEvents(run_id or new_run_id(settings.run_id_prefix), **kwargs)
+        self.physics: PhysicsSetup = reader.physics_setup(settings.gate_prim_paths)
+        use_triggers = settings.detection in ("auto", "trigger")
         self.detector = GateDetector(
             reader.gate_volumes(settings.gate_prim_paths),
             debounce_seconds=settings.debounce_seconds,
-            use_triggers=settings.detection in ("auto", "trigger"),
-            use_positions=settings.detection in ("auto", "position"),
+            use_triggers=use_triggers,
+            use_positions=True,
+            trigger_gates=frozenset(self.physics.good_gates) if use_triggers else frozenset(),
+            trigger_cars=frozenset(self.physics.rigid_cars) if use_triggers else frozenset(),
         )
+        # trigger mode: positions only at gates that cannot report triggers (the fallback)
+        self._polled_gates_only = settings.detection == "trigger"
         self._camera_for_gate = dict(zip(settings.gate_prim_paths, settings.camera_prim_paths))
         self._reports: list[tuple[str, str, bool]] = []
         self._reports_lock = threading.Lock()
@@ -135,9 +145,26 @@ class ParkingSession:
                 log.warning("simgate: trigger report for %s: %s", car, exc)
                 continue
             crossings += self.detector.on_trigger(trigger_prim, car, entered, position, sim_time)
-        if self.detector.use_positions:
-            crossings += self.detector.on_positions(self.reader.car_positions(sim_time), sim_time)
+        polled = self._cars_to_poll()
+        if polled:
+            crossings += self.detector.on_positions(self.reader.car_positions(sim_time, polled), sim_time)
         return [self._emit(crossing) for crossing in crossings]
+
+    def _cars_to_poll(self) -> list[str]:
+        """The cars whose position must be checked at some gate (not every pair is covered by triggers)."""
+        detector = self.detector
+        all_gates_covered = len(detector.trigger_gates) == len(detector.gates)
+        if self._polled_gates_only and all_gates_covered:
+            return []
+        cars = self.reader.car_paths()
+        if all_gates_covered:
+            return [car for car in cars if car not in detector.trigger_cars]
+        return cars
+
+    def release_stage(self) -> None:
+        """The stage is closing or the run is over: keep no reference to it."""
+        self.reader = None  # type: ignore[assignment]
+        self._frames = None
 
     # --- one event ---------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Optional
 
-from simgate.v1 import simgate_pb2
+from .wire import simgate_pb2
 
 from .gates import GateCrossing
 from .images import EncodedImage

@@ -9,14 +9,18 @@ normalises units and fails fast with the name of the bad key.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
+from urllib.parse import urlsplit
 
 SETTINGS_ROOT = "/exts/simgate.parking"
 
 TRANSPORTS = ("grpc", "ws")
 IMAGE_ENCODINGS = ("png", "jpeg", "raw")
 DETECTION_MODES = ("auto", "trigger", "position")
+OUTBOX_FULL_POLICIES = ("spill", "drop-oldest")
+MAX_SHUTDOWN_FLUSH_MS = 1000  # on_shutdown runs on Kit's main thread: it waits at most this long
 
 
 class SettingsError(ValueError):
@@ -29,8 +33,12 @@ class ParkingSettings:
     gateway_address: str = "127.0.0.1:50051"
     gateway_ws_url: str = "ws://127.0.0.1:8080/v1/events"
     transport: str = "grpc"
-    # Bearer token sent with every call; empty means none.
+    # Bearer token sent with every call; empty means none. Never sent in clear text beyond loopback.
     token: str = ""
+    # gRPC over TLS (the WebSocket transport uses TLS with a wss:// URL); optional PEM root certificates
+    # (empty: the system's), e.g. for a private CA.
+    tls: bool = False
+    tls_root_certs_path: str = ""
     # Gate volumes (any boundable prim); camera i films gate i.
     gate_prim_paths: tuple[str, ...] = ("/World/Gates/Entry", "/World/Gates/Exit")
     camera_prim_paths: tuple[str, ...] = ("/World/Cameras/EntryCamera", "/World/Cameras/ExitCamera")
@@ -49,14 +57,19 @@ class ParkingSettings:
     # Bounded queues: the outbox between the simulation thread and the worker, the in-flight
     # window on the connection, and the on-disk spool used while the gateway is unreachable.
     outbox_capacity: int = 256
+    # What a full outbox does (it never blocks the simulation): "spill" = the worker moves the queue to the
+    # spool (dropping and counting the oldest only at twice the capacity); "drop-oldest" = drop and count.
+    outbox_full_policy: str = "spill"
     max_in_flight: int = 32
     spool_dir: str = ""
     spool_max_bytes: int = 512 * 1024 * 1024
     spool_max_events: int = 10_000
+    # How long a new instance waits for a spool directory another instance still holds, then refuses.
+    spool_lock_wait_ms: int = 5_000
     reconnect_initial_ms: int = 200
     reconnect_max_ms: int = 10_000
-    # How long on_shutdown waits for unacknowledged events before spooling them.
-    shutdown_flush_ms: int = 3_000
+    # How long on_shutdown lets the worker deliver before it spools the rest (at most 1000: Kit's main thread).
+    shutdown_flush_ms: int = 800
     run_id_prefix: str = "omni"
     scenario: str = "parking-lot"
     # Optional recording of the run (a .simrec file); empty means no recording.
@@ -81,6 +94,7 @@ class ParkingSettings:
         _one_of("transport", self.transport, TRANSPORTS)
         _one_of("imageEncoding", self.image_encoding, IMAGE_ENCODINGS)
         _one_of("detection", self.detection, DETECTION_MODES)
+        _one_of("outboxFullPolicy", self.outbox_full_policy, OUTBOX_FULL_POLICIES)
         if not self.gate_prim_paths:
             raise SettingsError("gatePrimPaths: at least one gate prim path is needed")
         for key, paths in (("gatePrimPaths", self.gate_prim_paths), ("cameraPrimPaths", self.camera_prim_paths)):
@@ -99,7 +113,8 @@ class ParkingSettings:
             ("spoolMaxBytes", self.spool_max_bytes, 1024, 1 << 50),
             ("reconnectInitialMs", self.reconnect_initial_ms, 1, 3_600_000),
             ("reconnectMaxMs", self.reconnect_max_ms, 1, 3_600_000),
-            ("shutdownFlushMs", self.shutdown_flush_ms, 0, 3_600_000),
+            ("shutdownFlushMs", self.shutdown_flush_ms, 0, MAX_SHUTDOWN_FLUSH_MS),
+            ("spoolLockWaitMs", self.spool_lock_wait_ms, 0, 3_600_000),
         ):
             if not low <= value <= high:
                 raise SettingsError(f"{key}: {value} is outside {low}..{high}")
@@ -111,6 +126,41 @@ class ParkingSettings:
             raise SettingsError("gatewayWsUrl: must start with ws:// or wss://")
         if self.transport == "grpc" and ":" not in self.gateway_address:
             raise SettingsError("gatewayAddress: expected host:port")
+        if self.token and not self.channel_is_private():
+            where = self.gateway_address if self.transport == "grpc" else self.gateway_ws_url
+            fix = "set tls = true" if self.transport == "grpc" else "use a wss:// gatewayWsUrl"
+            raise SettingsError(
+                f"token: refusing to send the token in clear text to {where} (not a loopback address); {fix}, "
+                "or reach the gateway through a loopback address (e.g. an SSH tunnel)"
+            )
+
+    def gateway_host(self) -> str:
+        if self.transport == "ws":
+            return urlsplit(self.gateway_ws_url).hostname or ""
+        address = self.gateway_address
+        for prefix in ("dns:///", "ipv4:", "ipv6:"):
+            if address.startswith(prefix):
+                address = address[len(prefix):]
+        if address.startswith("["):
+            return address[1:].split("]", 1)[0]
+        return address.rsplit(":", 1)[0]
+
+    def channel_is_private(self) -> bool:
+        """TLS, or a loopback destination (the token then never leaves the machine)."""
+        if self.transport == "ws" and self.gateway_ws_url.startswith("wss://"):
+            return True
+        if self.transport == "grpc" and (self.tls or self.gateway_address.startswith("unix:")):
+            return True
+        return is_loopback(self.gateway_host())
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _camel(name: str) -> str:

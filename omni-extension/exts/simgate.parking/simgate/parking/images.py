@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from simgate.v1 import simgate_pb2
+from .wire import simgate_pb2
 
 CODE_BAD_PIXELS = "EXT_ERR_IMAGE_PIXELS"
 CODE_UNSUPPORTED = "EXT_ERR_IMAGE_ENCODING"

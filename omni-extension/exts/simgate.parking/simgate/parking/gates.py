@@ -125,6 +125,10 @@ class GateDetector:
     debounce_seconds: float = 1.0
     use_triggers: bool = True
     use_positions: bool = True
+    # Pairs that PhysX trigger reports cover (gate set up as a trigger x car that is a rigid body): the
+    # position check skips them.
+    trigger_gates: frozenset = frozenset()
+    trigger_cars: frozenset = frozenset()
     stats: DetectorStats = field(default_factory=DetectorStats)
 
     def __post_init__(self) -> None:
@@ -173,7 +177,9 @@ class GateDetector:
         for car_path, position in positions:
             for gate in self.gates:
                 track = self._track(gate, car_path)
-                if track.trigger_driven:
+                if track.trigger_driven or (
+                    self.use_triggers and gate.path in self.trigger_gates and car_path in self.trigger_cars
+                ):
                     track.last_position = position
                     continue
                 inside = gate.contains(position)

@@ -8,16 +8,23 @@ Stage conventions (see docs/README.md):
 - slots: the children of ``slotsRootPath``; the id in ``simgate:slotId``, else the prim name; a car is
   in a slot when its position lies within the slot's footprint (its bounds, ignoring the up axis).
 Coordinates in events are metres (``metersPerUnit`` applied) and the yaw is around the stage's up axis.
+
+Rigid bodies: when PhysX does not write its poses back to USD (``/physics/updateToUsd`` false) the adapter
+sets ``rigid_body_pose`` (path -> ((x, y, z), (qx, qy, qz, qw)) or None) and a rigid body's position and yaw
+come from there instead of the stale USD transform.
+PhysX trigger set-up (``physics_setup``): a gate reports triggers only with ``UsdPhysics.CollisionAPI`` and
+``PhysxSchema.PhysxTriggerAPI`` (read as an applied schema name, so usd-core can check it too), and only
+for cars that are rigid bodies (``UsdPhysics.RigidBodyAPI`` on the car or above its collider).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
-from pxr import Gf, Usd, UsdGeom
+from pxr import Gf, Usd, UsdGeom, UsdPhysics
 
 from .gates import GateVolume, Vec3
 
@@ -31,6 +38,20 @@ class CarState:
     y: float
     z: float
     yaw_deg: float
+
+
+Pose = tuple[Vec3, tuple[float, float, float, float]]  # position, quaternion (x, y, z, w)
+TRIGGER_API = "PhysxTriggerAPI"
+
+
+@dataclass
+class PhysicsSetup:
+    """What PhysX trigger reports can cover on this stage, checked when a run starts."""
+
+    good_gates: list[str] = field(default_factory=list)
+    bad_gates: dict[str, list[str]] = field(default_factory=dict)  # gate -> what it lacks
+    rigid_cars: set[str] = field(default_factory=set)
+    polled_cars: set[str] = field(default_factory=set)  # not rigid bodies: no trigger reports
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,10 @@ class StageReader:
         self.meters_per_unit = float(UsdGeom.GetStageMetersPerUnit(stage)) or 1.0
         self.up_axis = str(UsdGeom.GetStageUpAxis(stage))
         self._tcps = float(stage.GetTimeCodesPerSecond()) or 24.0
+        self.rigid_body_pose: Optional[Callable[[str], Optional[Pose]]] = None
+        self._rigid: dict[str, bool] = {}
+        self._cache_time: Optional[float] = None
+        self._cache: Optional[UsdGeom.XformCache] = None
 
     # --- time ------------------------------------------------------------------------------
 
@@ -95,25 +120,71 @@ class StageReader:
         name = prim_path[len(prefix) :].split("/", 1)[0]
         return prefix + name if name else None
 
+    def is_rigid_body(self, car_path: str) -> bool:
+        known = self._rigid.get(car_path)
+        if known is None:
+            prim = self.stage.GetPrimAtPath(car_path)
+            known = bool(prim) and prim.HasAPI(UsdPhysics.RigidBodyAPI)
+            self._rigid[car_path] = known
+        return known
+
+    def _physx_pose(self, prim_path: str) -> Optional[Pose]:
+        if self.rigid_body_pose is None or not self.is_rigid_body(prim_path):
+            return None
+        return self.rigid_body_pose(prim_path)
+
+    def _world(self, prim: Usd.Prim, sim_time: float) -> Gf.Matrix4d:
+        """The prim's world transform from one XformCache per update (shared ancestors computed once)."""
+        if self._cache is None or self._cache_time != sim_time:
+            self._cache = UsdGeom.XformCache(self.time_code(sim_time))
+            self._cache_time = sim_time
+        return self._cache.GetLocalToWorldTransform(prim)
+
     def position(self, prim_path: str, sim_time: float) -> Vec3:
         """World position in stage units."""
+        pose = self._physx_pose(prim_path)
+        if pose is not None:
+            return (float(pose[0][0]), float(pose[0][1]), float(pose[0][2]))
         prim = self.stage.GetPrimAtPath(prim_path)
         if not prim:
             raise LookupError(f"prim {prim_path} is not on the stage")
-        t = UsdGeom.Xformable(prim).ComputeLocalToWorldTransform(self.time_code(sim_time)).ExtractTranslation()
+        t = self._world(prim, sim_time).ExtractTranslation()
         return (float(t[0]), float(t[1]), float(t[2]))
 
-    def car_positions(self, sim_time: float) -> list[tuple[str, Vec3]]:
-        return [(path, self.position(path, sim_time)) for path in self.car_paths()]
+    def car_positions(self, sim_time: float, paths: Optional[list[str]] = None) -> list[tuple[str, Vec3]]:
+        return [(path, self.position(path, sim_time)) for path in (self.car_paths() if paths is None else paths)]
+
+    def physics_setup(self, gate_paths: tuple[str, ...] | list[str]) -> PhysicsSetup:
+        setup = PhysicsSetup()
+        for path in gate_paths:
+            prim = self.stage.GetPrimAtPath(path)
+            problems = []
+            if not prim or not prim.HasAPI(UsdPhysics.CollisionAPI):
+                problems.append("no UsdPhysics.CollisionAPI")
+            if not prim or TRIGGER_API not in prim.GetAppliedSchemas():
+                problems.append("no PhysxSchema.PhysxTriggerAPI")
+            if problems:
+                setup.bad_gates[path] = problems
+            else:
+                setup.good_gates.append(path)
+        for car in self.car_paths():
+            (setup.rigid_cars if self.is_rigid_body(car) else setup.polled_cars).add(car)
+        return setup
 
     def car_state(self, car_path: str, sim_time: float) -> CarState:
         prim = self.stage.GetPrimAtPath(car_path)
         if not prim:
             raise LookupError(f"car prim {car_path} is not on the stage")
         time = self.time_code(sim_time)
-        world = UsdGeom.Xformable(prim).ComputeLocalToWorldTransform(time)
-        t = world.ExtractTranslation()
-        forward = world.TransformDir(Gf.Vec3d(1, 0, 0))
+        pose = self._physx_pose(car_path)
+        if pose is not None:
+            (px, py, pz), (qx, qy, qz, qw) = pose
+            t = Gf.Vec3d(px, py, pz)
+            forward = Gf.Rotation(Gf.Quatd(qw, qx, qy, qz)).TransformDir(Gf.Vec3d(1, 0, 0))
+        else:
+            world = self._world(prim, sim_time)
+            t = world.ExtractTranslation()
+            forward = world.TransformDir(Gf.Vec3d(1, 0, 0))
         if self.up_axis == "Z":
             yaw = math.degrees(math.atan2(forward[1], forward[0]))
         else:  # Y-up: a turn by θ around +Y maps +X to (cos θ, 0, -sin θ)

@@ -10,6 +10,12 @@ unacknowledged on the connection, and:
   on-disk spool, reconnects with exponential back-off and jitter, and resends from the spool with the
   same event ids (the gateway answers ``duplicate`` for those it had already stored).
 Run start and run end are barriers: sent when nothing is in flight, so a run's end follows its events.
+
+Nothing the worker does can hold up the simulation thread: the outbox is lock-free, the spool is opened,
+locked and indexed here (``SpoolLocked``: the worker refuses to run and the outbox drops and counts what
+it is given), and ``stop`` waits at most one second; what is not delivered by then goes to the spool, on
+this thread, and is sent at the next start. Drops are counted in ``snapshot()``: ``outbox_dropped`` (the
+full-outbox policy) and ``spool_dropped`` (spool over its limits or a full disk).
 """
 
 from __future__ import annotations
@@ -22,11 +28,14 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
-from simgate.v1 import simgate_pb2
 
-from .outbox import Outbox, OutboundItem
-from .spool import DiskSpool
+from .wire import simgate_pb2
+from .outbox import SPILL, Outbox, OutboundItem
+from .spool import DiskSpool, SpoolLocked
 from .transports import ConnectionLost, Transport
+
+# The longest on_shutdown waits for the worker on Kit's main thread.
+MAX_JOIN_S = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +72,7 @@ class WorkerStats:
     connect_failures: int = 0
     disconnects: int = 0
     spilled: int = 0
+    spool_writes_failed: int = 0
 
 
 @dataclass
@@ -81,6 +91,7 @@ class GatewayWorker:
         spool: DiskSpool,
         outbox_capacity: int = 256,
         max_in_flight: int = 32,
+        outbox_policy: str = SPILL,
         reconnect_initial_ms: int = 200,
         reconnect_max_ms: int = 10_000,
         on_ack: Optional[AckListener] = None,
@@ -89,7 +100,7 @@ class GatewayWorker:
     ) -> None:
         self._factory = transport_factory
         self.spool = spool
-        self.outbox = Outbox(outbox_capacity, overflow=self._overflow, first_order=spool.next_order())
+        self.outbox = Outbox(outbox_capacity, outbox_policy)
         self.max_in_flight = max_in_flight
         self._backoff = Backoff(reconnect_initial_ms, reconnect_max_ms, rng)
         self._on_ack = on_ack
@@ -98,6 +109,7 @@ class GatewayWorker:
         self.stats = WorkerStats()
         self._inflight: dict[str, _Pending] = {}
         self._retry: list[tuple[float, _Pending]] = []
+        self._head: Optional[OutboundItem] = None  # taken from the outbox, not yet sent (worker thread only)
         self._paused_until = 0.0
         # Sends so far of each unfinished frame: a resend carries the count in Event.attempt.
         self._sends: dict[str, int] = {}
@@ -105,8 +117,12 @@ class GatewayWorker:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._wake: Optional[asyncio.Event] = None
         self._stop_requested = False
+        self._stop_event = threading.Event()
         self._stop_deadline = 0.0
         self.connected = False
+        # True while this worker holds its spool (locked) and works; None/str: why it refused.
+        self.active = False
+        self.refused: Optional[str] = None
 
     # --- the simulation thread's side -------------------------------------------------------
 
@@ -115,27 +131,37 @@ class GatewayWorker:
         return self.outbox.put(message)
 
     def start(self) -> None:
+        """Starts the thread and returns at once (the spool is opened on the thread)."""
         if self._thread is not None:
             raise RuntimeError("worker already started")
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._thread_main, args=(started,), name="simgate-gateway-worker", daemon=True)
+        self._thread = threading.Thread(target=self._thread_main, name="simgate-gateway-worker", daemon=True)
         self._thread.start()
-        started.wait(5)
 
-    def stop(self, flush_timeout_s: float = 3.0) -> bool:
-        """Deliver what can be delivered within the timeout, spool the rest, end the thread."""
+    def stop(self, flush_timeout_s: float = MAX_JOIN_S, join_timeout_s: float = MAX_JOIN_S) -> bool:
+        """Deliver what can be delivered within flush_timeout_s, spool the rest, end the thread. Waits at most
+        join_timeout_s (capped at 1 s): False when the thread is still finishing (writing the spool); it then
+        ends on its own and releases the spool, which the next instance waits for."""
         thread = self._thread
         if thread is None:
             return True
-        self._stop_deadline = time.monotonic() + flush_timeout_s
+        self._stop_deadline = time.monotonic() + max(0.0, flush_timeout_s)
         self._stop_requested = True
+        self._stop_event.set()
         self._poke()
-        thread.join(flush_timeout_s + 10)
+        thread.join(max(0.0, min(join_timeout_s, MAX_JOIN_S)))
         if thread.is_alive():
-            log.error("simgate worker did not stop within %.1fs", flush_timeout_s + 10)
+            log.warning("simgate worker still writing its spool after %.1f s; it finishes on its own", join_timeout_s)
             return False
         self._thread = None
         return True
+
+    def join(self, timeout_s: float) -> bool:
+        """For tests and headless use: wait (off Kit's main thread) until the thread has ended."""
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout_s)
+        return not thread.is_alive()
 
     @property
     def running(self) -> bool:
@@ -145,17 +171,22 @@ class GatewayWorker:
         """Frames not yet acknowledged: queued, in flight, waiting to retry, or spooled."""
         spooled = len(self.spool)
         in_memory = [p for p in list(self._inflight.values()) + [p for _, p in list(self._retry)] if not p.from_spool]
-        return len(self.outbox) + len(in_memory) + spooled
+        return len(self.outbox) + len(in_memory) + spooled + (1 if self._head is not None else 0)
 
     def snapshot(self) -> dict[str, int]:
         data = asdict(self.stats)
         data.update(
             outbox=len(self.outbox),
             outbox_overflowed=self.outbox.overflowed,
+            outbox_dropped=self.outbox.dropped,
             in_flight=len(self._inflight),
             spool_frames=len(self.spool),
             spool_bytes=self.spool.size_bytes,
             spool_dropped=self.spool.dropped,
+            spool_disk_full_drops=self.spool.disk_full_drops,
+            spool_corrupt=self.spool.corrupt,
+            active=int(self.active),
+            refused=int(self.refused is not None),
         )
         return data
 
@@ -168,19 +199,25 @@ class GatewayWorker:
         except RuntimeError:
             pass  # the loop has already closed
 
-    def _overflow(self, item: OutboundItem) -> None:
-        self.spool.put(item)
-        log.warning("simgate outbox full (%d): %s went to the spool", self.outbox.capacity, item.key)
-
     # --- the worker thread ------------------------------------------------------------------
 
-    def _thread_main(self, started: threading.Event) -> None:
+    def _thread_main(self) -> None:
+        try:
+            # A previous instance (Kit hot reload) may still be finishing: its lock makes this one wait.
+            self.spool.open(stop=self._stop_event)
+        except (SpoolLocked, OSError) as exc:
+            self.refused = str(exc)
+            self.outbox.close()
+            dropped = self.outbox.drain()
+            self.outbox.dropped += len(dropped)
+            log.error("simgate worker not started: %s; events are dropped and counted until this is fixed", exc)
+            return
+        self.active = True
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         self._loop = loop
         self._wake = asyncio.Event()
         self.outbox.set_wake(self._poke)
-        started.set()
         try:
             loop.run_until_complete(self._main())
         except Exception:
@@ -190,6 +227,8 @@ class GatewayWorker:
             self.outbox.set_wake(None)
             self._loop = None
             loop.close()
+            self.active = False
+            self.spool.close()
 
     async def _main(self) -> None:
         failures_in_a_row = 0
@@ -228,17 +267,20 @@ class GatewayWorker:
         self._spill_all()
 
     async def _sleep(self, seconds: float) -> None:
+        """Back-off while the gateway is away; what arrives meanwhile goes to the spool at once."""
         assert self._wake is not None
         deadline = time.monotonic() + seconds
         while not self._stop_requested and time.monotonic() < deadline:
             self._wake.clear()
+            self._spill_all()
             try:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - time.monotonic()))
             except asyncio.TimeoutError:
                 pass
 
     def _nothing_pending(self) -> bool:
-        return not self._inflight and not self._retry and len(self.outbox) == 0 and self.spool.oldest_order() is None
+        return (not self._inflight and not self._retry and self._head is None and len(self.outbox) == 0
+                and self.spool.oldest_order() is None)
 
     async def _session(self, transport: Transport) -> None:
         assert self._wake is not None
@@ -249,6 +291,8 @@ class GatewayWorker:
                     reader.result()  # raises ConnectionLost
                     raise ConnectionLost("ack stream ended")
                 self._wake.clear()
+                if self.outbox.spill_wanted:  # the outbox is full: free it for the simulation thread
+                    self._spill_outbox()
                 await self._fill(transport)
                 if self._stop_requested and (self._nothing_pending() or time.monotonic() >= self._stop_deadline):
                     return
@@ -281,7 +325,9 @@ class GatewayWorker:
             entry = min(ready, key=lambda e: e[1].item.order)
             return entry[1]
         exclude = set(self._inflight) | {p.item.key for _, p in self._retry}
-        head = self.outbox.peek()
+        if self._head is None:
+            self._head = self.outbox.pop()
+        head = self._head
         spool_order = self.spool.oldest_order(exclude)
         if head is not None and (spool_order is None or head.order < spool_order):
             return _Pending(head, from_spool=False)
@@ -297,8 +343,8 @@ class GatewayWorker:
                 del self._retry[i]
                 return
         if not pending.from_spool:
-            popped = self.outbox.pop()
-            assert popped is pending.item, "outbox head changed under the worker"
+            assert pending.item is self._head, "the worker's head changed"
+            self._head = None
 
     async def _fill(self, transport: Transport) -> None:
         while len(self._inflight) < self.max_in_flight and not self._stop_after_deadline():
@@ -320,11 +366,7 @@ class GatewayWorker:
                 self._handle_run_ack(pending, run_ack)
                 continue
             self._take(pending)
-            if self._prepare is not None:
-                try:
-                    item.frame = self._prepare(item.frame)  # kept prepared: a resend does not redo it
-                except Exception:
-                    log.exception("simgate: preparing %s failed; it is sent as it is", item.key)
+            self._prepare_item(item)
             self._inflight[item.key] = pending
             earlier = self._count_send(item.key)
             if earlier == 0 and pending.from_spool:
@@ -409,17 +451,39 @@ class GatewayWorker:
             except Exception:
                 log.exception("simgate ack listener failed")
 
+    def _prepare_item(self, item: OutboundItem) -> None:
+        """Image encoding, once per item, on this thread (kept: a resend does not redo it)."""
+        if self._prepare is None or item.prepared or item.kind != "event":
+            return
+        try:
+            item.frame = self._prepare(item.frame)
+        except Exception:
+            log.exception("simgate: preparing %s failed; it is sent as it is", item.key)
+        item.prepared = True
+
+    def _spool_put(self, item: OutboundItem) -> None:
+        if not self._stop_requested:
+            self._prepare_item(item)  # stopping: written raw, quicker; encoded when it is resent
+        try:
+            self.spool.put(item)
+            self.stats.spilled += 1
+        except OSError as exc:  # not a full disk (that drops the oldest): counted and logged, the item is lost
+            self.stats.spool_writes_failed += 1
+            log.error("simgate spool write failed for %s: %s", item.key, exc)
+
+    def _spill_outbox(self) -> None:
+        head, self._head = self._head, None
+        if head is not None:
+            self._spool_put(head)
+        for item in self.outbox.drain():
+            self._spool_put(item)
+
     def _spill_all(self) -> None:
         """Everything not acknowledged and not yet on disk goes to the spool (keeps its order)."""
-        spilled = 0
-        for item in self.outbox.drain():
-            self.spool.put(item)
-            spilled += 1
+        self._spill_outbox()
         for pending in list(self._inflight.values()) + [p for _, p in self._retry]:
             if pending.item.key not in self.spool:
-                self.spool.put(pending.item)
-                spilled += 1
+                self._spool_put(pending.item)
         self._inflight.clear()
         self._retry.clear()
         self._paused_until = 0.0
-        self.stats.spilled += spilled
