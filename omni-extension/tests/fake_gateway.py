@@ -31,6 +31,9 @@ class Store:
     reject: set[str] = field(default_factory=set)
     retry_once: set[str] = field(default_factory=set)
     tokens: list[str] = field(default_factory=list)
+    run_ends: dict[str, simgate_pb2.RunEnd] = field(default_factory=dict)
+    # run id -> (gRPC status name, simgate-error-code): StartRun/EndRun refused the way the gateway does
+    refuse_runs: dict[str, tuple[str, str]] = field(default_factory=dict)
     hold: bool = False  # receive but never answer (a gateway that hangs before acking)
 
     def answer(self, event: simgate_pb2.Event) -> Optional[simgate_pb2.Ack]:
@@ -67,10 +70,20 @@ class _Ingest(simgate_pb2_grpc.IngestServicer):
             if ack is not None:
                 yield ack
 
+    async def _refuse(self, run_id: str, context) -> None:
+        refusal = self.store.refuse_runs.get(run_id)
+        if refusal is not None:
+            status, code = refusal
+            context.set_trailing_metadata((("simgate-error-code", code),))
+            await context.abort(getattr(grpc.StatusCode, status), f"{code}: refused by the test")
+
     async def StartRun(self, request, context):
+        await self._refuse(request.run_id, context)
         return self.store.run("start", request.run_id)
 
     async def EndRun(self, request, context):
+        await self._refuse(request.run_id, context)
+        self.store.run_ends[request.run_id] = request
         return self.store.run("end", request.run_id)
 
 
@@ -92,10 +105,12 @@ class _LoopThread:
 class FakeGrpcGateway:
     """start()/kill() may be called repeatedly on the same port; the store survives."""
 
-    def __init__(self, store: Optional[Store] = None, port: Optional[int] = None) -> None:
+    def __init__(self, store: Optional[Store] = None, port: Optional[int] = None,
+                 tls: Optional[tuple[bytes, bytes]] = None, host: str = "127.0.0.1") -> None:
         self.store = store or Store()
         self.port = port or free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = f"{host}:{self.port}"
+        self.tls = tls  # (private key PEM, certificate PEM)
         self._loop = _LoopThread()
         self._server: Optional[grpc.aio.Server] = None
 
@@ -103,7 +118,10 @@ class FakeGrpcGateway:
         async def up() -> grpc.aio.Server:
             server = grpc.aio.server()
             simgate_pb2_grpc.add_IngestServicer_to_server(_Ingest(self.store), server)
-            server.add_insecure_port(self.address)
+            if self.tls:
+                server.add_secure_port(self.address, grpc.ssl_server_credentials([self.tls]))
+            else:
+                server.add_insecure_port(self.address)
             await server.start()
             return server
 
@@ -118,6 +136,21 @@ class FakeGrpcGateway:
     def close(self) -> None:
         self.kill()
         self._loop.close()
+
+
+def self_signed_certificate(directory, host: str = "localhost") -> tuple[bytes, bytes]:
+    """A throw-away key and certificate for a TLS test server (the openssl command line tool)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    openssl = shutil.which("openssl")
+    assert openssl, "the TLS tests need the openssl command (apt-get install openssl)"
+    key, cert = Path(directory) / "key.pem", Path(directory) / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={host}",
+                    "-addext", f"subjectAltName=DNS:{host},IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return key.read_bytes(), cert.read_bytes()
 
 
 class FakeWsGateway:

@@ -1,21 +1,73 @@
-"""Stand-ins for the few omni.* / carb calls the adapter makes, for loading the extension outside Kit.
+"""Stand-ins for the omni.* / carb calls the adapter makes, for loading the extension outside Kit. Not a
+test module.
 
-Names and signatures follow the Kit 106.5 Python API (kit-manual 106.x, omni.timeline 1.0.x,
-omni.physx 106, omni.replicator.core 1.11), as cited in simgate/parking/extension.py. Each stand-in
-counts what is live (subscriptions, render products, attached annotators) so a test can check that
-on_shutdown released everything on_startup took. Not a test module.
+They follow the names and signatures of the Kit API cited in simgate/parking/extension.py and, as far as the
+extension can observe it, Kit's behaviour:
+- ``api="107"``: ``carb.eventdispatcher`` with ``observe_event`` / ObserverGuard ``reset()`` and the global
+  event names (``omni.kit.app.GLOBAL_EVENT_UPDATE``, ``omni.timeline.GLOBAL_EVENT_PLAY/PAUSE/STOP`` filtered
+  by ``get_event_key()``, ``UsdContext.stage_event_name``); the legacy event streams still exist there but
+  using them is recorded in ``kit.legacy_api_used``. ``api="106"``: event streams only, no dispatcher.
+- ``timeline.play()/pause()/stop()`` take effect on the next update (``is_playing()`` is False until then).
+- Each update: timeline state change and its event, time advance, a physics step, the update event, then
+  rendering. The rgb annotator returns a frame only once it is finished, ``annotator_lag`` updates after it
+  was rendered (at least one frame behind the simulation); every ``skip_every``-th update renders no new
+  frame. Pixel [0, 0, 0] of a frame is the number of the update it was rendered in (mod 256).
+- PhysX trigger reports come only from gates with ``UsdPhysics.CollisionAPI`` and ``PhysxTriggerAPI`` and only
+  for rigid bodies (``UsdPhysics.RigidBodyAPI``). A rigid body follows its USD animation (kinematic) or a
+  function given to ``kit.physx.drive`` (dynamic); with ``/physics/updateToUsd`` false its pose is NOT
+  written back to USD (the USD transform goes stale) and is only read through
+  ``get_physx_interface().get_rigidbody_transformation(path)``.
+- Stage events: ``close_stage()`` sends CLOSING, drops the stage, sends CLOSED; ``open_stage`` sends OPENED.
+Each stand-in counts what is live (subscriptions, observers, render products, attached annotators) so a
+test can check that everything on_startup or a run took is released.
 """
 
 from __future__ import annotations
 
 import enum
+import importlib
 import itertools
+import math
 import sys
+import tomllib
 import types
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 import numpy as np
+
+
+# --- ext id and loading, as Kit does them ------------------------------------------------------------------
+
+
+def extension_name_and_tag(folder: Path) -> tuple[str, str]:
+    """Kit reads an extension's name from its folder: ``name`` or ``name-tag`` (split on the first '-')."""
+    name, _, tag = folder.name.partition("-")
+    return name, tag
+
+
+def extension_id(folder: Path) -> str:
+    """``name[-tag]-version``, the version from config/extension.toml: what Kit passes to on_startup."""
+    name, tag = extension_name_and_tag(folder)
+    version = tomllib.loads((folder / "config" / "extension.toml").read_text())["package"]["version"]
+    return f"{name}-{tag}-{version}" if tag else f"{name}-{version}"
+
+
+def import_extension_classes(folder: Path) -> list[type]:
+    """Import each [[python.module]] of the manifest and find its omni.ext.IExt subclasses."""
+    manifest = tomllib.loads((folder / "config" / "extension.toml").read_text())
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))  # Kit puts the extension's folder on sys.path
+    iext = sys.modules["omni.ext"].IExt
+    classes = []
+    for declared in manifest["python"]["module"]:
+        module = importlib.import_module(declared["name"])
+        classes += [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, iext) and v is not iext]
+    return classes
+
+
+# --- events: Kit 106 streams and Kit 107 dispatcher ----------------------------------------------------------
 
 
 class Subscription:
@@ -37,11 +89,13 @@ class Event:
 class EventStream:
     """carb.events.IEventStream: push() queues, pump() delivers to create_subscription_to_pop subscribers."""
 
-    def __init__(self) -> None:
+    def __init__(self, kit: "Kit", name: str) -> None:
+        self.kit, self.name = kit, name
         self.subscriptions: list[Subscription] = []
         self._queue: list[Event] = []
 
     def create_subscription_to_pop(self, fn: Callable[[Any], None], order: int = 0, name: str | None = None) -> Subscription:
+        self.kit.note_legacy(self.name)
         sub = Subscription(self, fn, name)
         self.subscriptions.append(sub)
         return sub
@@ -56,6 +110,50 @@ class EventStream:
                 sub.fn(event)
 
 
+class DispatchedEvent:
+    def __init__(self, event_name: str, payload: dict) -> None:
+        self.event_name, self._payload = event_name, payload
+
+    def __getitem__(self, key: str) -> Any:
+        return self._payload[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._payload.get(key, default)
+
+
+class ObserverGuard:
+    def __init__(self, dispatcher: "Dispatcher", event_name: str, fn: Callable[[Any], None], filter: Any, name: str) -> None:
+        self.dispatcher, self.event_name, self.fn, self.filter, self.name = dispatcher, event_name, fn, filter, name
+
+    def reset(self) -> None:
+        if self in self.dispatcher.observers:
+            self.dispatcher.observers.remove(self)
+
+
+class Dispatcher:
+    """carb.eventdispatcher.IEventDispatcher: observers are called immediately when an event is dispatched."""
+
+    def __init__(self) -> None:
+        self.observers: list[ObserverGuard] = []
+
+    def observe_event(self, *, event_name: str, on_event: Callable[[Any], None], observer_name: str = "",
+                      filter: Any = None, order: int = 0) -> ObserverGuard:
+        guard = ObserverGuard(self, event_name, on_event, filter, observer_name)
+        self.observers.append(guard)
+        return guard
+
+    def dispatch_event(self, event_name: str, payload: dict | None = None, key: Any = None) -> None:
+        for guard in list(self.observers):
+            if guard.event_name == event_name and (guard.filter is None or guard.filter == key):
+                guard.fn(DispatchedEvent(event_name, payload or {}))
+
+
+GLOBAL_EVENT_UPDATE = "omni.kit.app:update"
+GLOBAL_EVENT_PLAY = "omni.timeline:timeline:play"
+GLOBAL_EVENT_PAUSE = "omni.timeline:timeline:pause"
+GLOBAL_EVENT_STOP = "omni.timeline:timeline:stop"
+
+
 class TimelineEventType(enum.IntEnum):
     PLAY = 0
     PAUSE = 1
@@ -65,27 +163,55 @@ class TimelineEventType(enum.IntEnum):
     CURRENT_TIME_TICKED = 5
 
 
+class StageEventType(enum.IntEnum):
+    SAVED = 0
+    SAVE_FAILED = 1
+    OPENING = 2
+    OPENED = 3
+    OPEN_FAILED = 4
+    CLOSING = 5
+    CLOSED = 6
+
+
 class Timeline:
-    def __init__(self) -> None:
-        self.stream = EventStream()
+    def __init__(self, kit: "Kit") -> None:
+        self.kit = kit
+        self.stream = EventStream(kit, "timeline")
         self._playing = False
         self._time = 0.0
+        self._pending: Optional[TimelineEventType] = None
 
     def get_timeline_event_stream(self) -> EventStream:
         return self.stream
 
+    def get_event_key(self) -> str:
+        return "timeline:default"
+
+    # Requests: applied at the next update, as Kit does ("state changes are applied in the next frame").
     def play(self) -> None:
-        self._playing = True
-        self.stream.push(TimelineEventType.PLAY)
+        self._pending = TimelineEventType.PLAY
 
     def pause(self) -> None:
-        self._playing = False
-        self.stream.push(TimelineEventType.PAUSE)
+        self._pending = TimelineEventType.PAUSE
 
     def stop(self) -> None:
-        self._playing = False
-        self._time = 0.0
-        self.stream.push(TimelineEventType.STOP)
+        self._pending = TimelineEventType.STOP
+
+    def apply_pending(self) -> None:
+        change, self._pending = self._pending, None
+        if change is None:
+            return
+        if change == TimelineEventType.PLAY and self._playing:
+            return
+        self._playing = change == TimelineEventType.PLAY
+        if change == TimelineEventType.STOP:
+            self._time = 0.0
+        if self.kit.api == "107":
+            name = {TimelineEventType.PLAY: GLOBAL_EVENT_PLAY, TimelineEventType.PAUSE: GLOBAL_EVENT_PAUSE,
+                    TimelineEventType.STOP: GLOBAL_EVENT_STOP}[change]
+            self.kit.dispatcher.dispatch_event(name, {}, key=self.get_event_key())
+        self.stream.push(change)
+        self.stream.pump()
 
     def is_playing(self) -> bool:
         return self._playing
@@ -101,11 +227,43 @@ class Timeline:
 
 
 class App:
-    def __init__(self) -> None:
-        self.update_stream = EventStream()
+    def __init__(self, kit: "Kit") -> None:
+        self.update_stream = EventStream(kit, "update")
 
     def get_update_event_stream(self, runloop_name: str = "main") -> EventStream:
         return self.update_stream
+
+
+class UsdContext:
+    def __init__(self, kit: "Kit", stage: Any) -> None:
+        self.kit, self.stage = kit, stage
+        self.stream = EventStream(kit, "stage")
+
+    def get_stage(self) -> Any:
+        return self.stage
+
+    def get_stage_event_stream(self) -> EventStream:
+        return self.stream
+
+    def stage_event_name(self, event_type: StageEventType) -> str:
+        return f"omni.usd:context::{StageEventType(event_type).name.lower()}"
+
+    def send(self, event_type: StageEventType) -> None:
+        if self.kit.api == "107":
+            self.kit.dispatcher.dispatch_event(self.stage_event_name(event_type), {})
+        self.stream.push(event_type)
+        self.stream.pump()
+
+    def close_stage(self) -> None:
+        self.send(StageEventType.CLOSING)
+        self.stage = None
+        self.send(StageEventType.CLOSED)
+
+    def open_stage(self, stage: Any) -> None:
+        if self.stage is not None:
+            self.close_stage()
+        self.stage = stage
+        self.send(StageEventType.OPENED)
 
 
 class Settings:
@@ -121,6 +279,9 @@ class Settings:
 
     def set(self, path: str, value: Any) -> None:
         self.values[path] = value
+
+
+# --- PhysX ---------------------------------------------------------------------------------------------------
 
 
 class TriggerEventType(enum.IntEnum):
@@ -157,11 +318,22 @@ class PhysicsSchemaTools:
         return Sdf.Path(cls._ids[value])
 
 
-class PhysxSimulation:
-    def __init__(self) -> None:
+Drive = Callable[[float], tuple[tuple[float, float, float], float]]  # time -> (position, yaw in degrees)
+
+
+class Physx:
+    """omni.physx's simulation interface (trigger reports) and physx interface (rigid-body poses)."""
+
+    def __init__(self, kit: "Kit") -> None:
+        self.kit = kit
         self.trigger_subs: dict[int, Callable[[TriggerEventData], None]] = {}
         self._ids = itertools.count(1)
+        self.drives: dict[str, Drive] = {}
+        self.poses: dict[str, tuple[tuple[float, float, float], tuple[float, float, float, float]]] = {}
+        self._inside: set[tuple[str, str]] = set()
+        self.reports = 0
 
+    # simulation interface
     def subscribe_physics_trigger_report_events(self, trigger_report_fn, stage_id: int = 0, prim_id: int = 0) -> int:
         sub_id = next(self._ids)
         self.trigger_subs[sub_id] = trigger_report_fn
@@ -170,16 +342,79 @@ class PhysxSimulation:
     def unsubscribe_physics_trigger_report_events(self, subscription_id: int) -> None:
         del self.trigger_subs[subscription_id]
 
-    def report(self, trigger_path: str, other_path: str, entered: bool) -> None:
+    # physx interface
+    def get_rigidbody_transformation(self, path: str) -> dict:
+        pose = self.poses.get(str(path))
+        if pose is None:
+            return {"ret_val": False}
+        return {"ret_val": True, "position": pose[0], "rotation": pose[1]}
+
+    def drive(self, car_path: str, fn: Drive) -> None:
+        """A dynamic rigid body moved by the simulation (not by USD animation)."""
+        self.drives[car_path] = fn
+
+    def reset(self) -> None:
+        self.poses.clear()
+        self._inside.clear()
+
+    def step(self, t: float) -> None:
+        from pxr import Gf, Usd, UsdGeom, UsdPhysics
+
+        stage = self.kit.usd.stage
+        if stage is None:
+            return
+        tc = Usd.TimeCode(t * stage.GetTimeCodesPerSecond())
+        cars_root = stage.GetPrimAtPath("/World/Cars")
+        bodies = [p for p in (cars_root.GetChildren() if cars_root else []) if p.HasAPI(UsdPhysics.RigidBodyAPI)]
+        write_back = self.kit.settings.get("/physics/updateToUsd") is not False
+        for body in bodies:
+            path = str(body.GetPath())
+            if path in self.drives:
+                position, yaw = self.drives[path](t)
+                half = math.radians(yaw) / 2
+                self.poses[path] = (tuple(map(float, position)), (0.0, 0.0, math.sin(half), math.cos(half)))
+                if write_back:
+                    body.GetAttribute("xformOp:translate").Set(Gf.Vec3d(*position))
+                    if body.GetAttribute("xformOp:rotateZ"):
+                        body.GetAttribute("xformOp:rotateZ").Set(float(yaw))
+            else:  # kinematic: follows its USD animation
+                world = UsdGeom.Xformable(body).ComputeLocalToWorldTransform(tc)
+                q = world.ExtractRotationQuat()
+                im = q.GetImaginary()
+                self.poses[path] = (tuple(float(c) for c in world.ExtractTranslation()),
+                                    (float(im[0]), float(im[1]), float(im[2]), float(q.GetReal())))
+        cache = UsdGeom.BBoxCache(tc, [UsdGeom.Tokens.default_, UsdGeom.Tokens.render])
+        gates_root = stage.GetPrimAtPath("/World/Gates")
+        for gate in gates_root.GetChildren() if gates_root else []:
+            list_op = gate.GetMetadata("apiSchemas")
+            schemas = set(gate.GetAppliedSchemas()) | set(list_op.GetAddedOrExplicitItems() if list_op else ())
+            if not (gate.HasAPI(UsdPhysics.CollisionAPI) and "PhysxTriggerAPI" in schemas):
+                continue  # PhysX reports nothing for it
+            box = cache.ComputeWorldBound(gate).ComputeAlignedRange()
+            for body in bodies:
+                path = str(body.GetPath())
+                inside = box.Contains(Gf.Vec3d(*self.poses[path][0]))
+                key = (str(gate.GetPath()), path)
+                if inside == (key in self._inside):
+                    continue
+                (self._inside.add if inside else self._inside.discard)(key)
+                collider = next((c for c in body.GetChildren() if c.HasAPI(UsdPhysics.CollisionAPI)), body)
+                self._report(str(gate.GetPath()), str(collider.GetPath()), path, inside)
+
+    def _report(self, trigger_path: str, collider_path: str, body_path: str, entered: bool) -> None:
+        self.reports += 1
         data = TriggerEventData(
             TriggerEventType.TRIGGER_ON_ENTER if entered else TriggerEventType.TRIGGER_ON_LEAVE,
             PhysicsSchemaTools.sdfPathToInt(trigger_path),
             PhysicsSchemaTools.sdfPathToInt(trigger_path),
-            PhysicsSchemaTools.sdfPathToInt(other_path),
-            PhysicsSchemaTools.sdfPathToInt(other_path.rsplit("/", 1)[0]),
+            PhysicsSchemaTools.sdfPathToInt(collider_path),
+            PhysicsSchemaTools.sdfPathToInt(body_path),
         )
         for fn in list(self.trigger_subs.values()):
             fn(data)
+
+
+# --- Replicator ----------------------------------------------------------------------------------------------
 
 
 class RenderProduct:
@@ -198,33 +433,42 @@ class Annotator:
     def __init__(self, registry: "Replicator", name: str) -> None:
         self.registry, self.name = registry, name
         self.render_products: list[RenderProduct] = []
-        self.frame: Any = np.zeros((0,), np.uint8)  # nothing rendered yet: an empty array, like Kit
+        self._frames: list[tuple[int, np.ndarray]] = []  # (readable from update, pixels)
+        self.fail_detach = False
 
     def attach(self, render_products: list[RenderProduct]) -> None:
         self.render_products = list(render_products)
         self.registry.attached.append(self)
 
     def detach(self) -> None:
+        if self.fail_detach:
+            raise RuntimeError("annotator detach failed (test)")
         if self in self.registry.attached:
             self.registry.attached.remove(self)
         self.render_products = []
 
     def get_data(self) -> Any:
-        return self.frame
+        """The latest finished frame (a copy), or an empty array when none is finished yet."""
+        now = self.registry.kit.updates
+        ready = [pixels for at, pixels in self._frames if at <= now]
+        return ready[-1].copy() if ready else np.zeros((0,), np.uint8)
 
-    def render(self) -> None:
+    def render(self, update: int, lag: int) -> None:
         width, height = self.render_products[0].resolution
         frame = np.zeros((height, width, 4), np.uint8)
+        frame[..., 0] = update % 256
         frame[..., 1] = 200
         frame[..., 3] = 255
-        self.frame = frame
+        self._frames = self._frames[-3:] + [(update + lag, frame)]
 
 
 class Replicator:
-    def __init__(self) -> None:
+    def __init__(self, kit: "Kit") -> None:
+        self.kit = kit
         self.created: list[RenderProduct] = []
         self.live: list[RenderProduct] = []
         self.attached: list[Annotator] = []
+        self.annotators: list[Annotator] = []
 
     def render_product(self, camera: str, resolution: tuple[int, int], *args: Any, **kwargs: Any) -> RenderProduct:
         rp = RenderProduct(self, camera, resolution)
@@ -235,25 +479,50 @@ class Replicator:
     def get_annotator(self, name: str, *args: Any, **kwargs: Any) -> Annotator:
         if name != "rgb":
             raise KeyError(name)
-        return Annotator(self, name)
+        annotator = Annotator(self, name)
+        self.annotators.append(annotator)
+        return annotator
 
     def render(self) -> None:
+        kit = self.kit
+        if kit.skip_every and kit.updates % kit.skip_every == 0:
+            return  # the renderer has no new frame this time
         for annotator in self.attached:
-            annotator.render()
+            annotator.render(kit.updates, kit.annotator_lag)
+
+
+# --- the runtime -----------------------------------------------------------------------------------------------
 
 
 class Kit:
     """The stand-in runtime: modules to inject, and a loop that advances the app like Kit's run loop."""
 
-    def __init__(self, stage: Any, settings: dict[str, Any]) -> None:
-        self.stage = stage
-        self.settings = Settings(settings)
-        self.app = App()
-        self.timeline = Timeline()
-        self.physx = PhysxSimulation()
-        self.replicator = Replicator()
+    def __init__(self, stage: Any, settings: dict[str, Any], api: str = "107", annotator_lag: int = 2,
+                 skip_every: int = 5) -> None:
+        if api not in ("106", "107"):
+            raise ValueError(api)
+        self.api = api
+        self.annotator_lag = annotator_lag
+        self.skip_every = skip_every
+        self.updates = 0
+        self.legacy_api_used: set[str] = set()
+        self.settings = Settings({"/physics/updateToUsd": True, **settings})
+        self.dispatcher = Dispatcher()
+        self.app = App(self)
+        self.timeline = Timeline(self)
+        self.usd = UsdContext(self, stage)
+        self.physx = Physx(self)
+        self.replicator = Replicator(self)
         self.logs: list[tuple[str, str]] = []
         self.modules = self._modules()
+
+    @property
+    def stage(self) -> Any:
+        return self.usd.stage
+
+    def note_legacy(self, stream: str) -> None:
+        if self.api == "107":
+            self.legacy_api_used.add(stream)
 
     def _module(self, name: str, **attrs: Any) -> types.ModuleType:
         module = types.ModuleType(name)
@@ -267,11 +536,13 @@ class Kit:
 
         log = lambda level: (lambda msg, *a, **k: self.logs.append((level, msg)))  # noqa: E731
         carb = self._module("carb", log_error=log("error"), log_warn=log("warn"), log_info=log("info"))
+        carb.__path__ = []
         carb_settings = self._module("carb.settings", get_settings=lambda: self.settings)
         carb_tokens = self._module(
             "carb.tokens", get_tokens_interface=lambda: types.SimpleNamespace(resolve=lambda s: s.replace("${data}", "/tmp"))
         )
         carb.settings, carb.tokens = carb_settings, carb_tokens
+        modules = {"carb": carb, "carb.settings": carb_settings, "carb.tokens": carb_tokens}
         omni = self._module("omni")
         omni.__path__ = []  # a package, so "omni.x" submodules resolve from sys.modules
         ext = self._module("omni.ext", IExt=IExt)
@@ -281,8 +552,18 @@ class Kit:
         timeline = self._module(
             "omni.timeline", get_timeline_interface=lambda: self.timeline, TimelineEventType=TimelineEventType
         )
-        usd = self._module("omni.usd", get_context=lambda: types.SimpleNamespace(get_stage=lambda: self.stage))
-        physx = self._module("omni.physx", get_physx_simulation_interface=lambda: self.physx)
+        usd = self._module("omni.usd", get_context=lambda: self.usd, StageEventType=StageEventType)
+        if self.api == "107":
+            dispatcher = self._module("carb.eventdispatcher", get_eventdispatcher=lambda: self.dispatcher)
+            carb.eventdispatcher = dispatcher
+            modules["carb.eventdispatcher"] = dispatcher
+            kit_app.GLOBAL_EVENT_UPDATE = GLOBAL_EVENT_UPDATE
+            timeline.GLOBAL_EVENT_PLAY, timeline.GLOBAL_EVENT_PAUSE = GLOBAL_EVENT_PLAY, GLOBAL_EVENT_PAUSE
+            timeline.GLOBAL_EVENT_STOP = GLOBAL_EVENT_STOP
+        else:  # Kit 106: no stage_event_name on the context
+            usd.get_context = lambda: _Kit106Context(self.usd)
+        physx = self._module("omni.physx", get_physx_simulation_interface=lambda: self.physx,
+                             get_physx_interface=lambda: self.physx)
         physx.__path__ = []
         bindings = self._module("omni.physx.bindings")
         bindings.__path__ = []
@@ -297,14 +578,16 @@ class Kit:
         )
         omni.ext, omni.kit, omni.timeline, omni.usd, omni.physx, omni.replicator = ext, kit, timeline, usd, physx, replicator
         kit.app, replicator.core, physx.bindings, bindings._physx = kit_app, rep_core, bindings, physx_bindings
-        return {
-            "carb": carb, "carb.settings": carb_settings, "carb.tokens": carb_tokens,
+        modules.update({
             "omni": omni, "omni.ext": ext, "omni.kit": kit, "omni.kit.app": kit_app, "omni.timeline": timeline,
             "omni.usd": usd, "omni.physx": physx, "omni.physx.bindings": bindings,
             "omni.physx.bindings._physx": physx_bindings, "omni.replicator": replicator, "omni.replicator.core": rep_core,
-        }
+        })
+        return modules
 
     def install(self, monkeypatch: Any) -> None:
+        if self.api == "106":
+            monkeypatch.delitem(sys.modules, "carb.eventdispatcher", raising=False)
         for name, module in self.modules.items():
             monkeypatch.setitem(sys.modules, name, module)
         import pxr
@@ -312,19 +595,46 @@ class Kit:
         monkeypatch.setattr(pxr, "PhysicsSchemaTools", PhysicsSchemaTools, raising=False)
 
     def update(self, dt: float = 1 / 24) -> None:
-        """One app update: render, advance the timeline if playing, deliver events, run update subscribers."""
-        self.replicator.render()
+        """One app update, in Kit's order: timeline state change and its event, time advance, physics step
+        (trigger reports), the update event, then rendering (readable by the annotator later)."""
+        self.updates += 1
+        self.timeline.apply_pending()
         if self.timeline.is_playing():
             self.timeline.set_current_time(self.timeline.get_current_time() + dt)
-        self.timeline.stream.pump()
+            self.physx.step(self.timeline.get_current_time())
+        elif self.timeline.is_stopped():
+            self.physx.reset()
+        if self.api == "107":
+            self.dispatcher.dispatch_event(GLOBAL_EVENT_UPDATE, {"dt": dt})
         self.app.update_stream.push(0, {"dt": dt})
         self.app.update_stream.pump()
+        self.replicator.render()
+
+    def close_stage(self) -> None:
+        self.usd.close_stage()
 
     def live(self) -> dict[str, int]:
         return {
-            "update_subscriptions": len(self.app.update_stream.subscriptions),
-            "timeline_subscriptions": len(self.timeline.stream.subscriptions),
+            "update_subscriptions": len(self.app.update_stream.subscriptions)
+            + sum(1 for g in self.dispatcher.observers if g.event_name == GLOBAL_EVENT_UPDATE),
+            "timeline_subscriptions": len(self.timeline.stream.subscriptions)
+            + sum(1 for g in self.dispatcher.observers if g.event_name.startswith("omni.timeline:")),
+            "stage_subscriptions": len(self.usd.stream.subscriptions)
+            + sum(1 for g in self.dispatcher.observers if g.event_name.startswith("omni.usd:")),
             "trigger_subscriptions": len(self.physx.trigger_subs),
             "render_products": len(self.replicator.live),
             "attached_annotators": len(self.replicator.attached),
         }
+
+
+class _Kit106Context:
+    """omni.usd's context as Kit 106 has it: no stage_event_name (events through the stage event stream)."""
+
+    def __init__(self, context: UsdContext) -> None:
+        self._context = context
+
+    def get_stage(self) -> Any:
+        return self._context.get_stage()
+
+    def get_stage_event_stream(self) -> EventStream:
+        return self._context.get_stage_event_stream()

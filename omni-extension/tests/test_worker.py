@@ -190,36 +190,23 @@ def test_the_drop_oldest_policy_drops_and_counts_when_the_worker_cannot_keep_up(
     assert list(worker.outbox.dropped_keys) == ["r6-000001", "r6-000002", "r6-000003"]
 
 
-class StuckTransport:
-    """connect() hangs for a while whatever happens (a gateway that accepts TCP and never answers)."""
-
-    name = "stuck"
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-    async def connect(self) -> None:
-        import asyncio
-
-        await asyncio.shield(asyncio.sleep(self.seconds))
-        from simgate.parking.transports import ConnectionLost
-
-        raise ConnectionLost("gave up")
-
-    async def close(self) -> None:
-        pass
-
-
 def test_stop_waits_at_most_one_second_and_what_is_left_reaches_the_spool(tmp_path) -> None:
-    worker = make_worker(tmp_path, lambda: StuckTransport(2.5))
+    busy = threading.Event()
+
+    def slow_prepare(frame):  # a slow image encoding on the worker thread (it holds the thread, not the GIL)
+        busy.set()
+        time.sleep(2.5)
+        return frame
+
+    worker = make_worker(tmp_path, lambda: GrpcTransport("127.0.0.1:9", connect_timeout_s=0.2), prepare=slow_prepare)
     worker.start()
-    wait_for(lambda: worker.active, what="the worker holds its spool")
     for n in range(1, 4):
         worker.submit(event("r9", n))
+    assert busy.wait(10)
     started = time.monotonic()
     assert worker.stop(flush_timeout_s=5.0) is False  # asked for 5 s of flushing: the join is capped anyway
     assert time.monotonic() - started < 1.5
-    assert worker.join(10) and not worker.active
+    assert worker.join(15) and not worker.active
     reopened = DiskSpool(tmp_path / "spool", 1 << 24, 100)
     reopened.open(lock_wait_s=1)  # released by the worker when it ended
     assert len(reopened) == 3

@@ -129,6 +129,8 @@ class GateDetector:
     # position check skips them.
     trigger_gates: frozenset = frozenset()
     trigger_cars: frozenset = frozenset()
+    # When set, the position check looks at these gates only (detection "trigger": the fallback gates).
+    polled_gates: Optional[frozenset] = None
     stats: DetectorStats = field(default_factory=DetectorStats)
 
     def __post_init__(self) -> None:
@@ -176,6 +178,8 @@ class GateDetector:
         out: list[GateCrossing] = []
         for car_path, position in positions:
             for gate in self.gates:
+                if self.polled_gates is not None and gate.path not in self.polled_gates:
+                    continue
                 track = self._track(gate, car_path)
                 if track.trigger_driven or (
                     self.use_triggers and gate.path in self.trigger_gates and car_path in self.trigger_cars

@@ -74,6 +74,7 @@ class ParkingSession:
             use_positions=True,
             trigger_gates=frozenset(self.physics.good_gates) if use_triggers else frozenset(),
             trigger_cars=frozenset(self.physics.rigid_cars) if use_triggers else frozenset(),
+            polled_gates=frozenset(self.physics.bad_gates) if settings.detection == "trigger" else None,
         )
         # trigger mode: positions only at gates that cannot report triggers (the fallback)
         self._polled_gates_only = settings.detection == "trigger"

@@ -44,6 +44,16 @@ Pose = tuple[Vec3, tuple[float, float, float, float]]  # position, quaternion (x
 TRIGGER_API = "PhysxTriggerAPI"
 
 
+def applied_schemas(prim: Usd.Prim) -> set[str]:
+    """The API schemas applied to a prim, by name, including those whose plug-in this USD build lacks
+    (PhysxSchema is Kit's; usd-core's GetAppliedSchemas leaves unknown names out)."""
+    names = set(prim.GetAppliedSchemas())
+    list_op = prim.GetMetadata("apiSchemas")
+    if list_op is not None:
+        names.update(str(n) for n in list_op.GetAddedOrExplicitItems())
+    return names
+
+
 @dataclass
 class PhysicsSetup:
     """What PhysX trigger reports can cover on this stage, checked when a run starts."""
@@ -161,7 +171,7 @@ class StageReader:
             problems = []
             if not prim or not prim.HasAPI(UsdPhysics.CollisionAPI):
                 problems.append("no UsdPhysics.CollisionAPI")
-            if not prim or TRIGGER_API not in prim.GetAppliedSchemas():
+            if not prim or TRIGGER_API not in applied_schemas(prim):
                 problems.append("no PhysxSchema.PhysxTriggerAPI")
             if problems:
                 setup.bad_gates[path] = problems

@@ -103,6 +103,9 @@ class GrpcTransport:
             self._channel = grpc.aio.insecure_channel(self.address, options=options)
         try:
             await asyncio.wait_for(self._channel.channel_ready(), self.connect_timeout_s)
+        except asyncio.CancelledError:
+            await self.close()
+            raise
         except (asyncio.TimeoutError, grpc.RpcError) as exc:
             await self.close()
             raise ConnectionLost(f"gRPC gateway {self.address} not reachable ({type(exc).__name__})") from None

@@ -237,7 +237,9 @@ class GatewayWorker:
                 break
             transport = self._factory()
             try:
-                await transport.connect()
+                if not await self._connect(transport):
+                    await transport.close()
+                    break  # stopping while still connecting: what is left waits in the spool
             except ConnectionLost as exc:
                 await transport.close()
                 self.stats.connect_failures += 1
@@ -265,6 +267,30 @@ class GatewayWorker:
             if not self._stop_requested:
                 await self._sleep(self._backoff.next_ms() / 1000)
         self._spill_all()
+
+    async def _connect(self, transport: Transport) -> bool:
+        """Connects; a stop request cuts a slow connect short (False) so that stop never waits for it."""
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        connecting = loop.create_task(transport.connect())
+        try:
+            while True:
+                self._wake.clear()
+                if self._stop_requested:
+                    return False
+                waiter = loop.create_task(self._wake.wait())
+                await asyncio.wait({connecting, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                if connecting.done():
+                    connecting.result()  # raises ConnectionLost
+                    return True
+        finally:
+            if not connecting.done():
+                connecting.cancel()
+                try:
+                    await connecting
+                except (asyncio.CancelledError, ConnectionLost):
+                    pass
 
     async def _sleep(self, seconds: float) -> None:
         """Back-off while the gateway is away; what arrives meanwhile goes to the spool at once."""

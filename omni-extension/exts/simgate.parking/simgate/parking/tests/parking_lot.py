@@ -9,13 +9,16 @@ The lot is the x > 0 half-space; the gates stand in the wall at x = 0:
 - Car1 (plate 12GA3456) drives in through the entry gate (t 0..2 s) and parks in B-07 (t 4 s), turning to yaw 90.
 - Car2 (plate 34XY7890) waits in C-01, then leaves through the exit gate (t 1..3 s) heading -x (yaw 180).
 - Car3 (plate 99ZZ0001) drives into the entry gate and backs out again: no crossing.
+With ``physics=True`` the gates are PhysX triggers (``UsdPhysics.CollisionAPI`` + ``PhysxTriggerAPI``) and
+Car1 is a kinematic rigid body with a collider, so its passage comes as trigger reports; Car2 and Car3 stay
+plain animated prims (found by the position check).
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-from pxr import Gf, Sdf, Usd, UsdGeom
+from pxr import Gf, Sdf, Usd, UsdGeom, UsdPhysics
 
 TCPS = 24.0
 
@@ -45,12 +48,30 @@ def _car(stage: Usd.Stage, name: str, plate: str, keys: list[tuple[float, tuple[
     return prim
 
 
-def build_parking_lot(path: Optional[str] = None) -> Usd.Stage:
+def make_trigger(prim: Usd.Prim) -> None:
+    """UsdPhysics.CollisionAPI + PhysxSchema.PhysxTriggerAPI (PhysxSchema is Kit's; usd-core lacks it)."""
+    UsdPhysics.CollisionAPI.Apply(prim)
+    try:
+        from pxr import PhysxSchema
+
+        PhysxSchema.PhysxTriggerAPI.Apply(prim)
+    except ImportError:
+        prim.AddAppliedSchema("PhysxTriggerAPI")
+
+
+def make_rigid_body(car: Usd.Prim, kinematic: bool = True) -> None:
+    body = UsdPhysics.RigidBodyAPI.Apply(car)
+    body.CreateKinematicEnabledAttr(kinematic)
+    for child in car.GetChildren():
+        UsdPhysics.CollisionAPI.Apply(child)
+
+
+def build_parking_lot(path: Optional[str] = None, physics: bool = False) -> Usd.Stage:
     stage = Usd.Stage.CreateNew(path) if path else Usd.Stage.CreateInMemory("parking-lot.usda")
-    return populate_parking_lot(stage)
+    return populate_parking_lot(stage, physics)
 
 
-def populate_parking_lot(stage: Usd.Stage) -> Usd.Stage:
+def populate_parking_lot(stage: Usd.Stage, physics: bool = False) -> Usd.Stage:
     """Authors the lot into an existing stage (inside Kit: the open stage of omni.usd)."""
     UsdGeom.SetStageUpAxis(stage, UsdGeom.Tokens.z)
     UsdGeom.SetStageMetersPerUnit(stage, 0.01)
@@ -62,6 +83,8 @@ def populate_parking_lot(stage: Usd.Stage) -> Usd.Stage:
     for name, y in (("Entry", 0.0), ("Exit", 600.0)):
         gate = _cube(stage, f"/World/Gates/{name}", (0.0, y, 100.0), (50.0, 150.0, 100.0))
         gate.CreateAttribute("simgate:inward", Sdf.ValueTypeNames.Float3).Set(Gf.Vec3f(1, 0, 0))
+        if physics:
+            make_trigger(gate)
         camera = UsdGeom.Camera.Define(stage, f"/World/Cameras/{name}Camera")
         camera.CreateFocalLengthAttr(35.0)
         camera.CreateHorizontalApertureAttr(36.0)
@@ -71,7 +94,9 @@ def populate_parking_lot(stage: Usd.Stage) -> Usd.Stage:
         slot = _cube(stage, f"/World/Slots/{name}", (1000.0, y, 0.5), (125.0, 250.0, 0.5))
         slot.CreateAttribute("simgate:slotId", Sdf.ValueTypeNames.String).Set(slot_id)
     UsdGeom.Xform.Define(stage, "/World/Cars")
-    _car(stage, "Car1", "12GA3456", [(0, (-500, 0, 50), 0), (2, (500, 0, 50), 0), (4, (1000, 0, 50), 90)], "/World/Slots/B07")
+    car1 = _car(stage, "Car1", "12GA3456", [(0, (-500, 0, 50), 0), (2, (500, 0, 50), 0), (4, (1000, 0, 50), 90)], "/World/Slots/B07")
+    if physics:
+        make_rigid_body(car1)
     _car(stage, "Car2", "34XY7890", [(0, (1000, 600, 50), 180), (1, (1000, 600, 50), 180), (3, (-500, 600, 50), 180)])
     _car(stage, "Car3", "99ZZ0001", [(0, (-500, 0, 50), 0), (1, (0, 0, 50), 0), (2, (-500, 0, 50), 0)])
     return stage
