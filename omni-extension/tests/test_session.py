@@ -130,3 +130,21 @@ def test_without_encoding_the_session_attaches_raw_rgba_for_the_worker_to_encode
     events = play(session)
     image = events[0].images[0]
     assert image.encoding == simgate_pb2.IMAGE_ENCODING_RAW_RGBA8 and len(image.data) == 32 * 24 * 4
+
+
+def test_deferred_pictures_leave_the_array_to_the_worker_thread() -> None:
+    from simgate.parking.events import WithPictures
+    from simgate.parking.outbox import frame_of
+
+    sent: list = []
+    session = ParkingSession(settings(), StageReader(build_parking_lot()), sent.append, Frames(), run_id="r6",
+                             encode_images=False, defer_pictures=True)
+    session.start()
+    events = play(session)
+    assert events and not events[0].images  # nothing copied into the message on the simulation thread
+    deferred = [m for m in sent if isinstance(m, WithPictures)]
+    assert len(deferred) == len(events)
+    built = frame_of(deferred[0]).event  # on the worker: bytes and the Image message
+    image = built.images[0]
+    assert image.encoding == simgate_pb2.IMAGE_ENCODING_RAW_RGBA8 and len(image.data) == 32 * 24 * 4
+    assert built.event_id == events[0].event_id and not deferred[0].event.images  # the original is untouched

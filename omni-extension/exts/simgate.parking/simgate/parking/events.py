@@ -7,7 +7,7 @@ import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from .wire import simgate_pb2
 
@@ -36,6 +36,41 @@ class CapturedImage:
     view: str
     camera_prim_path: str
     image: EncodedImage
+
+
+@dataclass(frozen=True)
+class Picture:
+    view: str
+    camera_prim_path: str
+    pixels: Any  # the annotator's (h, w, 3|4) uint8 array, never changed after capture
+
+
+class WithPictures:
+    """An event whose pictures are still the renderer's arrays. ``build()`` (worker or recorder thread)
+    returns a new Event with RAW_RGBA8 Image messages; the event itself is never changed, so several
+    threads may build from it."""
+
+    __slots__ = ("event", "pictures")
+
+    def __init__(self, event: simgate_pb2.Event, pictures: list[Picture]) -> None:
+        self.event, self.pictures = event, pictures
+
+    def build(self) -> simgate_pb2.Event:
+        from .images import RgbaFrame
+
+        out = simgate_pb2.Event()
+        out.CopyFrom(self.event)
+        for picture in self.pictures:
+            frame = RgbaFrame.from_array(picture.pixels)
+            out.images.add(
+                view=VIEW_ALPHABET.sub("-", picture.view.lower())[:32],
+                camera_prim_path=picture.camera_prim_path,
+                encoding=simgate_pb2.IMAGE_ENCODING_RAW_RGBA8,
+                width=frame.width,
+                height=frame.height,
+                data=frame.pixels,
+            )
+        return out
 
 
 class RunEvents:

@@ -57,6 +57,11 @@ log = logging.getLogger(__name__)
 
 EXTENSION_NAME = "simgate.parking"
 UPDATE_TO_USD = "/physics/updateToUsd"
+_current: Optional["ParkingGateExtension"] = None  # the started instance, for the omni.kit.test tests
+
+
+def current() -> Optional["ParkingGateExtension"]:
+    return _current
 
 
 def _version_of(ext_id: str) -> str:
@@ -89,6 +94,8 @@ def _release(subscription: Any) -> None:
 
 class ParkingGateExtension(omni.ext.IExt):
     def on_startup(self, ext_id: str) -> None:
+        global _current
+        _current = self
         self._ext_id = ext_id
         self._version = _version_of(ext_id)
         self._subscriptions: list[Any] = []
@@ -149,6 +156,9 @@ class ParkingGateExtension(omni.ext.IExt):
         if recorder is not None:
             self._guarded("close the recording", lambda: recorder.close(MAX_JOIN_S))
         self._session = None
+        global _current
+        if _current is self:
+            _current = None
 
     def _guarded(self, what: str, step: Callable[[], Any]) -> None:
         try:
@@ -244,7 +254,8 @@ class ParkingGateExtension(omni.ext.IExt):
         try:
             self._open_cameras()
             session = ParkingSession(
-                settings, reader, self._send, self._latest_frame, self._version, encode_images=False
+                settings, reader, self._send, self._latest_frame, self._version, encode_images=False,
+                defer_pictures=True,
             )
         except LookupError as exc:
             carb.log_error(f"[{EXTENSION_NAME}] the stage does not fit the settings: {exc}")

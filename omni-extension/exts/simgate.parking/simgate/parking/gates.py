@@ -54,6 +54,7 @@ class GateVolume:
         if any(lo > hi for lo, hi in zip(self.minimum, self.maximum)):
             raise ValueError(f"gate {self.path}: minimum {self.minimum} exceeds maximum {self.maximum}")
         object.__setattr__(self, "inward", normalised(self.inward))
+        object.__setattr__(self, "_center", self.center)
         if not self.name:
             object.__setattr__(self, "name", self.path.rstrip("/").rsplit("/", 1)[-1].lower())
 
@@ -62,12 +63,22 @@ class GateVolume:
         return tuple((lo + hi) / 2 for lo, hi in zip(self.minimum, self.maximum))  # type: ignore[return-value]
 
     def contains(self, p: Vec3) -> bool:
-        return all(lo <= c <= hi for lo, c, hi in zip(self.minimum, p, self.maximum))
+        lo, hi = self.minimum, self.maximum
+        return lo[0] <= p[0] <= hi[0] and lo[1] <= p[1] <= hi[1] and lo[2] <= p[2] <= hi[2]
 
     def side(self, p: Vec3) -> int:
         """+1 on the lot side of the gate's mid-plane, -1 on the street side, 0 on the plane."""
-        d = _dot(_sub(p, self.center), self.inward)
+        c, n = self._center, self.inward
+        d = (p[0] - c[0]) * n[0] + (p[1] - c[1]) * n[1] + (p[2] - c[2]) * n[2]
         return (d > 0) - (d < 0)
+
+    def distance(self, p: Vec3) -> float:
+        """From a point to the box (0 inside), stage units."""
+        lo, hi = self.minimum, self.maximum
+        dx = max(lo[0] - p[0], 0.0, p[0] - hi[0])
+        dy = max(lo[1] - p[1], 0.0, p[1] - hi[1])
+        dz = max(lo[2] - p[2], 0.0, p[2] - hi[2])
+        return math.sqrt(dx * dx + dy * dy + dz * dz)
 
     def segment_hits(self, a: Vec3, b: Vec3) -> bool:
         """Whether the segment a→b passes through the box (slab test)."""
@@ -142,6 +153,10 @@ class GateDetector:
         """Forget every car (timeline stopped: positions jump back to the start)."""
         self._tracks.clear()
         self._last_reported.clear()
+
+    def is_inside(self, gate_path: str, car_path: str) -> bool:
+        track = self._tracks.get((gate_path, car_path))
+        return track is not None and track.inside
 
     def gate_for(self, prim_path: str) -> Optional[GateVolume]:
         """The gate a prim belongs to: the gate itself or any descendant (its collider)."""

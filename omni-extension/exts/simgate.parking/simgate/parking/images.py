@@ -28,6 +28,16 @@ class ImageEncodingError(ValueError):
         self.code = code
 
 
+def check_pixels(data: Any) -> None:
+    """Shape and type of an annotator's array, without touching its pixels (cheap: on the main thread)."""
+    shape = getattr(data, "shape", None)
+    if shape is None or len(shape) != 3 or shape[2] not in (3, 4) or shape[0] <= 0 or shape[1] <= 0:
+        raise ImageEncodingError(CODE_BAD_PIXELS, f"expected an (height, width, 3|4) array, got shape {shape}")
+    dtype = str(getattr(data, "dtype", "uint8"))
+    if dtype != "uint8":
+        raise ImageEncodingError(CODE_BAD_PIXELS, f"expected uint8 pixels, got {dtype}")
+
+
 @dataclass(frozen=True)
 class RgbaFrame:
     """Tightly packed 8-bit RGBA pixels, row-major, top row first."""

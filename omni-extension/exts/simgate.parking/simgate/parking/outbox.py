@@ -56,9 +56,9 @@ class OutboundItem:
     @property
     def kind(self) -> str:
         if self._frame is None:
-            return {simgate_pb2.Event: "event", simgate_pb2.RunStart: "run_start", simgate_pb2.RunEnd: "run_end"}[
-                type(self._message)
-            ]
+            return {simgate_pb2.Event: "event", simgate_pb2.RunStart: "run_start", simgate_pb2.RunEnd: "run_end"}.get(
+                type(self._message), "event"
+            )
         return self._frame.WhichOneof("body") or "empty"
 
     @staticmethod
@@ -74,6 +74,8 @@ class OutboundItem:
 
     @staticmethod
     def key_of_message(message: Any) -> str:
+        if hasattr(message, "pictures"):  # events.WithPictures
+            return message.event.event_id
         if isinstance(message, simgate_pb2.Event):
             return message.event_id
         if isinstance(message, simgate_pb2.RunStart):
@@ -83,7 +85,9 @@ class OutboundItem:
         raise TypeError(f"cannot send a {type(message).__name__}")
 
 
-def frame_of(message: simgate_pb2.Event | simgate_pb2.RunStart | simgate_pb2.RunEnd) -> simgate_pb2.ClientFrame:
+def frame_of(message: Any) -> simgate_pb2.ClientFrame:
+    if hasattr(message, "build"):  # events.WithPictures: its pictures become Image messages here
+        return simgate_pb2.ClientFrame(event=message.build())
     if isinstance(message, simgate_pb2.Event):
         return simgate_pb2.ClientFrame(event=message)
     if isinstance(message, simgate_pb2.RunStart):

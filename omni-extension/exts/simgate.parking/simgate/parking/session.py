@@ -19,15 +19,16 @@ from typing import Any, Callable, Optional
 
 from .wire import simgate_pb2
 
-from .events import CapturedImage, RunEvents, new_run_id
+from .events import CapturedImage, Picture, RunEvents, WithPictures, new_run_id
 from .gates import GateCrossing, GateDetector
-from .images import ImageEncodingError, RgbaFrame, encode
+from .images import ImageEncodingError, RgbaFrame, check_pixels, encode
 from .settings import ParkingSettings
 from .stage_reader import CarState, PhysicsSetup, StageReader
 
 log = logging.getLogger(__name__)
 
 Sink = Callable[[Any], bool]
+CAR_LIST_REFRESH_S = 0.5
 # Given a camera prim path: the latest rendered frame as an (h, w, 4) uint8 array or an RgbaFrame,
 # or None when the renderer has not produced one yet.
 FrameSource = Callable[[str], Any]
@@ -55,6 +56,7 @@ class ParkingSession:
         run_id: Optional[str] = None,
         clock_ms: Optional[Callable[[], int]] = None,
         encode_images: bool = True,
+        defer_pictures: bool = False,
     ) -> None:
         self.settings = settings
         self.reader = reader
@@ -62,6 +64,9 @@ class ParkingSession:
         self._frames = frames
         # False: attach raw RGBA (a copy, fast) and let the worker thread encode (images.encode_frame_images)
         self._encoding = settings.image_encoding if encode_images else "raw"
+        # True (the adapter): the picture stays the array the renderer handed over (one copy, made by
+        # get_data) and the worker thread turns it into bytes and an Image message (events.WithPictures).
+        self._defer_pictures = defer_pictures
         self.producer_version = producer_version
         kwargs = {"clock_ms": clock_ms} if clock_ms is not None else {}
         self.run = RunEvents(run_id or new_run_id(settings.run_id_prefix), **kwargs)
@@ -78,6 +83,12 @@ class ParkingSession:
         )
         # trigger mode: positions only at gates that cannot report triggers (the fallback)
         self._polled_gates_only = settings.detection == "trigger"
+        self._cars: Optional[list[str]] = None
+        self._cars_listed_at = 0.0
+        self._next_check: dict[str, float] = {}
+        self._last_time = float("-inf")
+        # the fastest a car may move, in stage units per second (metersPerUnit applied)
+        self._max_speed_units = settings.max_car_speed / (reader.meters_per_unit or 1.0)
         self._camera_for_gate = dict(zip(settings.gate_prim_paths, settings.camera_prim_paths))
         self._reports: list[tuple[str, str, bool]] = []
         self._reports_lock = threading.Lock()
@@ -146,21 +157,50 @@ class ParkingSession:
                 log.warning("simgate: trigger report for %s: %s", car, exc)
                 continue
             crossings += self.detector.on_trigger(trigger_prim, car, entered, position, sim_time)
-        polled = self._cars_to_poll()
+        polled = self._cars_to_poll(sim_time)
         if polled:
-            crossings += self.detector.on_positions(self.reader.car_positions(sim_time, polled), sim_time)
+            positions = self.reader.car_positions(sim_time, polled)
+            crossings += self.detector.on_positions(positions, sim_time)
+            self._schedule(positions, sim_time)
         return [self._emit(crossing) for crossing in crossings]
 
-    def _cars_to_poll(self) -> list[str]:
-        """The cars whose position must be checked at some gate (not every pair is covered by triggers)."""
+    def _car_list(self, sim_time: float) -> list[str]:
+        """The cars on the stage, listed again every ``CAR_LIST_REFRESH_S`` of simulation time (listing the
+        stage's prims every update costs more than the rest of the update)."""
+        if self._cars is None or abs(sim_time - self._cars_listed_at) >= CAR_LIST_REFRESH_S:
+            self._cars = self.reader.car_paths()
+            self._cars_listed_at = sim_time
+        return self._cars
+
+    def _cars_to_poll(self, sim_time: float) -> list[str]:
+        """The cars whose position must be checked now: not covered by trigger reports at every gate, and
+        close enough to a polled gate to reach it before their next check (``maxCarSpeed``)."""
         detector = self.detector
         all_gates_covered = len(detector.trigger_gates) == len(detector.gates)
         if self._polled_gates_only and all_gates_covered:
             return []
-        cars = self.reader.car_paths()
+        cars = self._car_list(sim_time)
         if all_gates_covered:
-            return [car for car in cars if car not in detector.trigger_cars]
-        return cars
+            cars = [car for car in cars if car not in detector.trigger_cars]
+        if sim_time < self._last_time:  # the timeline jumped back: check everything again
+            self._next_check.clear()
+        self._last_time = sim_time
+        return [car for car in cars if self._next_check.get(car, float("-inf")) <= sim_time]
+
+    def _schedule(self, positions: list[tuple[str, tuple[float, float, float]]], sim_time: float) -> None:
+        """A car at distance d from the nearest polled gate cannot reach it for d / maxCarSpeed seconds."""
+        gates = [g for g in self.detector.gates
+                 if self.detector.polled_gates is None or g.path in self.detector.polled_gates]
+        if not gates:
+            return
+        speed = self._max_speed_units
+        for car, position in positions:
+            track_inside = any(self.detector.is_inside(g.path, car) for g in gates)
+            if track_inside:
+                self._next_check[car] = sim_time  # inside a gate: every update
+                continue
+            gap = min(g.distance(position) for g in gates)
+            self._next_check[car] = sim_time + gap / speed
 
     def release_stage(self) -> None:
         """The stage is closing or the run is over: keep no reference to it."""
@@ -180,15 +220,43 @@ class ParkingSession:
             car = CarState(crossing.car_path, crossing.car_path.rsplit("/", 1)[-1], "", 0.0, 0.0, 0.0, 0.0)
             with_coordinates = False
         images = []
+        pictures: list[Picture] = []
         camera = self._camera_for_gate.get(crossing.gate_path)
         if camera and self._frames is not None:
-            captured = self._capture(camera, "entry" if crossing.direction == "in" else "exit", attributes)
-            if captured is not None:
-                images.append(captured)
+            view = "entry" if crossing.direction == "in" else "exit"
+            if self._defer_pictures:
+                array = self._capture_array(camera, attributes)
+                if array is not None:
+                    pictures.append(Picture(view, camera, array))
+            else:
+                captured = self._capture(camera, view, attributes)
+                if captured is not None:
+                    images.append(captured)
         event = self.run.event(crossing, car, images, attributes=attributes, with_coordinates=with_coordinates)
         self.stats.events += 1
-        self._sink(event)
+        self._sink(WithPictures(event, pictures) if pictures else event)
         return event
+
+    def _capture_array(self, camera: str, attributes: dict[str, str]) -> Any:
+        """The renderer's array as it is (checked, not copied): bytes and Image are made on the worker."""
+        assert self._frames is not None
+        try:
+            data = self._frames(camera)
+        except Exception as exc:
+            data = None
+            attributes["imageError"] = f"capture failed: {type(exc).__name__}: {exc}"[:200]
+        if data is None:
+            self.stats.images_missing += 1
+            attributes.setdefault("imageError", "no frame rendered yet")
+            return None
+        try:
+            check_pixels(data)
+        except ImageEncodingError as exc:
+            self.stats.image_errors += 1
+            attributes["imageError"] = str(exc)[:200]
+            return None
+        self.stats.images += 1
+        return data
 
     def _capture(self, camera: str, view: str, attributes: dict[str, str]) -> Optional[CapturedImage]:
         assert self._frames is not None

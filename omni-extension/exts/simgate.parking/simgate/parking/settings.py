@@ -50,6 +50,9 @@ class ParkingSettings:
     # "auto": both, the trigger report wins and the position check covers animated cars.
     detection: str = "auto"
     debounce_seconds: float = 1.0
+    # The fastest a car moves (m/s): a car far from every gate is checked again only when it could have
+    # reached one, so the per-update cost follows the cars near gates, not all cars.
+    max_car_speed: float = 50.0
     image_encoding: str = "png"
     image_width: int = 1280
     image_height: int = 720
@@ -120,6 +123,8 @@ class ParkingSettings:
                 raise SettingsError(f"{key}: {value} is outside {low}..{high}")
         if self.reconnect_max_ms < self.reconnect_initial_ms:
             raise SettingsError("reconnectMaxMs: must not be smaller than reconnectInitialMs")
+        if not 0.1 <= self.max_car_speed <= 1000:
+            raise SettingsError(f"maxCarSpeed: {self.max_car_speed} is outside 0.1..1000 (m/s)")
         if self.debounce_seconds < 0:
             raise SettingsError("debounceSeconds: must be >= 0")
         if self.transport == "ws" and not self.gateway_ws_url.startswith(("ws://", "wss://")):

@@ -120,7 +120,8 @@ class StageReader:
         root = self.stage.GetPrimAtPath(self.cars_root_path)
         if not root:
             return []
-        return [str(p.GetPath()) for p in root.GetChildren() if p.IsA(UsdGeom.Xformable) and p.IsActive()]
+        prefix = self.cars_root_path + "/"
+        return [prefix + name for name in root.GetChildrenNames()]  # active, defined children (the cheap way)
 
     def car_for(self, prim_path: str) -> Optional[str]:
         """The car a prim belongs to (a PhysX report names the collider, often below the car)."""
