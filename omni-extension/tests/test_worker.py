@@ -178,6 +178,44 @@ def test_a_full_outbox_is_spilled_by_the_worker_on_its_own_thread(tmp_path) -> N
     assert worker.stop(0.2)
 
 
+class HungTransport:
+    """Connects, then the first write never completes (a hung gateway whose HTTP/2 window is exhausted)."""
+
+    name = "hung"
+
+    async def connect(self) -> None:
+        pass
+
+    async def send_event(self, event) -> None:
+        import asyncio
+
+        await asyncio.Event().wait()
+
+    async def next_ack(self):
+        import asyncio
+
+        await asyncio.Event().wait()
+
+    async def run_call(self, frame):
+        import asyncio
+
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_write_stuck_on_a_hung_gateway_does_not_keep_the_full_outbox_from_the_spool(tmp_path) -> None:
+    worker = make_worker(tmp_path, HungTransport, outbox_capacity=32)
+    worker.start()
+    for n in range(1, 41):  # past the capacity, below twice the capacity (where spill drops)
+        worker.submit(event("r11", n))
+    wait_for(lambda: len(worker.spool) >= 8, what="the outbox spilled while the write hangs")
+    assert worker.outbox.dropped == 0
+    worker.stop(0.1)
+    assert worker.join(10)
+
+
 def test_the_drop_oldest_policy_drops_and_counts_when_the_worker_cannot_keep_up(tmp_path) -> None:
     worker = make_worker(tmp_path, lambda: GrpcTransport("127.0.0.1:9"), outbox_capacity=2, outbox_policy="drop-oldest")
     # not started: a worker that is stuck; submit never waits for it

@@ -36,6 +36,8 @@ from .transports import ConnectionLost, Transport
 
 # The longest on_shutdown waits for the worker on Kit's main thread.
 MAX_JOIN_S = 1.0
+# How often the worker looks whether the outbox is full (and must go to the spool).
+SPILL_CHECK_S = 0.02
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +221,7 @@ class GatewayWorker:
         self._wake = asyncio.Event()
         self.outbox.set_wake(self._poke)
         try:
-            loop.run_until_complete(self._main())
+            loop.run_until_complete(self._run())
         except Exception:
             log.exception("simgate worker failed; unacknowledged frames are in the spool")
             self._spill_all()
@@ -229,6 +231,26 @@ class GatewayWorker:
             loop.close()
             self.active = False
             self.spool.close()
+
+    async def _run(self) -> None:
+        # The spill watcher runs beside the connection: a write stuck on a hung gateway (HTTP/2 flow
+        # control) must not keep a full outbox from moving to the spool.
+        watcher = asyncio.get_running_loop().create_task(self._spill_watch())
+        try:
+            await self._main()
+        finally:
+            watcher.cancel()
+            try:
+                await watcher
+            except asyncio.CancelledError:
+                pass
+
+    async def _spill_watch(self) -> None:
+        while True:
+            await asyncio.sleep(SPILL_CHECK_S)
+            if self.outbox.spill_wanted:
+                for item in self.outbox.drain():
+                    self._spool_put(item)
 
     async def _main(self) -> None:
         failures_in_a_row = 0
