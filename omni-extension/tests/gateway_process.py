@@ -101,6 +101,11 @@ class GatewayProcess:
         if self.process is not None:
             self.process.send_signal(signal.SIGSTOP)
 
+    def thaw(self) -> None:
+        """SIGCONT: a frozen gateway goes on."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL: no draining, no goodbye; what was in flight is lost on its side."""
         if self.process is not None and self.process.poll() is None:

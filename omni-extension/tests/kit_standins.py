@@ -11,7 +11,7 @@ extension can observe it, Kit's behaviour:
 - Each update: timeline state change and its event, time advance, a physics step, the update event, then
   rendering. The rgb annotator returns a frame only once it is finished, ``annotator_lag`` updates after it
   was rendered (at least one frame behind the simulation); every ``skip_every``-th update renders no new
-  frame. Pixel [0, 0, 0] of a frame is the number of the update it was rendered in (mod 256).
+  frame. Pixel [0, 0, 0] (its first byte) of a frame is the number of the update it was rendered in (mod 256).
 - PhysX trigger reports come only from gates with ``UsdPhysics.CollisionAPI`` and ``PhysxTriggerAPI`` and only
   for rigid bodies (``UsdPhysics.RigidBodyAPI``). A rigid body follows its USD animation (kinematic) or a
   function given to ``kit.physx.drive`` (dynamic); with ``/physics/updateToUsd`` false its pose is NOT
@@ -448,18 +448,18 @@ class Annotator:
         self.render_products = []
 
     def get_data(self) -> Any:
-        """The latest finished frame (a copy), or an empty array when none is finished yet."""
+        """The latest finished frame (a new array each call, as Kit's get_data), or an empty array when none
+        is finished yet."""
         now = self.registry.kit.updates
-        ready = [pixels for at, pixels in self._frames if at <= now]
-        return ready[-1].copy() if ready else np.zeros((0,), np.uint8)
+        ready = [rendered for at, rendered in self._frames if at <= now]
+        if not ready:
+            return np.zeros((0,), np.uint8)
+        frame = self.registry.picture(self.render_products[0].resolution).copy()
+        frame[0, 0, 0] = ready[-1] % 256  # the update it was rendered in
+        return frame
 
     def render(self, update: int, lag: int) -> None:
-        width, height = self.render_products[0].resolution
-        frame = np.zeros((height, width, 4), np.uint8)
-        frame[..., 0] = update % 256
-        frame[..., 1] = 200
-        frame[..., 3] = 255
-        self._frames = self._frames[-3:] + [(update + lag, frame)]
+        self._frames = self._frames[-3:] + [(update + lag, update)]
 
 
 class Replicator:
@@ -469,6 +469,22 @@ class Replicator:
         self.live: list[RenderProduct] = []
         self.attached: list[Annotator] = []
         self.annotators: list[Annotator] = []
+        self._pictures: dict[tuple[int, int], np.ndarray] = {}
+        # what the cameras see (width, height) -> (h, w, 4) uint8; default: flat green
+        self.scene: Optional[Callable[[int, int], np.ndarray]] = None
+
+    def picture(self, resolution: tuple[int, int]) -> np.ndarray:
+        width, height = resolution
+        picture = self._pictures.get((width, height))
+        if picture is None:
+            if self.scene is not None:
+                picture = self.scene(width, height)
+            else:
+                picture = np.zeros((height, width, 4), np.uint8)
+                picture[..., 1] = 200
+                picture[..., 3] = 255
+            self._pictures[(width, height)] = picture
+        return picture
 
     def render_product(self, camera: str, resolution: tuple[int, int], *args: Any, **kwargs: Any) -> RenderProduct:
         rp = RenderProduct(self, camera, resolution)

@@ -13,6 +13,7 @@ that cannot report triggers; ``position`` checks every car at every gate.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -89,6 +90,10 @@ class ParkingSession:
         self._last_time = float("-inf")
         # the fastest a car may move, in stage units per second (metersPerUnit applied)
         self._max_speed_units = settings.max_car_speed / (reader.meters_per_unit or 1.0)
+        self._polled_boxes = [
+            (*g.minimum, *g.maximum) for g in self.detector.gates
+            if self.detector.polled_gates is None or g.path in self.detector.polled_gates
+        ]
         self._camera_for_gate = dict(zip(settings.gate_prim_paths, settings.camera_prim_paths))
         self._reports: list[tuple[str, str, bool]] = []
         self._reports_lock = threading.Lock()
@@ -188,19 +193,22 @@ class ParkingSession:
         return [car for car in cars if self._next_check.get(car, float("-inf")) <= sim_time]
 
     def _schedule(self, positions: list[tuple[str, tuple[float, float, float]]], sim_time: float) -> None:
-        """A car at distance d from the nearest polled gate cannot reach it for d / maxCarSpeed seconds."""
-        gates = [g for g in self.detector.gates
-                 if self.detector.polled_gates is None or g.path in self.detector.polled_gates]
-        if not gates:
+        """A car at distance d from the nearest polled gate cannot reach it for d / maxCarSpeed seconds; a car
+        inside a gate is checked every update."""
+        boxes = self._polled_boxes
+        if not boxes:
             return
-        speed = self._max_speed_units
-        for car, position in positions:
-            track_inside = any(self.detector.is_inside(g.path, car) for g in gates)
-            if track_inside:
-                self._next_check[car] = sim_time  # inside a gate: every update
-                continue
-            gap = min(g.distance(position) for g in gates)
-            self._next_check[car] = sim_time + gap / speed
+        speed, next_check = self._max_speed_units, self._next_check
+        for car, (x, y, z) in positions:
+            nearest = math.inf
+            for lx, ly, lz, hx, hy, hz in boxes:
+                dx = lx - x if x < lx else (x - hx if x > hx else 0.0)
+                dy = ly - y if y < ly else (y - hy if y > hy else 0.0)
+                dz = lz - z if z < lz else (z - hz if z > hz else 0.0)
+                d2 = dx * dx + dy * dy + dz * dz
+                if d2 < nearest:
+                    nearest = d2
+            next_check[car] = sim_time + math.sqrt(nearest) / speed
 
     def release_stage(self) -> None:
         """The stage is closing or the run is over: keep no reference to it."""

@@ -52,7 +52,7 @@ class ParkingSettings:
     debounce_seconds: float = 1.0
     # The fastest a car moves (m/s): a car far from every gate is checked again only when it could have
     # reached one, so the per-update cost follows the cars near gates, not all cars.
-    max_car_speed: float = 50.0
+    max_car_speed: float = 30.0
     image_encoding: str = "png"
     image_width: int = 1280
     image_height: int = 720

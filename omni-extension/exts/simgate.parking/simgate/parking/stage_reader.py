@@ -82,6 +82,8 @@ class StageReader:
         self._tcps = float(stage.GetTimeCodesPerSecond()) or 24.0
         self.rigid_body_pose: Optional[Callable[[str], Optional[Pose]]] = None
         self._rigid: dict[str, bool] = {}
+        self._slots: Optional[list[tuple[str, Vec3, Vec3]]] = None
+        self._prims: dict[str, Usd.Prim] = {}  # path lookups cost more than the transform
         self._cache_time: Optional[float] = None
         self._cache: Optional[UsdGeom.XformCache] = None
 
@@ -156,11 +158,14 @@ class StageReader:
         pose = self._physx_pose(prim_path)
         if pose is not None:
             return (float(pose[0][0]), float(pose[0][1]), float(pose[0][2]))
-        prim = self.stage.GetPrimAtPath(prim_path)
-        if not prim:
-            raise LookupError(f"prim {prim_path} is not on the stage")
-        t = self._world(prim, sim_time).ExtractTranslation()
-        return (float(t[0]), float(t[1]), float(t[2]))
+        prim = self._prims.get(prim_path)
+        if prim is None or not prim.IsValid():
+            prim = self.stage.GetPrimAtPath(prim_path)
+            if not prim:
+                raise LookupError(f"prim {prim_path} is not on the stage")
+            self._prims[prim_path] = prim
+        x, y, z = self._world(prim, sim_time).ExtractTranslation()
+        return (x, y, z)
 
     def car_positions(self, sim_time: float, paths: Optional[list[str]] = None) -> list[tuple[str, Vec3]]:
         return [(path, self.position(path, sim_time)) for path in (self.car_paths() if paths is None else paths)]
@@ -213,19 +218,26 @@ class StageReader:
         attr = prim.GetAttribute("simgate:slotId")
         return str(attr.Get()) if attr and attr.HasAuthoredValue() else prim.GetName()
 
+    def slot_footprints(self, time: Usd.TimeCode = Usd.TimeCode.Default()) -> list[tuple[str, Vec3, Vec3]]:
+        """Each slot's id and world bounds, computed once per reader (a run): slots do not move."""
+        if self._slots is None:
+            self._slots = []
+            root = self.stage.GetPrimAtPath(self.slots_root_path)
+            if root:
+                cache = UsdGeom.BBoxCache(time, [UsdGeom.Tokens.default_, UsdGeom.Tokens.render])
+                for slot in root.GetChildren():
+                    box = cache.ComputeWorldBound(slot).ComputeAlignedRange()
+                    if box.IsEmpty():
+                        continue
+                    lo, hi = box.GetMin(), box.GetMax()
+                    self._slots.append((self._slot_id(slot), (lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2])))
+        return self._slots
+
     def _slot_containing(self, position: Vec3, time: Usd.TimeCode) -> str:
-        root = self.stage.GetPrimAtPath(self.slots_root_path)
-        if not root:
-            return ""
         up = 2 if self.up_axis == "Z" else 1
-        cache = UsdGeom.BBoxCache(time, [UsdGeom.Tokens.default_, UsdGeom.Tokens.render])
-        for slot in root.GetChildren():
-            box = cache.ComputeWorldBound(slot).ComputeAlignedRange()
-            if box.IsEmpty():
-                continue
-            lo, hi = box.GetMin(), box.GetMax()
+        for slot_id, lo, hi in self.slot_footprints(time):
             if all(lo[i] <= position[i] <= hi[i] for i in range(3) if i != up):
-                return self._slot_id(slot)
+                return slot_id
         return ""
 
     def _target_slot(self, car: Usd.Prim) -> str:
