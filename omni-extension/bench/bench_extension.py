@@ -150,7 +150,7 @@ def run_condition(name: str, args, gateway=None) -> dict:
     kit.timeline.play()
     kit.update()
     period = 1.0 / args.hz
-    walls, cpus, lateness, loop_walls = [], [], [], []
+    walls, cpus, lateness, loop_walls, with_event = [], [], [], [], []
     events_before = 0
     next_at = time.perf_counter()
     for _ in range(args.updates):
@@ -163,8 +163,11 @@ def run_condition(name: str, args, gateway=None) -> dict:
         woke = time.perf_counter()
         lateness.append(max(0.0, woke - next_at))
         meter.wall = meter.cpu = 0.0
+        session = extension._session if extension is not None else None
+        events_before = session.stats.events if session is not None else 0
         kit.update(period)
         loop_walls.append(time.perf_counter() - woke)
+        with_event.append(session is not None and session.stats.events > events_before)
         walls.append(meter.wall)
         cpus.append(meter.cpu)
     result = {
@@ -174,6 +177,7 @@ def run_condition(name: str, args, gateway=None) -> dict:
         "callback_cpu": cpus,
         "lateness": lateness,
         "loop_wall": loop_walls,
+        "with_event": with_event,
     }
     if extension is not None:
         session = extension._session
@@ -190,12 +194,16 @@ def run_condition(name: str, args, gateway=None) -> dict:
 def summary_row(result: dict) -> list[str]:
     ms = lambda v: f"{v * 1000:.3f}"  # noqa: E731
     cw, cc, late = result["callback_wall"], result["callback_cpu"], result["lateness"]
+    quiet = [c for c, e in zip(cc, result["with_event"]) if not e] or [0.0]
+    busy = [c for c, e in zip(cc, result["with_event"]) if e] or [0.0]
     worker = result.get("worker", {})
     return [
         result["condition"],
         str(result["updates"]),
         str(result.get("events", "-")),
         f"{ms(statistics.median(cc))} / {ms(percentile(cc, 0.99))} / {ms(max(cc))}",
+        f"{ms(percentile(quiet, 0.99))}",
+        f"{ms(statistics.median(busy))} / {ms(max(busy))}",
         f"{ms(statistics.median(cw))} / {ms(percentile(cw, 0.99))} / {ms(max(cw))}",
         str(sum(1 for v in cc if v > 0.005)),
         str(sum(1 for v in cw if v > 0.005)),
@@ -205,7 +213,8 @@ def summary_row(result: dict) -> list[str]:
     ]
 
 
-HEADER = ["condition", "updates", "events", "callback CPU ms p50 / p99 / max", "callback wall ms p50 / p99 / max",
+HEADER = ["condition", "updates", "events", "callback CPU ms p50 / p99 / max", "CPU p99 ms, updates without an event",
+          "CPU ms p50 / max, updates with an event", "callback wall ms p50 / p99 / max",
           "CPU > 5 ms", "wall > 5 ms", "wake-up lateness ms p99 / max", "accepted/spooled/outbox dropped/spool dropped"]
 
 
@@ -249,12 +258,13 @@ def main() -> int:
     text = table(results)
     print(text)
     if args.results:
-        command = "bench/bench_extension.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        shown = [f"--results {args.results}" if a == args.results else shlex.quote(a) for a in sys.argv[1:] if a != "--results"]
+        command = "bench/bench_extension.py " + " ".join(shown)
         machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
                    f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
         Path(args.results).write_text(
             "# Main-thread cost of streaming (bench_extension.py)\n\n"
-            f"Command (from omni-extension/, stack up, `eval \"$(deploy/local/stack env)\"`): `.venv/bin/python {command}`\n\n"
+            f"Command (repository root, stack up, `eval \"$(deploy/local/stack env)\"`): `.venv/bin/python omni-extension/{command}`\n\n"
             f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine}.\n\n"
             f"{args.cars} extra cars (53 in all) crossing the two gates every {CYCLE_S:.0f} s each "
             f"(~{2 * args.cars / CYCLE_S:.1f} crossings/s), 2 gate cameras at 1280x720, Kit 107 event API stand-ins, "

@@ -470,3 +470,22 @@ def test_the_standins_keep_the_api_versions_apart(monkeypatch, fresh_modules) ->
     assert not hasattr(sys.modules["omni.kit.app"], "GLOBAL_EVENT_UPDATE")
     assert not hasattr(sys.modules["omni.usd"].get_context(), "stage_event_name")
     assert kit_standins.GLOBAL_EVENT_UPDATE
+
+
+def test_only_the_adapter_imports_omni_or_carb() -> None:
+    import ast
+
+    package = EXT_ROOT / "simgate"
+    offenders = []
+    for path in package.rglob("*.py"):
+        relative = path.relative_to(package).as_posix()
+        # __init__.py only probes whether omni.ext exists, to decide whether to load the adapter
+        if relative in ("parking/extension.py", "parking/__init__.py", "parking/tests/test_kit_extension.py",
+                        "parking/tests/__init__.py") \
+                or relative.startswith("v1/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{relative}: {n}" for n in names if n.split(".")[0] in ("omni", "carb")]
+    assert offenders == []
