@@ -210,7 +210,7 @@ def test_a_write_stuck_on_a_hung_gateway_does_not_keep_the_full_outbox_from_the_
     worker.start()
     for n in range(1, 41):  # past the capacity, below twice the capacity (where spill drops)
         worker.submit(event("r11", n))
-    wait_for(lambda: len(worker.spool) >= 8, what="the outbox spilled while the write hangs")
+    wait_for(lambda: len(worker.spool) >= 8, timeout=60, what="the outbox spilled while the write hangs")
     assert worker.outbox.dropped == 0
     worker.stop(0.1)
     assert worker.join(10)

@@ -161,11 +161,9 @@ class Outbox:
         return queued
 
     def _count_drop(self, key: str) -> None:
+        # Counted only: the worker logs it (logging may write to disk, not on the simulation thread).
         self.dropped += 1
         self.dropped_keys.append(key)
-        if self.dropped <= 3 or self.dropped % 100 == 0:
-            log.warning("simgate outbox full (%s, capacity %d): dropped %s (%d dropped so far)",
-                        self.policy, self.capacity, key, self.dropped)
 
     # --- the worker's side -----------------------------------------------------------------
 

@@ -246,11 +246,18 @@ class GatewayWorker:
                 pass
 
     async def _spill_watch(self) -> None:
+        logged = 0
         while True:
             await asyncio.sleep(SPILL_CHECK_S)
             if self.outbox.spill_wanted:
                 for item in self.outbox.drain():
                     self._spool_put(item)
+            dropped = self.outbox.dropped
+            if dropped > logged:
+                log.warning("simgate outbox full (%s, capacity %d): %d frame(s) dropped, %d so far (last %s)",
+                            self.outbox.policy, self.outbox.capacity, dropped - logged, dropped,
+                            self.outbox.dropped_keys[-1] if self.outbox.dropped_keys else "?")
+                logged = dropped
 
     async def _main(self) -> None:
         failures_in_a_row = 0
