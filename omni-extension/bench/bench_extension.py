@@ -183,11 +183,15 @@ def run_condition(name: str, args, gateway=None) -> dict:
         session = extension._session
         result["events"] = session.stats.events if session is not None else 0
         snapshot = extension.worker.snapshot()
+        worker = extension.worker
         if name == "full":
             gateway.thaw()
         extension.on_shutdown()
-        extension.worker_snapshot = snapshot
         result["worker"] = snapshot
+        worker.join(300)  # off the measurement: the next condition starts on a quiet worker
+    import shutil
+
+    shutil.rmtree(spool, ignore_errors=True)
     return result
 
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 from .wire import simgate_pb2
 
 from .gates import GateCrossing
-from .images import EncodedImage
+from .images import EncodedImage, RgbaFrame
 from .stage_reader import CameraInfo, CarState
 
 ID_ALPHABET = re.compile(r"[^A-Za-z0-9._:-]")
@@ -56,8 +56,6 @@ class WithPictures:
         self.event, self.pictures = event, pictures
 
     def build(self) -> simgate_pb2.Event:
-        from .images import RgbaFrame
-
         out = simgate_pb2.Event()
         out.CopyFrom(self.event)
         for picture in self.pictures:

@@ -17,6 +17,8 @@ from typing import Callable, Optional
 
 from .wire import simgate_pb2
 
+from simgate.recording import RecordingWriter
+
 from .outbox import frame_of
 
 log = logging.getLogger(__name__)
@@ -75,8 +77,6 @@ class RunRecorder:
                 log.error("simgate recorder: %s", exc)
 
     def _write(self, message: simgate_pb2.RunStart | simgate_pb2.Event | simgate_pb2.RunEnd) -> None:
-        from simgate.recording import RecordingWriter
-
         if isinstance(message, simgate_pb2.RunStart):
             self._close_file()
             os.makedirs(self.directory, exist_ok=True)

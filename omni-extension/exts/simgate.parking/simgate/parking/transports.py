@@ -3,6 +3,8 @@
 - gRPC: ``Ingest.StreamEvents`` (bidirectional stream, one Ack per Event, any order) through
   ``grpc.aio``, and the unary ``StartRun`` / ``EndRun`` calls;
 - WebSocket: binary frames, one ``ClientFrame`` per message up, one ``ServerFrame`` per message down.
+Everything is imported at the top: the worker may still run for a moment after Kit unloaded this package
+(hot reload), and an import made then would load the package again from the worker's thread.
 Both send the token as ``authorization: Bearer <token>``. Any failure of the connection surfaces as
 ``ConnectionLost``; the worker then reconnects and resends what was not acknowledged.
 
@@ -17,7 +19,11 @@ import asyncio
 import logging
 from typing import Optional, Protocol
 
+import grpc
+import grpc.aio
+
 from .wire import simgate_pb2
+from simgate.v1 import simgate_pb2_grpc  # after wire: it imports the _pb2 module that wire loaded
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +91,6 @@ class GrpcTransport:
         self._call = None
 
     async def connect(self) -> None:
-        import grpc
-        from simgate.v1 import simgate_pb2_grpc
-
         options = [
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -113,8 +116,6 @@ class GrpcTransport:
         self._call = self._stub.StreamEvents(metadata=_auth_metadata(self.token))
 
     async def send_event(self, event: simgate_pb2.Event) -> None:
-        import grpc
-
         if self._call is None:
             raise ConnectionLost("not connected")
         try:
@@ -123,8 +124,6 @@ class GrpcTransport:
             raise ConnectionLost(f"gRPC write failed: {_describe(exc)}") from None
 
     async def next_ack(self) -> simgate_pb2.Ack:
-        import grpc
-
         if self._call is None:
             raise ConnectionLost("not connected")
         try:
@@ -136,8 +135,6 @@ class GrpcTransport:
         return ack
 
     async def run_call(self, frame: simgate_pb2.ClientFrame) -> simgate_pb2.RunAck:
-        import grpc
-
         if self._stub is None:
             raise ConnectionLost("not connected")
         kind = frame.WhichOneof("body")

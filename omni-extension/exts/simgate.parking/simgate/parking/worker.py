@@ -249,9 +249,9 @@ class GatewayWorker:
         logged = 0
         while True:
             await asyncio.sleep(SPILL_CHECK_S)
-            if self.outbox.spill_wanted:
+            if self.outbox.spill_wanted:  # the outbox is full: free it fast, raw (encoded when resent)
                 for item in self.outbox.drain():
-                    self._spool_put(item)
+                    self._spool_put(item, encode=False)
             dropped = self.outbox.dropped
             if dropped > logged:
                 log.warning("simgate outbox full (%s, capacity %d): %d frame(s) dropped, %d so far (last %s)",
@@ -516,9 +516,9 @@ class GatewayWorker:
             log.exception("simgate: preparing %s failed; it is sent as it is", item.key)
         item.prepared = True
 
-    def _spool_put(self, item: OutboundItem) -> None:
-        if not self._stop_requested:
-            self._prepare_item(item)  # stopping: written raw, quicker; encoded when it is resent
+    def _spool_put(self, item: OutboundItem, encode: bool = True) -> None:
+        if encode and not self._stop_requested:
+            self._prepare_item(item)  # stopping or in a hurry: written raw, quicker; encoded when it is resent
         try:
             self.spool.put(item)
             self.stats.spilled += 1
