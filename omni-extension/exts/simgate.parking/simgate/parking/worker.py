@@ -285,7 +285,7 @@ class GatewayWorker:
             self.stats.connects += 1
             self.connected = True
             try:
-                await self._session(transport)
+                await self._session_until_stopped(transport)
             except ConnectionLost as exc:
                 self.stats.disconnects += 1
                 log.warning("simgate connection lost: %s; %d unacknowledged frames go to the spool", exc, len(self._inflight))
@@ -296,6 +296,29 @@ class GatewayWorker:
             if not self._stop_requested:
                 await self._sleep(self._backoff.next_ms() / 1000)
         self._spill_all()
+
+    async def _session_until_stopped(self, transport: Transport) -> None:
+        """The session, cut short when a stop's flush time is over, even if a write or a call hangs (a
+        hung gateway): what is unacknowledged then goes to the spool."""
+        loop = asyncio.get_running_loop()
+        session = loop.create_task(self._session(transport))
+        deadline = loop.create_task(self._stop_deadline_passed())
+        try:
+            await asyncio.wait({session, deadline}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (session, deadline):
+                if not task.done():
+                    task.cancel()
+                    try:
+                        await task
+                    except (asyncio.CancelledError, ConnectionLost):
+                        pass
+        if session.done() and not session.cancelled():
+            session.result()  # raises ConnectionLost
+
+    async def _stop_deadline_passed(self) -> None:
+        while not self._stop_after_deadline():
+            await asyncio.sleep(SPILL_CHECK_S)
 
     async def _connect(self, transport: Transport) -> bool:
         """Connects; a stop request cuts a slow connect short (False) so that stop never waits for it."""
