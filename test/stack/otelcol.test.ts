@@ -55,7 +55,7 @@ describe("deploy/local/stack up otelcol", () => {
     } finally {
       client.close();
     }
-    const records = await readTopic(topic, STACK.kafkaBootstrap, 10_000);
+    const records = await readTopic(topic, STACK.kafkaBootstrap, 60_000);
     expect(records).toHaveLength(1);
     expect(records[0]?.value ?? "").toContain(body);
 
