@@ -370,7 +370,8 @@ async function main(): Promise<void> {
       const payloads = await makePayloads(variant);
       console.log(`${variant}: ${DISTINCT_PAIRS} image pairs, ${(payloads.reduce((s, p) => s + p.bytes, 0) / payloads.length / 2 / 1e3).toFixed(0)} KB per image on average`);
       const gw = await startGateway({
-        env: { SIMGATE_LOG_LEVEL: "warn", ...extraEnv },
+        // The default health-check interval (2 s), not the test helper's 0.5 s, so probes are billed as in production.
+        env: { SIMGATE_LOG_LEVEL: "warn", SIMGATE_HEALTH_INTERVAL_MS: "2000", ...extraEnv },
         nodeArgs: (process.env["BENCH_GATEWAY_NODE_ARGS"] ?? "").split(" ").filter(Boolean),
         echoLogs: process.env["BENCH_ECHO_LOGS"] === "1",
       });

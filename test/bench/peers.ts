@@ -309,7 +309,8 @@ async function main(): Promise<void> {
   const body = otlpPadding();
   console.log(`simgate peer benchmark: records of ${RECORD_BYTES} bytes (gateway JSON record; OTLP request), acks=all, ${SECONDS}s per scenario (+${WARMUP_SECONDS}s warm-up), one record outstanding per stream, streams ${STREAMS.join("/")}, ${ROUNDS} round(s)`);
   const extraEnv = Object.fromEntries((process.env["BENCH_GATEWAY_ENV"] ?? "").split(",").filter(Boolean).map((kv) => kv.split("=") as [string, string]));
-  const gw = await startGateway({ env: { SIMGATE_LOG_LEVEL: "warn", ...extraEnv }, nodeArgs: (process.env["BENCH_GATEWAY_NODE_ARGS"] ?? "").split(" ").filter(Boolean) });
+  // The gateway's default health-check interval (2 s; the test helper's 0.5 s would bill four times the probes to it).
+  const gw = await startGateway({ env: { SIMGATE_LOG_LEVEL: "warn", SIMGATE_HEALTH_INTERVAL_MS: "2000", ...extraEnv }, nodeArgs: (process.env["BENCH_GATEWAY_NODE_ARGS"] ?? "").split(" ").filter(Boolean) });
   const def = PATHS.includes("otelcol-default") ? await startDefaultCollector() : undefined;
   const rows: Row[] = [];
   try {
