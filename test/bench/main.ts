@@ -5,11 +5,14 @@
 // concurrency. Prints events/s, MB/s, ack latency p50/p99, the gateway's peak RSS, and the CPU time per
 // event of each process on the machine (gateway, this sender or direct writer, S3 server, Kafka): where
 // everything shares the same cores, throughput follows the sum. Each scenario deletes the blobs it
-// wrote once it is measured.
+// wrote once it is measured. The headline printed first is the gateway process's CPU time per event
+// against the direct writer's (the baseline's own process: the same S3 PUTs with sha256 and the Kafka
+// produce), for the same events. Results, with their commands, go to test/bench/RESULTS.md.
 //
 //   npm run bench                              (root; builds the gateway first)
 //   BENCH_SECONDS=5 BENCH_STREAMS=1,4,16,64 BENCH_VARIANTS=png,jpeg BENCH_PATHS=baseline,grpc,ws npm run bench
 //   BENCH_ROUNDS=3 BENCH_STREAMS=16 BENCH_VARIANTS=png npm run bench   (interleaved rounds, medians)
+//   BENCH_PIN=1 npm run bench        (this process on CPU 0; the gateway, S3Proxy and Kafka on CPU 1, taskset)
 //
 // Every scenario runs for BENCH_SECONDS (default 4) after a short warm-up, every event has a new id (so
 // every blob is really written). The gateway runs as a child process with its default limits unless
