@@ -7,6 +7,7 @@
 //   deploy/local/stack up kafka s3 && eval "$(deploy/local/stack env)"
 //   npm run bench:peers                       (root; builds the gateway and, once, the collector)
 //   BENCH_ROUNDS=3 BENCH_STREAMS=16 npm run bench:peers       (interleaved rounds, medians)
+//   deploy/local/stack down otelcol           (the command leaves the collector it started running)
 //
 // Rows: simgate over gRPC (one StreamEvents call per stream) and WebSocket (one socket per stream);
 // otelcol-fair (deploy/local/otelcol/config-fair.yaml: answers after Kafka's ack, started with
