@@ -47,6 +47,8 @@ export class FaultStack {
       NESSIE_PORT: await port("NESSIE_PORT"),
       NESSIE_MANAGEMENT_PORT: await port("NESSIE_MANAGEMENT_PORT"),
     };
+    // A loaded machine starts Nessie and Kafka slowly: the stack's own readiness wait, longer.
+    base["UP_TIMEOUT_SECONDS"] = process.env["UP_TIMEOUT_SECONDS"] ?? "300";
     await stackCall(base, ["up", ...services]);
     const { stdout } = await run(STACK_SCRIPT, ["env"], { env: { ...process.env, ...base } });
     const endpoints: Record<string, string> = {};
