@@ -109,6 +109,8 @@ def main() -> int:
     progress(final=True)
     pending = worker.pending()
     stopped = worker.stop(flush_timeout_s=5)
+    if not stopped and hasattr(worker, "join"):
+        stopped = worker.join(30)  # the stop only asks; join waits for the thread's end
     with lock:
         accepted = sorted(k for k, v in answered.items() if v in ("accepted", "duplicate") and not k.startswith("run-"))
         rejected = sorted(k for k, v in answered.items() if v == "rejected")
@@ -120,7 +122,9 @@ def main() -> int:
         "pendingAtEnd": pending,
         "workerStopped": stopped,
         "stats": worker.snapshot(),
-        "spoolDropped": spool.dropped,
+        # Every frame the extension dropped and counted: spool (limits, full disk) and outbox (when its
+        # policy drops instead of spilling).
+        "spoolDropped": spool.dropped + int(worker.snapshot().get("outbox_dropped", 0)),
         "errors": errors[:20],
         "errorCount": len(errors),
     }

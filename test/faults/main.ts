@@ -140,7 +140,7 @@ const FAULTS: Fault[] = [
   ...(["after_production", "after_merge"] as const).map(
     (point): Fault => ({
       name: point === "after_production" ? "wap-kill-before-merge" : "wap-kill-after-merge",
-      what: `the entries' WAP process SIGKILLed ${point === "after_production" ? "just before" : "just after"} the merge (SIMGATE_WAP_FAIL_AT=${point}, FAIL_MODE=kill), then run again`,
+      what: `the entries' WAP process SIGKILLed ${point === "after_production" ? "just before" : "just after"} the merge (SIMGATE_WAP_FAIL_AT=${point}, FAIL_MODE=kill); the next WAP run recovers`,
       wap: async (ctx, notes) => {
         const logFile = join(ctx.dir, "wap.log");
         const killed = await startWap(ctx.stack, ctx.topics.entries, ctx.wapConfig, logFile, {
