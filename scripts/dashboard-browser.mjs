@@ -39,7 +39,7 @@ export async function login(page, base, user, password) {
 export async function chartStates(page) {
   return page.evaluate(() =>
     [...document.querySelectorAll('[data-test="dashboard-component-chart-holder"]')].map((holder) => {
-      const title = holder.querySelector('[data-test="editable-title"], .header-title, [data-test="slice-header"]')?.textContent?.trim() ?? "";
+      const title = (holder.querySelector(".header-title") ?? holder.querySelector('[data-test="slice-header"]'))?.textContent?.trim() ?? "";
       const loading = holder.querySelector('[data-test="loading-indicator"], .loading, [aria-label="Loading"]') !== null;
       const error = holder.querySelector('.alert-danger, .ant-alert-error, [data-test="error-message"], [role="alert"]');
       const canvases = [...holder.querySelectorAll("canvas")].filter((c) => c.width > 0 && c.height > 0);
