@@ -64,7 +64,8 @@ export async function waitForCharts(page, expected, timeoutMs = 120_000) {
   }
 }
 
-/** Distinct colours (sampled) of a PNG, decoded by the browser itself: a blank or flat image has 1. */
+/** Distinct colours (sampled) of a PNG below its top eighth (the page header), decoded by the browser
+ *  itself: a flat image, or a dashboard whose charts are blank, has a handful. */
 export async function distinctColours(page, png) {
   const data = `data:image/png;base64,${Buffer.from(png).toString("base64")}`;
   return page.evaluate(async (src) => {
@@ -78,7 +79,7 @@ export async function distinctColours(page, png) {
     ctx.drawImage(img, 0, 0);
     const px = ctx.getImageData(0, 0, img.width, img.height).data;
     const seen = new Set();
-    for (let i = 0; i < px.length; i += 4 * 97) seen.add((px[i] << 16) | (px[i + 1] << 8) | px[i + 2]);
+    for (let i = 4 * img.width * Math.floor(img.height / 8); i < px.length; i += 4 * 97) seen.add((px[i] << 16) | (px[i + 1] << 8) | px[i + 2]);
     return seen.size;
   }, data);
 }
@@ -89,12 +90,15 @@ export async function screenshotDashboard({ base, user, password, slug = "parkin
   try {
     const page = await browser.newPage();
     await login(page, base, user, password);
-    await page.goto(`${base}/superset/dashboard/${slug}/?standalone=1`, { waitUntil: "networkidle2", timeout: 120_000 });
-    const states = await waitForCharts(page, expected);
-    await new Promise((r) => setTimeout(r, 1500)); // chart animations settle
-    const png = await page.screenshot({ path: out, fullPage: true, type: "png" });
+    await page.goto(`${base}/superset/dashboard/${slug}/`, { waitUntil: "networkidle2", timeout: 120_000 });
+    await waitForCharts(page, expected);
+    await new Promise((r) => setTimeout(r, 2000)); // chart animations settle
+    // The viewport holds the whole dashboard; a full-page capture resizes it and Superset redraws (blank).
+    const png = await page.screenshot({ path: out, type: "png" });
+    // The charts must still be drawn once the picture is taken (a re-render would blank them).
+    const states = await waitForCharts(page, expected, 1);
     const colours = await distinctColours(page, png);
-    if (colours < 8) throw new Error(`the screenshot ${out} is (nearly) one flat colour (${colours} colours)`);
+    if (colours < 32) throw new Error(`the screenshot ${out} is (nearly) flat below its header (${colours} colours): charts not drawn`);
     return { states, colours };
   } finally {
     await browser.close();
