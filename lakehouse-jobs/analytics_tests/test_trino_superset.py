@@ -152,8 +152,8 @@ def bundle_configs(kind: str) -> list[dict]:
 
 
 def charts_by_uuid(superset) -> dict[str, dict]:
-    listed = api(superset, "/api/v1/chart/?q=(page_size:100,columns:!(id,uuid,slice_name,params,query_context,datasource_id))")["result"]
-    return {c["uuid"]: c for c in listed}
+    listed = api(superset, "/api/v1/chart/?q=(page_size:100,columns:!(id,uuid))")["result"]
+    return {c["uuid"]: api(superset, f"/api/v1/chart/{c['id']}")["result"] for c in listed}
 
 
 def test_each_charts_data_api_rows_equal_the_same_query_on_trino(superset, trino_cursor):
