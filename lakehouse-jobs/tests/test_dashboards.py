@@ -54,3 +54,21 @@ def test_the_database_address_is_not_in_the_bundle(bundle):
     (database,) = of_kind(bundle, "database-").values()
     assert "from-the-environment" in database["sqlalchemy_uri"]
     assert all(d["database_uuid"] == database["uuid"] for d in of_kind(bundle, "dataset-").values())
+
+
+def test_a_run_summary_row_carries_offsets_as_json_and_freshness_in_seconds():
+    from datetime import datetime, timedelta, timezone
+
+    from simgate.lakehouse.kafka_source import PartitionRange
+    from simgate.lakehouse.ops_table import WAP_RUNS_SCHEMA, RunSummary
+
+    published = datetime(2026, 12, 2, 8, 0, tzinfo=timezone.utc)
+    captured = published - timedelta(minutes=5)
+    summary = RunSummary("r1", "parking-entries", "wap-parking-entries-r1", 21, 18, 3,
+                         (PartitionRange(0, 0, 4), PartitionRange(2, 8, 10)), published - timedelta(minutes=1),
+                         captured.replace(tzinfo=None), published, captured + timedelta(minutes=2), published)
+    row = dict(zip(WAP_RUNS_SCHEMA.fieldNames(), summary.row(published)))
+    assert json.loads(row["offsets"]) == [{"partition": 0, "start": 0, "end": 4}, {"partition": 2, "start": 8, "end": 10}]
+    assert row["capture_to_main_seconds"] == 300.0  # a naive capture time is UTC, as Spark hands it back
+    assert row["ingest_to_main_seconds"] == 180.0
+    assert (row["rows_read"], row["rows_trusted"], row["rows_untrusted"]) == (21, 18, 3)
