@@ -149,12 +149,14 @@ def _is_test_key(elements: list[str]) -> bool:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def clean_main_catalog(settings):
+def clean_main_catalog():
     """Main's entries are read at the start; at the end, one commit on main deletes the tables and
     namespaces the tests added, and puts the operations table (ops.wap_runs, which every WAP run of a
     test topic writes to) back as it was. The analysts' catalog (Trino, Superset) keeps the system's
     tables only."""
     import requests
+
+    settings = StackSettings.from_env()  # not the fixture: some modules redefine it with a narrower scope
 
     def entries() -> dict[tuple[str, ...], dict]:
         body = requests.get(f"{settings.nessie_uri}/trees/main/entries", params={"content": "true"}, timeout=30).json()
