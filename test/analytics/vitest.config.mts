@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
 // filled (Trino, Superset, the imported bundle), not by the main vitest run.
 export default defineConfig({
   test: {
-    root: __dirname,
+    root: import.meta.dirname,
     include: ["*.browser.test.ts"],
     testTimeout: 300_000,
     hookTimeout: 120_000,
