@@ -232,12 +232,17 @@ describe("overlays/prod on a real API server, as Argo CD syncs it", () => {
   function createAs(sa: string, app: Record<string, unknown>, dryRun = true): { ok: boolean; stderr: string } {
     const args = ["create", "-f", "-", `--as=${SA(sa)}`, ...(dryRun ? ["--dry-run=server"] : [])];
     const run = cluster.kubectl(args, { input: JSON.stringify(app), allowFailure: true });
-    return { ok: run.status === 0, stderr: run.stderr };
+    return { ok: run.status === 0, stderr: run.stderr.trim() };
+  }
+
+  function expectCreated(sa: string, app: Record<string, unknown>, dryRun = true): void {
+    const result = createAs(sa, app, dryRun);
+    expect(result.ok, result.stderr).toBe(true);
   }
 
   test("the ValidatingAdmissionPolicy admits the gateway's own SparkApplication and refuses any other image, service account or entry point", () => {
     expect(policy.image).not.toBe("");
-    expect(createAs("simgate-gateway", wapApplication())).toEqual({ ok: true, stderr: "" });
+    expectCreated("simgate-gateway", wapApplication());
     const refusals: Array<[string, (spec: Record<string, any>) => void, RegExp]> = [
       ["another image", (s) => (s["image"] = "docker.io/library/busybox:1.36"), /only the image .* may run here/],
       ["another driver image", (s) => (s["driver"]["image"] = "docker.io/library/busybox:1.36"), /only the image/],
@@ -310,7 +315,7 @@ describe("overlays/prod on a real API server, as Argo CD syncs it", () => {
       const used = cluster.kubectl(["get", "resourcequota", name, "-n", NAMESPACE, "-o", "jsonpath={.status.used.count/sparkapplications\\.sparkoperator\\.k8s\\.io}"]).stdout.trim();
       return used === "0" ? used : undefined;
     });
-    for (let i = 0; i < limit; i++) expect(createAs("simgate-gateway", wapApplication(), false)).toEqual({ ok: true, stderr: "" });
+    for (let i = 0; i < limit; i++) expectCreated("simgate-gateway", wapApplication(), false);
     const over = createAs("simgate-gateway", wapApplication(), false);
     expect(over.ok).toBe(false);
     expect(over.stderr).toMatch(/exceeded quota: simgate-spark-jobs/);
@@ -326,7 +331,8 @@ describe("overlays/prod on a real API server, as Argo CD syncs it", () => {
   test("leader Lease: of two gateway candidates exactly one leads; the other takes over when the holder stops renewing", async () => {
     const tokenFile = cluster.serviceAccountTokenFile(NAMESPACE, "simgate-gateway");
     const client = new KubernetesClient({ apiUrl: cluster.server, tokenFile, caFile: cluster.caFile, timeoutMs: 5_000 });
-    const timing = { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 300 };
+    // Shorter than the gateway's 15 s / 10 s / 2 s, long enough for a loaded 2-core machine.
+    const timing = { leaseDurationMs: 6_000, renewDeadlineMs: 4_000, retryPeriodMs: 500 };
     const transitions: string[] = [];
     const candidate = (identity: string): LeaderLease =>
       new LeaderLease(client, {
