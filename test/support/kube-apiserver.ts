@@ -1,6 +1,7 @@
-// A real Kubernetes control plane for the tests, on loopback: etcd, kube-apiserver (RBAC, admission
-// with ValidatingAdmissionPolicy and ResourceQuota, service-account tokens) and kube-controller-manager
-// running only the resource-quota controller. No kubelet and no scheduler: pods stay Pending. The
+// A real Kubernetes API server for the tests, on loopback: etcd and kube-apiserver (RBAC, admission with
+// ValidatingAdmissionPolicy and ResourceQuota, service-account tokens). No controllers, kubelet or
+// scheduler: pods stay Pending, and what a controller would write (an operator's status, a quota's
+// usage) the tests write themselves. The
 // binaries come from deploy/local/k8s-tools (bash scripts/setup); state lives in a temporary directory
 // removed by stop(). Ports: KUBE_APISERVER_PORT, ETCD_PORT and ETCD_PEER_PORT when set, else free ones.
 //
@@ -83,7 +84,6 @@ async function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<void>
 export async function startKubeCluster(options: { readyTimeoutMs?: number } = {}): Promise<KubeCluster> {
   const etcdBin = kubeTool("etcd");
   const apiserverBin = kubeTool("kube-apiserver");
-  const controllerManagerBin = kubeTool("kube-controller-manager");
   const kubectlBin = kubectlPath();
   const dir = mkdtempSync(join(tmpdir(), "simgate-kube-"));
   const [apiPort, etcdPort, etcdPeerPort] = [await port("KUBE_APISERVER_PORT"), await port("ETCD_PORT"), await port("ETCD_PEER_PORT")];
@@ -174,14 +174,6 @@ export async function startKubeCluster(options: { readyTimeoutMs?: number } = {}
         "",
       ].join("\n"),
       { mode: 0o600 },
-    );
-
-    // The resource-quota controller computes ResourceQuota usage (the API server's admission refuses
-    // objects a quota covers until that is known). It is the only controller these tests need.
-    spawnLogged(
-      controllerManagerBin,
-      [`--kubeconfig=${kubeconfig}`, "--controllers=resourcequota", "--leader-elect=false", "--secure-port=0", "--concurrent-resource-quota-syncs=2", "--resource-quota-sync-period=5s", "--v=1"],
-      "kube-controller-manager.log",
     );
 
     const kubectl: KubeCluster["kubectl"] = (args, opts = {}) => {

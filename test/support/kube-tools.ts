@@ -1,4 +1,4 @@
-// Where the Kubernetes tools of the tests are: kubectl, kube-apiserver, kube-controller-manager and etcd,
+// Where the Kubernetes tools of the tests are: kubectl, kube-apiserver and etcd,
 // built by deploy/local/k8s-tools (run by bash scripts/setup) into
 // $SIMGATE_CACHE/kubernetes-<KUBERNETES_VERSION>/bin, with the release's OpenAPI document beside them.
 // A missing tool is an error that says how to get it: no test skips for want of one.
@@ -37,8 +37,8 @@ function mustExist(path: string, what: string): string {
   return path;
 }
 
-/** A binary of the build: "kubectl", "kube-apiserver", "kube-controller-manager" or "etcd". */
-export function kubeTool(name: "kubectl" | "kube-apiserver" | "kube-controller-manager" | "etcd"): string {
+/** A binary of the build: "kubectl", "kube-apiserver" or "etcd". */
+export function kubeTool(name: "kubectl" | "kube-apiserver" | "etcd"): string {
   return mustExist(join(kubeToolsDir(), "bin", name), name);
 }
 
