@@ -86,7 +86,15 @@ function installCrds(cluster: KubeCluster): void {
   for (const dir of [locateCrdsDir(), ...(existsSync(extra) ? [extra] : [])]) {
     cluster.kubectl(["apply", "--server-side", "--validate=strict", "--field-manager=operators", "-f", dir]);
   }
-  cluster.kubectl(["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]);
+}
+
+/** Every CRD served (condition Established), polled: `kubectl wait` gives up on a CRD whose status has no
+ *  conditions yet. */
+async function crdsEstablished(cluster: KubeCluster): Promise<void> {
+  await until("the CRDs to be established", () => {
+    const crds = JSON.parse(cluster.kubectl(["get", "crd", "-o", "json"]).stdout) as { items: Array<{ status?: { conditions?: Array<{ type: string; status: string }> } }> };
+    return crds.items.length > 0 && crds.items.every((c) => c.status?.conditions?.some((k) => k.type === "Established" && k.status === "True")) ? true : undefined;
+  }, 60_000);
 }
 
 /** Every object exists on the server afterwards, by kind, namespace and name. */
@@ -99,8 +107,10 @@ function missing(cluster: KubeCluster, objects: readonly Obj[]): string[] {
 
 const SA = (name: string): string => `system:serviceaccount:${NAMESPACE}:${name}`;
 
+/** `resource` is TYPE or TYPE/NAME, as kubectl takes it; TYPE#SUB asks about a subresource (pods#exec). */
 function canI(cluster: KubeCluster, as: string, verb: string, resource: string, namespace = NAMESPACE): boolean {
-  const run = cluster.kubectl(["auth", "can-i", verb, resource, "-n", namespace, `--as=${as}`], { allowFailure: true });
+  const [type, sub] = resource.split("#") as [string, string | undefined];
+  const run = cluster.kubectl(["auth", "can-i", verb, type, ...(sub ? [`--subresource=${sub}`] : []), "-n", namespace, `--as=${as}`], { allowFailure: true });
   if (run.status !== 0 && run.status !== 1) throw new Error(`kubectl auth can-i failed: ${run.stderr}`);
   return run.stdout.trim() === "yes";
 }
@@ -120,6 +130,7 @@ describe("overlays/dev on a real API server", { timeout: 300_000 }, () => {
   beforeAll(async () => {
     cluster = await startKubeCluster();
     installCrds(cluster);
+    await crdsEstablished(cluster);
   }, 240_000);
   afterAll(async () => {
     await cluster?.stop();
@@ -129,6 +140,19 @@ describe("overlays/dev on a real API server", { timeout: 300_000 }, () => {
     const objects = kustomize("deploy/k8s/overlays/dev");
     for (const w of syncWaves(objects)) apply(cluster, w, "simgate-dev");
     expect(missing(cluster, objects)).toEqual([]);
+  });
+
+  test("the API server refuses a misspelled field in a Deployment and a CronJob (strict field validation)", () => {
+    const objects = kustomize("deploy/k8s/overlays/dev");
+    const deployment = structuredClone(objects.find((o) => o.kind === "Deployment" && o.metadata.name === "simgate-gateway")) as Obj & { spec: { template: { spec: Record<string, unknown> } } };
+    deployment.spec.template.spec["toleration"] = [];
+    const cronJob = structuredClone(objects.find((o) => o.kind === "CronJob")) as Obj & { spec: { jobTemplate: { spec: { template: { spec: { containers: Array<Record<string, unknown>> } } } } } };
+    (cronJob.spec.jobTemplate.spec.template.spec.containers[0] as Record<string, unknown>)["readinessprobe"] = { exec: { command: ["true"] } };
+    for (const [o, field] of [[deployment, "toleration"], [cronJob, "readinessprobe"]] as const) {
+      const run = cluster.kubectl(["apply", "--server-side", "--validate=strict", "--dry-run=server", "--field-manager=simgate-dev", "-f", "-"], { input: dump(o), allowFailure: true });
+      expect(run.status, `${o.kind} with ${field}`).not.toBe(0);
+      expect(run.stderr).toMatch(new RegExp(`\\.${field}: field not declared in schema`));
+    }
   });
 });
 
@@ -141,6 +165,7 @@ describe("overlays/prod on a real API server, as Argo CD syncs it", { timeout: 3
     cluster = await startKubeCluster();
     console.log(`kube-apiserver ready in ${cluster.startSeconds.toFixed(1)} s`);
     installCrds(cluster);
+    await crdsEstablished(cluster);
   }, 240_000);
   afterAll(async () => {
     await cluster?.stop();
@@ -189,7 +214,8 @@ describe("overlays/prod on a real API server, as Argo CD syncs it", { timeout: 3
       ["simgate-gateway", "list", "sparkapplications.sparkoperator.k8s.io", false],
       ["simgate-gateway", "update", "sparkapplications.sparkoperator.k8s.io", false],
       ["simgate-gateway", "patch", "sparkapplications.sparkoperator.k8s.io", false],
-      ["simgate-gateway", "update", "sparkapplications.sparkoperator.k8s.io/status", false],
+      ["simgate-gateway", "update", "sparkapplications.sparkoperator.k8s.io#status", false],
+      ["simgate-gateway", "get", "pods#log", false],
       ["simgate-gateway", "create", "scheduledsparkapplications.sparkoperator.k8s.io", false],
       ["simgate-gateway", "create", "leases.coordination.k8s.io", true],
       ["simgate-gateway", "get", "leases.coordination.k8s.io/simgate-gateway-jobs", true],
@@ -212,7 +238,8 @@ describe("overlays/prod on a real API server, as Argo CD syncs it", { timeout: 3
       ["simgate-spark", "create", "sparkapplications.sparkoperator.k8s.io", false],
       ["simgate-spark", "create", "deployments.apps", false],
       ["simgate-spark", "update", "leases.coordination.k8s.io/simgate-gateway-jobs", false],
-      ["simgate-spark", "create", "pods/exec", false],
+      ["simgate-spark", "create", "pods#exec", false],
+      ["simgate-spark", "get", "pods#log", false],
     ];
     const wrong: string[] = [];
     for (const [sa, verb, resource, expected] of table) {
@@ -314,7 +341,8 @@ describe("overlays/prod on a real API server, as Argo CD syncs it", { timeout: 3
     expect(got.spec["driver"]["serviceAccount"]).toBe("simgate-spark");
     // What the operator does: the status subresource, SUBMITTED -> RUNNING -> COMPLETED.
     for (const state of ["SUBMITTED", "RUNNING", "COMPLETED"]) {
-      cluster.kubectl(["patch", "sparkapplication", name, "-n", NAMESPACE, "--subresource=status", "--type=merge", "-p", JSON.stringify({ status: { applicationState: { state } } })]);
+      const status = { applicationState: { state }, driverInfo: { podName: `${name}-driver` }, submissionAttempts: 1 };
+      cluster.kubectl(["patch", "sparkapplication", name, "-n", NAMESPACE, "--subresource=status", "--type=merge", "-p", JSON.stringify({ status })]);
       await new Promise((r) => setTimeout(r, 300));
     }
     await expect(outcome).resolves.toMatchObject({ ok: true, status: "completed", result: { application: name, state: "COMPLETED" } });
@@ -341,8 +369,8 @@ describe("overlays/prod on a real API server, as Argo CD syncs it", { timeout: 3
     const name = String(quota?.metadata.name);
     const limit = Number((quota?.["spec"] as { hard: Record<string, string> }).hard["count/sparkapplications.sparkoperator.k8s.io"]);
     expect(limit).toBeGreaterThanOrEqual(2);
+    cluster.kubectl(["delete", "sparkapplications", "--all", "-n", NAMESPACE, "--wait=true"]);
     expect(syncQuotas()).toBeGreaterThan(0);
-    expect(cluster.kubectl(["get", "sparkapplications", "-n", NAMESPACE, "-o", "name"]).stdout.trim()).toBe("");
     for (let i = 0; i < limit; i++) expectCreated("simgate-gateway", wapApplication(), false);
     const over = createAs("simgate-gateway", wapApplication(), false);
     expect(over.ok).toBe(false);

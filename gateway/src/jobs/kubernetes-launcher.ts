@@ -23,6 +23,12 @@ const API_PATH = "/apis/sparkoperator.k8s.io/v1beta2";
 // Terminal failures (FAILING and the like are on the way there: keep polling).
 const FAILED_STATES = new Set(["FAILED", "SUBMISSION_FAILED"]);
 
+/** The API server's Status message of a refusal, else the start of the body. */
+function statusMessage(response: ApiResponse): string {
+  const message = (response.body as { message?: unknown } | undefined)?.message;
+  return typeof message === "string" ? message : response.text.slice(0, 300);
+}
+
 export class KubernetesLauncher implements JobLauncher {
   readonly kind = "kubernetes";
   private readonly client: KubernetesClient;
@@ -65,8 +71,12 @@ export class KubernetesLauncher implements JobLauncher {
     const name = (resource["metadata"] as { name: string }).name;
     try {
       const created = await this.call("POST", this.collection(), resource);
+      // A full ResourceQuota (deploy/k8s/base/spark-jobs/quota.yaml) clears as finished runs expire.
+      if (created.status === 403 && /exceeded quota/.test(created.text)) {
+        return { ok: false, status: "failed", retryable: true, error: `SparkApplication quota full, retrying later: ${statusMessage(created)}` };
+      }
       if (created.status === 401 || created.status === 403) {
-        return { ok: false, status: "failed", retryable: false, error: `Kubernetes API refused the service account (${created.status}): ${created.text.slice(0, 300)}` };
+        return { ok: false, status: "failed", retryable: false, error: `Kubernetes API refused the service account (${created.status}): ${statusMessage(created)}` };
       }
       if (created.status === 422 || created.status === 400) {
         return { ok: false, status: "failed", retryable: false, error: `SparkApplication rejected (${created.status}): ${created.text.slice(0, 500)}` };
