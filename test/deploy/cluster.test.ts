@@ -322,6 +322,17 @@ describe("overlays/prod on a real API server, as Argo CD syncs it", { timeout: 3
       else if (!/ValidatingAdmissionPolicy 'simgate-spark-jobs'/.test(result.stderr) || !message.test(result.stderr)) wrong.push(`${what}: refused with ${result.stderr.trim()}`);
     }
     expect(wrong).toEqual([]);
+    // What the deployment itself starts passes: the nightly maintenance, as the operator creates it from
+    // the ScheduledSparkApplication's template, and the gateway's launcher with its deployed jobs.json.
+    const scheduled = applied.find((o) => o.kind === "ScheduledSparkApplication");
+    expect(scheduled, "a ScheduledSparkApplication").toBeDefined();
+    const fromSchedule = { apiVersion: "sparkoperator.k8s.io/v1beta2", kind: "SparkApplication", metadata: { name: "maintenance-run", namespace: NAMESPACE }, spec: (scheduled?.["spec"] as { template: unknown }).template };
+    const operatorRun = cluster.kubectl(["create", "--dry-run=server", "-f", "-"], { input: JSON.stringify(fromSchedule), allowFailure: true });
+    expect(operatorRun.status, operatorRun.stderr).toBe(0);
+    const gatewayConfig = applied.find((o) => o.kind === "ConfigMap" && typeof (o["data"] as Record<string, string> | undefined)?.["jobs.json"] === "string");
+    const jobs = JSON.parse((gatewayConfig?.["data"] as Record<string, string>)["jobs.json"] as string) as { kubernetes?: { image?: string; serviceAccount?: string } };
+    expect(jobs.kubernetes?.image, "jobs.json kubernetes.image is the policy's image").toBe(policy.image);
+    expect(jobs.kubernetes?.serviceAccount ?? "simgate-spark").toBe(policy.serviceAccount);
     // The policy binds everyone, an administrator included.
     const admin = cluster.kubectl(["create", "--dry-run=server", "-f", "-"], { input: JSON.stringify(wapApplication((s) => (s["image"] = "docker.io/library/busybox:1.36"))), allowFailure: true });
     expect(admin.status).not.toBe(0);
