@@ -45,6 +45,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: "SIMGATE_MAX_IN_FLIGHT_PER_CONNECTION", path: ["limits", "maxInFlightPerConnection"], kind: "int" },
   { name: "SIMGATE_WHEN_FULL", path: ["limits", "whenFull"], kind: "string" },
   { name: "SIMGATE_DEDUPE_ENTRIES", path: ["dedupe", "maxEntries"], kind: "int" },
+  { name: "SIMGATE_DEDUPE_RUNS", path: ["dedupe", "maxRuns"], kind: "int" },
   { name: "SIMGATE_HEALTH_INTERVAL_MS", path: ["health", "checkIntervalMs"], kind: "int" },
   { name: "SIMGATE_PROBE_TIMEOUT_MS", path: ["health", "probeTimeoutMs"], kind: "int" },
   { name: "SIMGATE_DRAIN_TIMEOUT_MS", path: ["shutdown", "drainTimeoutMs"], kind: "int" },

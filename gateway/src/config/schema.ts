@@ -147,6 +147,9 @@ export const configSchema = z
       .object({
         /** Accepted event ids remembered (LRU) to answer resends "duplicate"; about 1 KiB each. */
         maxEntries: z.number().int().min(0).default(100_000),
+        /** Runs remembered for the run lifecycle (started, ended, events in flight; docs/records.md "Run
+         *  lifecycle"); beyond it the oldest idle runs are forgotten. About 0.5 KiB each. */
+        maxRuns: z.number().int().min(1).default(10_000),
       })
       .strict()
       .prefault({}),

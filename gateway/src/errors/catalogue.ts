@@ -41,6 +41,11 @@ export const ERROR_CATALOGUE = {
   GW_ERR_INTERNAL: { class: "retryable", stage: "export", description: "An unexpected internal error; resend later. A bug: report it." },
   // added later (kept at the end so the order of the table stays stable)
   GW_ERR_EVENT_ID_CONFLICT: { class: "permanent", stage: "export", description: "The event id was already used with different content (an image stored under its key has another sha256, or a resend within the dedupe window differs from the accepted event); nothing is overwritten." },
+  GW_ERR_RUN_ENDED: { class: "permanent", stage: "validate", description: "This gateway already accepted the run's RunEnd: an event or RunStart for it after that is refused (dead-lettered). A resend of an event accepted before the end is still a duplicate." },
+  GW_ERR_RUN_CONFLICT: { class: "permanent", stage: "validate", description: "A second RunStart or RunEnd for a run, with other content than the one accepted (an identical resend is answered with the first record's location)." },
+  GW_ERR_RECORD_REJECTED: { class: "permanent", stage: "export", description: "Kafka refused the record for good (too large for the topic, not authorised, invalid topic); resending cannot help. Does not touch readiness." },
+  GW_ERR_STORAGE_REJECTED: { class: "permanent", stage: "export", description: "The object store refused the write for good (a 4xx other than throttling: access denied, no such bucket, invalid request); resending cannot help. Does not touch readiness." },
+  GW_ERR_DEAD_LETTER_UNAVAILABLE: { class: "retryable", stage: "export", description: "Input that would be rejected could not be kept in the dead-letter topic (or the quarantine); it is answered retry-later instead of rejected, so nothing is lost." },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
@@ -55,6 +60,10 @@ export const RETIRED_CODES: Readonly<Record<string, ErrorSpec & { retiredBecause
     retiredBecause: "never emitted: a gateway that is not ready always knows which dependency is down and answers GW_ERR_KAFKA_UNAVAILABLE or GW_ERR_STORAGE_UNAVAILABLE (or GW_ERR_DRAINING)",
   },
 };
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CATALOGUE, code);
+}
 
 export function errorSpec(code: ErrorCode): ErrorSpec {
   return ERROR_CATALOGUE[code];

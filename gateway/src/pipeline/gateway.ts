@@ -117,6 +117,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       runsTopic: config.kafka.runsTopic,
       maxMessageBytes: config.limits.maxMessageBytes,
       dedupeEntries: config.dedupe.maxEntries,
+      maxRuns: config.dedupe.maxRuns,
       checkExisting: config.s3.checkExisting,
     },
     metrics,
