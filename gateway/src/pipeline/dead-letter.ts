@@ -34,7 +34,8 @@ export class DeadLetterWriter {
     private readonly onProduced: (topic: string, location: RecordLocation) => void,
   ) {}
 
-  /** True once the dead letter is durable; otherwise the retryable error that prevented it. */
+  /** True once the dead letter is durable; otherwise the error that prevented it (only a retryable one
+   *  marks its dependency down). */
   async write(input: DeadLetterInput): Promise<true | GatewayError> {
     try {
       let payloadBase64: string | null = null;
@@ -56,7 +57,7 @@ export class DeadLetterWriter {
           quarantineUri = put.uri;
         } catch (err) {
           const e = asGatewayError(err);
-          this.health.reportFailure("s3", e.message);
+          if (!e.permanent) this.health.reportFailure("s3", e.message);
           return e;
         }
       }
@@ -79,7 +80,7 @@ export class DeadLetterWriter {
         return true;
       } catch (err) {
         const e = asGatewayError(err);
-        this.health.reportFailure("kafka", e.message);
+        if (e.code === "GW_ERR_KAFKA_UNAVAILABLE") this.health.reportFailure("kafka", e.message);
         return e;
       }
     } catch (err) {

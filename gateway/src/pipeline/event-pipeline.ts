@@ -82,6 +82,10 @@ function sameContent(a: simgate.v1.IEvent, b: simgate.v1.IEvent): boolean {
   return a === b || eventFingerprint(a, (_i, img) => bytesSha256(img)) === eventFingerprint(b, (_i, img) => bytesSha256(img));
 }
 
+function retryLater(err: GatewayError): simgate.v1.IRetryLater {
+  return { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs };
+}
+
 export class EventPipeline {
   private readonly accepted: DedupeCache<Stored>;
   /** Event ids whose blobs this gateway has started to store (for s3.checkExisting = on-retry). */
@@ -289,9 +293,7 @@ export class EventPipeline {
       runId: input.event.runId ? input.event.runId : null,
       receivedAtMs,
     });
-    if (kept !== true) {
-      return { eventId, sequence, retryLater: { code: kept.code, message: `could not keep the rejected event (${err.code}): ${kept.message}`, retryAfterMs: kept.retryAfterMs } };
-    }
+    if (kept !== true) return { eventId, sequence, retryLater: retryLater(this.notKept(err, kept, "event")) };
     this.logger.info({ eventId, code: err.code, transport: input.transport }, `rejected: ${err.message}`);
     return { eventId, sequence, rejected: { code: err.code, message: err.message } };
   }
@@ -311,7 +313,8 @@ export class EventPipeline {
     this.metrics.errors.inc({ code: err.code, stage: err.stage });
     this.metrics.events.inc({ transport, outcome: "rejected", code: err.code });
     const kept = await this.stages.deadLetter.write({ err, raw, transport, payloadType, connectionId, eventId: null, runId: null, receivedAtMs: Date.now() });
-    return kept === true ? err : kept;
+    if (kept === true) return err;
+    return this.notKept(err, kept, "message");
   }
 
   /** A RunStart: published once per run. A resend with the same content is answered with the first
@@ -365,13 +368,20 @@ export class EventPipeline {
     }
   }
 
+  /** A refusal whose dead letter could not be written: answered retry-later, never rejected, so that
+   *  nothing the sender gives up on is lost. */
+  private notKept(err: GatewayError, kept: GatewayError, what: string): GatewayError {
+    this.metrics.errors.inc({ code: "GW_ERR_DEAD_LETTER_UNAVAILABLE", stage: "export" });
+    return new GatewayError("GW_ERR_DEAD_LETTER_UNAVAILABLE", `could not keep the rejected ${what} (${err.code}: ${err.message}): ${kept.code}: ${kept.message}`, { cause: kept });
+  }
+
   private async runFailure(err: GatewayError, runId: string, from: MessageOrigin, sentAs: PayloadType): Promise<simgate.v1.IRunAck> {
     this.metrics.errors.inc({ code: err.code, stage: err.stage });
     if (!err.permanent) return { runId, retryLater: { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs } };
     // A rejected run message is kept like a rejected event (the dead letter's eventId is null).
     const payloadType = from.transport === "ws" ? "simgate.v1.ClientFrame" : sentAs;
     const kept = await this.stages.deadLetter.write({ err, raw: from.raw, transport: from.transport, payloadType, connectionId: from.connectionId, eventId: null, runId: runId === "" ? null : runId, receivedAtMs: Date.now() });
-    if (kept !== true) return { runId, retryLater: { code: kept.code, message: `could not keep the rejected run message (${err.code}): ${kept.message}`, retryAfterMs: kept.retryAfterMs } };
+    if (kept !== true) return { runId, retryLater: retryLater(this.notKept(err, kept, "run message")) };
     return { runId, rejected: { code: err.code, message: err.message } };
   }
 }

@@ -7,6 +7,7 @@
 import { Partitioners, type Kafka, type Producer, type RecordMetadata } from "kafkajs";
 import { GatewayError } from "../../errors/gateway-error.js";
 import type { Logger } from "../../telemetry/logger.js";
+import { isPermanentKafkaError } from "./kafka-errors.js";
 
 export interface RecordLocation {
   topic: string;
@@ -91,7 +92,8 @@ export class RecordProducer {
     return this.partitioner({ topic, partitionMetadata, message: { key, value: null } });
   }
 
-  /** Resolves once Kafka has acknowledged the record (acks=all); rejects with GW_ERR_KAFKA_UNAVAILABLE. */
+  /** Resolves once Kafka has acknowledged the record (acks=all); rejects with GW_ERR_KAFKA_UNAVAILABLE
+   *  (retryable) or GW_ERR_RECORD_REJECTED (permanent: too large, not authorised, invalid topic). */
   send(record: OutgoingRecord): Promise<RecordLocation> {
     if (this.closed) return Promise.reject(new GatewayError("GW_ERR_DRAINING", "the producer is closed"));
     return new Promise<RecordLocation>((resolve, reject) => {
@@ -151,11 +153,26 @@ export class RecordProducer {
         }
       }
     } catch (err) {
+      clearTimeout(timer);
       const text = err instanceof Error ? err.message : String(err);
-      this.logger.warn({ err: text, records: batch.length }, "kafka produce failed; replacing the producer");
+      const permanent = isPermanentKafkaError(err);
+      if (permanent && batch.length === 1) {
+        // The broker refused the record for good and wrote nothing: the producer stays as it is.
+        this.logger.warn({ err: text, topic: batch[0]?.record.topic }, "Kafka refused a record permanently");
+        for (const p of batch) p.reject(new GatewayError("GW_ERR_RECORD_REJECTED", `Kafka refused the record: ${text}`, { cause: err }));
+        return;
+      }
+      // The request's fate is unknown (or, for a permanent error, other partitions of it may have been
+      // written): a new producer id, so that no later record is mistaken for a duplicate.
+      this.logger.warn({ err: text, records: batch.length, permanent }, "kafka produce failed; replacing the producer");
       const failed = this.producer;
       this.producer = undefined;
       void failed?.disconnect().catch(() => undefined);
+      if (permanent) {
+        // One record of the batch is refused for good: send each alone so that only that one fails.
+        for (const p of batch) await this.sendBatch([p]);
+        return;
+      }
       for (const p of batch) p.reject(new GatewayError("GW_ERR_KAFKA_UNAVAILABLE", `Kafka: ${text}`, { cause: err }));
     } finally {
       clearTimeout(timer);
