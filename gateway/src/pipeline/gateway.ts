@@ -49,14 +49,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const topics = [...new Set([...Object.values(config.kafka.topicMap), config.kafka.deadLetterTopic, config.kafka.runsTopic])];
 
   // Exporters.
-  const kafkaRetries = 2;
-  const producerKafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, retries: kafkaRetries, requestTimeoutMs: config.kafka.produceTimeoutMs }, logger);
-  const adminKafka = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-admin`, retries: 1, requestTimeoutMs: 5000 }, logger);
+  const { brokers, clientId, requestTimeoutMs, connectionTimeoutMs } = config.kafka;
+  const producerKafka = createKafka({ brokers, clientId, retries: 2, requestTimeoutMs, connectionTimeoutMs }, logger);
+  const adminKafka = createKafka({ brokers, clientId: `${clientId}-admin`, retries: 1, requestTimeoutMs: config.health.probeTimeoutMs, connectionTimeoutMs }, logger);
   const admin = new TopicAdmin(adminKafka);
-  const records = new RecordProducer(producerKafka, { produceTimeoutMs: config.kafka.produceTimeoutMs, maxBatchRecords: config.kafka.maxBatchRecords }, logger);
+  const records = new RecordProducer(producerKafka, { produceTimeoutMs: config.kafka.produceTimeoutMs, requestTimeoutMs, maxBatchRecords: config.kafka.maxBatchRecords }, logger);
   const blobs = new BlobStore({
     ...config.s3,
-    maxSockets: Math.max(64, config.limits.maxInFlight * 2),
+    maxSockets: config.s3.maxSockets > 0 ? config.s3.maxSockets : Math.max(64, config.limits.maxInFlight * 2),
   });
   let topicsReady = false;
   const health = new DependencyHealth(

@@ -2,8 +2,11 @@
 // up while one produce request is in flight and go out together in the next one; each caller gets its
 // own record's topic, partition and offset once Kafka has acknowledged it.
 //
-// After any failed or timed-out produce the producer is replaced by a new one (new producer id), so a
-// request whose fate is unknown can never make the broker treat a later record as a duplicate.
+// An unanswered request is resent by kafkajs with the same producer id and sequence numbers until
+// produceTimeoutMs, so a broker that stalls and then writes the first copy deduplicates the resend.
+// Past produceTimeoutMs (or after any other failure) the producer is replaced by a new one (new
+// producer id), so that a request whose fate is unknown can never make the broker treat a later record
+// as a duplicate; the sender's resend may then add a second record (at least once).
 import { Partitioners, type Kafka, type Producer, type RecordMetadata } from "kafkajs";
 import { GatewayError } from "../../errors/gateway-error.js";
 import type { Logger } from "../../telemetry/logger.js";
@@ -31,6 +34,8 @@ interface Pending {
 
 export interface RecordProducerOptions {
   produceTimeoutMs: number;
+  /** One request's timeout (the client's requestTimeout, and the broker's wait for acks). */
+  requestTimeoutMs: number;
   maxBatchRecords: number;
 }
 
@@ -67,7 +72,8 @@ export class RecordProducer {
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
         createPartitioner: Partitioners.DefaultPartitioner,
-        retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 },
+        // Enough resends (each after at most requestTimeoutMs + 1 s) to last until produceTimeoutMs.
+        retry: { retries: Math.ceil(this.options.produceTimeoutMs / this.options.requestTimeoutMs) + 1, initialRetryTime: 200, maxRetryTime: 1000 },
       });
       try {
         await producer.connect();
@@ -135,7 +141,7 @@ export class RecordProducer {
         ),
       }));
       const metadata: RecordMetadata[] = await Promise.race([
-        producer.sendBatch({ topicMessages, acks: -1, timeout: this.options.produceTimeoutMs }),
+        producer.sendBatch({ topicMessages, acks: -1, timeout: this.options.requestTimeoutMs }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`Kafka did not acknowledge within ${this.options.produceTimeoutMs} ms`)), this.options.produceTimeoutMs);
         }),
