@@ -11,30 +11,15 @@ import type { ImageProcessor, ProcessedImage } from "../processors/images/image-
 import type { BlobStore } from "../exporters/s3/blob-store.js";
 import { imageKey } from "../exporters/s3/blob-keys.js";
 import type { RecordLocation, RecordProducer } from "../exporters/kafka/record-producer.js";
-import { eventRecord, runEndRecord, runStartRecord, type PayloadType, type StoredImage } from "../exporters/kafka/records.js";
+import { eventRecord, runEndRecord, runStartRecord, type StoredImage } from "../exporters/kafka/records.js";
 import type { GatewayMetrics, Outcome, Transport } from "../telemetry/metrics.js";
 import type { Logger } from "../telemetry/logger.js";
 import { DedupeCache } from "./dedupe-cache.js";
 import { bytesSha256, eventFingerprint } from "./event-fingerprint.js";
-import type { DependencyHealth } from "./dependency-health.js";
-import type { DeadLetterWriter } from "./dead-letter.js";
-import type { PipelineEvents, RecordKind } from "./pipeline-events.js";
+import type { DeadLetterWriter } from "../exporters/dead-letter/dead-letter-writer.js";
+import type { PipelineEvents, RecordKind } from "../plugins/plugin-api.js";
+import type { HealthView, IncomingEvent, IngestConsumer, MessageOrigin, PayloadType } from "../model/ingest.js";
 import { RunLedger, runMessageFingerprint } from "./run-ledger.js";
-
-export interface IncomingEvent {
-  transport: Transport;
-  connectionId: string;
-  /** The message exactly as received (for the dead-letter topic). */
-  raw: Buffer;
-  event: simgate.v1.IEvent;
-}
-
-/** Where a message came from, with its bytes as received (for the dead-letter topic). */
-export interface MessageOrigin {
-  transport: Transport;
-  connectionId: string;
-  raw: Buffer;
-}
 
 /** Records what was accepted, per run (recording/run-recorder.ts). Its promises never reject: a
  *  recording failure is reported by the recorder and never fails an event. */
@@ -52,7 +37,7 @@ export interface PipelineStages {
   blobs: BlobStore;
   records: RecordProducer;
   deadLetter: DeadLetterWriter;
-  health: DependencyHealth;
+  health: HealthView;
 }
 
 /** When an image's key is HEADed before its (always conditional) PUT; see config/schema.ts. */
@@ -86,7 +71,7 @@ function retryLater(err: GatewayError): simgate.v1.IRetryLater {
   return { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs };
 }
 
-export class EventPipeline {
+export class EventPipeline implements IngestConsumer {
   private readonly accepted: DedupeCache<Stored>;
   /** Event ids whose blobs this gateway has started to store (for s3.checkExisting = on-retry). */
   private readonly attempted: DedupeCache<true>;

@@ -2,6 +2,7 @@
 // Meaning (empty car id, coordinates outside the lot, entry before exit) is the lakehouse's job.
 import { z } from "zod";
 import type { ErrorCode } from "../../errors/catalogue.js";
+import type { ValidEvent, ValidRunEnd, ValidRunStart } from "../../model/valid-event.js";
 
 export interface ValidationLimits {
   knownEventTypes: ReadonlySet<string>;
@@ -78,8 +79,15 @@ export function buildEventSchema(limits: ValidationLimits) {
   });
 }
 
-export type ValidEvent = z.output<ReturnType<typeof buildEventSchema>>;
-export type ValidImage = ValidEvent["images"][number];
+export type { ValidEvent, ValidImage, ValidRunEnd, ValidRunStart } from "../../model/valid-event.js";
+// What the schemas produce is a valid instance of the shared types (a compile-time check).
+type Same<A, B> = [A] extends [B] ? true : false;
+const schemasMatchModel: [
+  Same<z.output<ReturnType<typeof buildEventSchema>>, ValidEvent>,
+  Same<z.output<typeof runStartSchema>, ValidRunStart>,
+  Same<z.output<typeof runEndSchema>, ValidRunEnd>,
+] = [true, true, true];
+void schemasMatchModel;
 
 /** Which catalogue code a failing field maps to. */
 export function codeForPath(path: readonly PropertyKey[]): ErrorCode {
@@ -139,5 +147,3 @@ export const runEndSchema = z.object({
   reason: lineageText,
 });
 
-export type ValidRunStart = z.output<typeof runStartSchema>;
-export type ValidRunEnd = z.output<typeof runEndSchema>;

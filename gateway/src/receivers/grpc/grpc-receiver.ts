@@ -7,9 +7,8 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import { simgate } from "../../generated/simgate.js";
-import type { EventPipeline, MessageOrigin } from "../../pipeline/event-pipeline.js";
-import { ConnectionFlow, type InFlightLimiter } from "../../pipeline/in-flight.js";
-import type { DependencyHealth } from "../../pipeline/dependency-health.js";
+import type { IngestConsumer, MessageOrigin, Readiness } from "../../model/ingest.js";
+import { ConnectionFlow, type InFlightLimiter } from "../flow/in-flight.js";
 import type { GatewayMetrics } from "../../telemetry/metrics.js";
 import type { Logger } from "../../telemetry/logger.js";
 import type { BearerAuth } from "../auth.js";
@@ -84,9 +83,9 @@ export class GrpcReceiver {
 
   constructor(
     private readonly options: GrpcReceiverOptions,
-    private readonly pipeline: EventPipeline,
+    private readonly pipeline: IngestConsumer,
     private readonly limiter: InFlightLimiter,
-    private readonly health: DependencyHealth,
+    private readonly health: Readiness,
     private readonly auth: BearerAuth,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,

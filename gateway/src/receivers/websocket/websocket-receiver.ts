@@ -6,8 +6,8 @@ import type { IncomingMessage, Server as HttpServer } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { simgate } from "../../generated/simgate.js";
-import type { EventPipeline } from "../../pipeline/event-pipeline.js";
-import { ConnectionFlow, type InFlightLimiter } from "../../pipeline/in-flight.js";
+import type { IngestConsumer } from "../../model/ingest.js";
+import { ConnectionFlow, type InFlightLimiter } from "../flow/in-flight.js";
 import type { GatewayMetrics } from "../../telemetry/metrics.js";
 import type { Logger } from "../../telemetry/logger.js";
 import type { BearerAuth } from "../auth.js";
@@ -56,7 +56,7 @@ export class WebSocketReceiver {
 
   constructor(
     private readonly options: WebSocketReceiverOptions,
-    private readonly pipeline: EventPipeline,
+    private readonly pipeline: IngestConsumer,
     private readonly limiter: InFlightLimiter,
     private readonly auth: BearerAuth,
     private readonly metrics: GatewayMetrics,

@@ -15,11 +15,11 @@ import { GrpcReceiver, readTls } from "../receivers/grpc/grpc-receiver.js";
 import { WebSocketReceiver } from "../receivers/websocket/websocket-receiver.js";
 import type { Logger } from "../telemetry/logger.js";
 import { GatewayMetrics } from "../telemetry/metrics.js";
-import { DeadLetterWriter } from "./dead-letter.js";
+import { DeadLetterWriter } from "../exporters/dead-letter/dead-letter-writer.js";
 import { DependencyHealth } from "./dependency-health.js";
-import { EventPipeline } from "./event-pipeline.js";
-import { InFlightLimiter } from "./in-flight.js";
-import type { GatewayPlugin } from "./pipeline-events.js";
+import { EventPipeline } from "../pipeline/event-pipeline.js";
+import { InFlightLimiter } from "../receivers/flow/in-flight.js";
+import type { GatewayPlugin } from "../plugins/plugin-api.js";
 import { RunRecorder } from "../recording/run-recorder.js";
 import { s3RecordingUploader } from "../recording/s3-upload.js";
 
