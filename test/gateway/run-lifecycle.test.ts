@@ -118,9 +118,11 @@ describe("run lifecycle", () => {
     expect(await deadLetterCodes(runId)).toEqual(["GW_ERR_RUN_CONFLICT"]);
   });
 
-  it("events and a RunStart after the RunEnd are GW_ERR_RUN_ENDED (dead-lettered); a resend of an event accepted before is still a duplicate; the RunEnd resent is idempotent", async () => {
+  it("new events after the RunEnd are GW_ERR_RUN_ENDED (dead-lettered); resends of the accepted event, RunStart and RunEnd are answered as the first", async () => {
     const runId = uniqueId("ended");
-    expect((await client.startRun({ runId, startedUnixMs: Date.now() })).accepted).toBeTruthy();
+    const start = { runId, startedUnixMs: Date.now() };
+    const started = await client.startRun(start);
+    expect(started.accepted).toBeTruthy();
     const before = makeEvent(runId, 1, [image()]);
     expect((await client.sendEvent(before)).accepted).toBeTruthy();
     const runEnd = { runId, endedUnixMs: 1_700_000_000_000, eventsSent: 1, reason: "completed" };
@@ -129,11 +131,13 @@ describe("run lifecycle", () => {
     expect((await client.sendEvent(before)).duplicate).toBeTruthy();
     const late = await client.sendEvent(makeEvent(runId, 2, [image()]));
     expect(late.rejected?.code, JSON.stringify(late.toJSON())).toBe("GW_ERR_RUN_ENDED");
-    expect((await client.startRun({ runId, startedUnixMs: Date.now() })).rejected?.code).toBe("GW_ERR_RUN_ENDED");
+    // The RunStart resent as it was is answered as the first (a replay of the whole run); another is refused.
+    expect((await client.startRun({ ...start })).accepted?.toJSON()).toEqual(started.accepted?.toJSON());
+    expect((await client.startRun({ runId, startedUnixMs: 1 })).rejected?.code).toBe("GW_ERR_RUN_CONFLICT");
     expect((await client.endRun({ ...runEnd })).accepted?.toJSON()).toEqual(end.accepted?.toJSON());
     expect((await client.endRun({ ...runEnd, reason: "aborted" })).rejected?.code).toBe("GW_ERR_RUN_CONFLICT");
     expect(await runRecords(runId)).toEqual(["run.start", "run.end"]);
-    expect((await deadLetterCodes(runId)).sort()).toEqual(["GW_ERR_RUN_CONFLICT", "GW_ERR_RUN_ENDED", "GW_ERR_RUN_ENDED"]);
+    expect((await deadLetterCodes(runId)).sort()).toEqual(["GW_ERR_RUN_CONFLICT", "GW_ERR_RUN_CONFLICT", "GW_ERR_RUN_ENDED"]);
   });
 
   it("events and a RunEnd of a run this gateway never saw start are accepted (it may have started before a restart)", async () => {

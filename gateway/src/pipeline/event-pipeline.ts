@@ -311,11 +311,12 @@ export class EventPipeline implements IngestConsumer {
       const run = this.stages.validator.validateRunStart(message);
       const fingerprint = runMessageFingerprint(run);
       return await this.runs.exclusive(run.runId, async (state) => {
-        if (state.ended) throw new GatewayError("GW_ERR_RUN_ENDED", `run ${run.runId} has ended on this gateway; a RunStart after its RunEnd is refused`);
         if (state.started) {
+          // A resend (a lost ack, a replay of the whole run) is answered as the first, even after the end.
           if (state.started.fingerprint === fingerprint) return { runId, accepted: state.started.location };
           throw new GatewayError("GW_ERR_RUN_CONFLICT", `run ${run.runId} was started with other content (${state.started.location.topic}/${state.started.location.partition}@${state.started.location.offset})`);
         }
+        if (state.ended) throw new GatewayError("GW_ERR_RUN_ENDED", `run ${run.runId} has ended on this gateway; a RunStart after its RunEnd is refused`);
         if (!this.stages.health.ready) throw this.notReady();
         const location = await this.produce(runStartRecord(this.settings.runsTopic, run, Date.now(), this.settings.gatewayId), "run");
         state.started = { fingerprint, location };
