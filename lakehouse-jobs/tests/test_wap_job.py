@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from simgate.lakehouse.config import parse_config
 from simgate.lakehouse.nessie import NessieClient
 from simgate.lakehouse.tables import TopicTables
-from simgate.lakehouse.wap import RESULT_PREFIX, AuditFailed, InjectedFailure, branch_name, run_wap, tag_name, use_reference, wap_session
+from simgate.lakehouse.wap import RESULT_PREFIX, AuditFailed, InjectedFailure, branch_name, merge_commit_filter, run_wap, tag_name, use_reference, wap_session
 
 from conftest import as_record, event
 
@@ -325,7 +325,7 @@ def test_a_recovered_tag_goes_on_the_runs_own_merge_commit_not_mains_head(spark,
     assert again.recovered_tag == tag_name(first_topic, interrupted.wap_run_id)
     assert nessie.reference(again.recovered_tag).hash == own_merge
     # The merge commit carries the run in its metadata.
-    merge = nessie.find_commit("main", f"commit.properties['simgate.wap-run-id'] == '{interrupted.wap_run_id}'")
+    merge = nessie.find_commit("main", merge_commit_filter(first_topic, interrupted.wap_run_id))
     assert merge is not None and merge["hash"] == own_merge and merge["properties"]["simgate.kafka-topic"] == first_topic
 
 

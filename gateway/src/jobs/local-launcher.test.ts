@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { LocalLauncher, outcomeOf, wapRunId } from "./local-launcher.js";
+import { jobArgs, LocalLauncher, outcomeOf, wapRunId } from "./local-launcher.js";
 
 describe("local launcher outcome", () => {
   it("maps the WAP job's exit codes to outcomes", () => {
@@ -42,6 +42,15 @@ describe("local launcher outcome", () => {
     const result = { status: "merge_conflict", read: 141, trusted: 130, untrusted: 11, offsets: "0:0-141", problems: ["merge conflict: 409"] };
     const outcome = outcomeOf(3, null, result, progress(), undefined);
     expect(outcome).toMatchObject({ ok: false, status: "merge_conflict", retryable: true, error: "merge conflict: 409", result: { read: 141, offsets: "0:0-141" } });
+  });
+
+  it("runs the whole storage maintenance (compaction, warehouse GC, blob sweep) as the maintenance job", () => {
+    expect(jobArgs({ id: "job-m-1", topic: "@maintenance", topics: ["a", "b"], attempt: 1, reason: "interval" })).toEqual([
+      "-m", "simgate.lakehouse.maintenance", "all", "--topic", "a", "--topic", "b",
+    ]);
+    const wap = jobArgs({ id: "job-a-1", topic: "a", attempt: 1, reason: "manual" }, { wapConfigFile: "/w.json" });
+    expect(wap.slice(0, 4)).toEqual(["-m", "simgate.lakehouse.wap", "--topic", "a"]);
+    expect(wap.slice(-2)).toEqual(["--config", "/w.json"]);
   });
 
   it("makes WAP run ids the job accepts", () => {

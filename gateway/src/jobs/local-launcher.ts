@@ -61,11 +61,7 @@ export class LocalLauncher implements JobLauncher {
     if (!existsSync(this.python)) {
       return Promise.resolve({ ok: false, status: "failed", retryable: false, error: `no Python at ${this.python}: run scripts/setup (or set SIMGATE_JOBS_PYTHON)` });
     }
-    const args =
-      request.topic === MAINTENANCE_JOB
-        ? ["-m", "simgate.lakehouse.maintenance", ...(request.topics ?? []).flatMap((t) => ["--topic", t])]
-        : ["-m", this.options.module ?? "simgate.lakehouse.wap", "--topic", request.topic, "--wap-run-id", wapRunId(request)];
-    if (this.options.wapConfigFile && request.topic !== MAINTENANCE_JOB) args.push("--config", this.options.wapConfigFile);
+    const args = jobArgs(request, this.options);
     const tailBytes = this.options.stderrTailBytes ?? 8192;
     return new Promise((resolveOutcome) => {
       // Own process group: stopping the job stops its Spark JVM too.
@@ -113,6 +109,18 @@ export class LocalLauncher implements JobLauncher {
       });
     });
   }
+}
+
+/** The job's command line: a WAP run, or the storage maintenance (`all`: compaction of the topics'
+ *  tables, the warehouse GC, the blob sweep; their settings come from SIMGATE_GC_CUTOFF,
+ *  SIMGATE_GC_MIN_AGE and SIMGATE_BLOB_GRACE in the environment). */
+export function jobArgs(request: JobRequest, options: Pick<LocalLauncherOptions, "module" | "wapConfigFile"> = {}): string[] {
+  if (request.topic === MAINTENANCE_JOB) {
+    return ["-m", "simgate.lakehouse.maintenance", "all", ...(request.topics ?? []).flatMap((t) => ["--topic", t])];
+  }
+  const args = ["-m", options.module ?? "simgate.lakehouse.wap", "--topic", request.topic, "--wap-run-id", wapRunId(request)];
+  if (options.wapConfigFile) args.push("--config", options.wapConfigFile);
+  return args;
 }
 
 function parseResult(line: string): JobResult | undefined {

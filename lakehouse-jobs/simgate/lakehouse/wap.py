@@ -263,10 +263,7 @@ def _recover_missing_tag(spark: SparkSession, nessie: NessieClient, config: JobC
     tag = tag_name(tables.topic, last)
     if nessie.reference(tag) is not None:
         return None
-    commit = nessie.find_commit(
-        "main",
-        f"commit.properties['{MERGE_RUN_PROPERTY}'] == '{last}' && commit.properties['{MERGE_TOPIC_PROPERTY}'] == '{tables.topic}'",
-    ) or nessie.find_commit("main", f"commit.message.startsWith('{merge_message_prefix(tables.topic, last)}')")
+    commit = nessie.find_commit("main", merge_commit_filter(tables.topic, last)) or nessie.find_commit("main", f"commit.message.startsWith('{merge_message_prefix(tables.topic, last)}')")
     if commit is None:
         log(f"wap {tables.topic}: run {last} is published but its merge commit was not found in main's history; not tagged")
         return None
@@ -277,6 +274,14 @@ def _recover_missing_tag(spark: SparkSession, nessie: NessieClient, config: JobC
 
 MERGE_RUN_PROPERTY = "simgate.wap-run-id"
 MERGE_TOPIC_PROPERTY = "simgate.kafka-topic"
+
+
+def merge_commit_filter(topic: str, wap_run_id: str) -> str:
+    """CEL for Nessie's history: the merge commit of a run (a missing key is an error in CEL, hence `in`)."""
+    return (
+        f"'{MERGE_RUN_PROPERTY}' in commit.properties && commit.properties['{MERGE_RUN_PROPERTY}'] == '{wap_run_id}'"
+        f" && '{MERGE_TOPIC_PROPERTY}' in commit.properties && commit.properties['{MERGE_TOPIC_PROPERTY}'] == '{topic}'"
+    )
 
 
 def merge_message_prefix(topic: str, wap_run_id: str) -> str:
