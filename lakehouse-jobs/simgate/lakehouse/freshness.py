@@ -32,7 +32,8 @@ def merge_times(nessie: NessieClient, topic: str, max_commits: int = 5000) -> di
     times: dict[str, datetime] = {}
     prefix = f"WAP publish {topic} run "
     for meta in nessie.log("main", max_commits):
-        props = meta.get("properties") or {}
+        # Nessie's v2 log gives the merge's properties as lists (allProperties).
+        props = {k: (v[0] if isinstance(v, list) and v else v) for k, v in (meta.get("allProperties") or meta.get("properties") or {}).items()}
         run = props.get("simgate.wap-run-id") if props.get("simgate.kafka-topic") == topic else None
         if run is None and meta.get("message", "").startswith(prefix):
             run = meta["message"][len(prefix):].split(":", 1)[0]
