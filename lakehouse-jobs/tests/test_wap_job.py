@@ -345,7 +345,7 @@ def test_a_job_whose_jvm_died_drops_its_branch_and_says_why(settings, kafka, nes
     def run(extra_env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [PYTHON, "-m", "simgate.lakehouse.wap", "--topic", topic, "--config", str(config_file), *args],
-            env={**os.environ, **extra_env}, capture_output=True, text=True, timeout=600,
+            env={**os.environ, **extra_env}, capture_output=True, text=True, timeout=1500,
         )
 
     died = run({"SIMGATE_WAP_FAIL_AT": "after_staging", "SIMGATE_WAP_FAIL_MODE": "kill-jvm"}, "--wap-run-id", wap_run_id)
