@@ -356,7 +356,8 @@ def test_a_job_whose_jvm_died_drops_its_branch_and_says_why(settings, kafka, nes
     assert result["status"] == "failed"
     assert result["problems"][0].startswith("the Spark JVM died (killed by SIGKILL) during audit"), result["problems"]
     assert result["read"] == len(records)
-    assert "Traceback" not in died.stderr
+    # No traceback of the job's own (pyspark's accumulator server may still log the dropped connection).
+    assert "simgate/lakehouse/wap.py" not in died.stderr
     from simgate.lakehouse.config import parse_config as _parse
 
     assert nessie.reference(branch_name(_parse(config_for(topic)), topic, wap_run_id)) is None
