@@ -26,11 +26,13 @@ class KafkaTopics:
         self.bootstrap = settings.kafka_bootstrap
         self.admin = AdminClient({"bootstrap.servers": self.bootstrap})
         self.producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True, "acks": "all"})
+        self.created: list[str] = []
 
     def create(self, prefix: str, partitions: int = 2) -> str:
         name = f"test-{prefix}-{uuid.uuid4().hex[:10]}"
         futures = self.admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
         futures[name].result(timeout=30)
+        self.created.append(name)
         self.wait_until_known(name, partitions)
         return name
 
@@ -87,9 +89,41 @@ class KafkaTopics:
         assert total >= expected, f"{topic}: {expected} records delivered but the broker holds {total}"
 
 
+def drop_what_tests_made(settings: StackSettings, topics: list[str]) -> None:
+    """The tables, tags and branches of the tests' topics, through Nessie's REST API (one commit on main),
+    and the topics themselves: the shared catalog stays as clean as the tests found it."""
+    from simgate.lakehouse.config import table_name
+    from simgate.lakehouse.nessie import NessieClient
+
+    nessie = NessieClient(settings.nessie_uri)
+    keys = [
+        key
+        for topic in topics
+        for key in (f"production.{table_name(topic)}", f"production.{table_name(topic)}_offsets",
+                    f"staging.{table_name(topic)}_trusted", f"staging.{table_name(topic)}_untrusted")
+    ]
+    if keys:
+        nessie.delete_contents(keys, f"tests: drop the tables of {len(topics)} test topics")
+    names = tuple(table_name(t) for t in topics)
+    for ref in list(nessie.references()):
+        if ref.name == "main":
+            continue
+        if any(ref.name.startswith(f"wap-{t}-") for t in topics) or any(f"_{n}_" in ref.name for n in names):
+            nessie.delete_reference(ref.name)
+    if topics:
+        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+        for future in admin.delete_topics(topics).values():
+            try:
+                future.result(timeout=30)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+
 @pytest.fixture(scope="session")
 def kafka(settings) -> KafkaTopics:
-    return KafkaTopics(settings)
+    topics = KafkaTopics(settings)
+    yield topics
+    drop_what_tests_made(settings, topics.created)
 
 
 BASE_TIME = datetime(2026, 11, 27, 9, 0, 0, tzinfo=timezone.utc)

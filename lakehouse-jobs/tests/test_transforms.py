@@ -4,6 +4,8 @@ declared output columns. Plain local Spark, no catalog."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -21,6 +23,7 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 
 @pytest.fixture(scope="module")
 def spark():
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run the contract's UDF
     session = (
         SparkSession.builder.master("local[2]")
         .appName("simgate-transforms-test")
@@ -69,7 +72,7 @@ def test_each_rule_gives_its_reason(spark):
         4: ["duplicate_in_batch"],
         5: ["unparseable_json"],
         6: ["unknown_schema_version"],
-        7: ["schema_mismatch"],
+        7: ["schema_mismatch:sequence:string"],
         8: ["unexpected_event_type"],
         9: ["time_out_of_order"],
         10: ["duplicate_of_published"],
@@ -122,3 +125,35 @@ def test_split_gives_the_declared_columns(spark):
     assert t[0].event_time == datetime(2026, 11, 27, 9, 7) and t[0].images[0].camera_prim_path == "/World/Gates/Entry/Camera"
     u = untrusted.collect()
     assert len(u) == 1 and u[0].raw_value == "{bad" and list(u[0].reasons) == ["unparseable_json"]
+
+
+def test_wrong_json_types_never_reach_the_trusted_rows(spark):
+    """The outside check's cases: Spark's reader turned each of these into text (or took the timestamp
+    as UTC) and they were published as trusted. Each is untrusted, with a reason naming field and type."""
+    cfg = parse_config({})
+    rules = cfg.rules_for("parking-entries")
+    values = [
+        event("r5", 1, carId={"plate": "AB123"}),
+        event("r5", 2, carId=12345),
+        event("r5", 3, eventId=987654321),
+        event("r5", 4, text=["a", "b"]),
+        event("r5", 5, attributes={"gate": 7}),
+        event("r5", 6, timeStamp="2026-11-27T09:42:00.000"),
+        event("r5", 7, timeStamp="2026-11-27T11:49:00.000+02:00"),  # a zone other than Z: valid
+        event("r5", 8, simTimeSeconds="NaN"),
+    ]
+    checked = check_quality(rows(spark, values), rules, (1,), cfg.lot_bounds)
+    assert reasons_by_offset(checked) == {
+        0: ["schema_mismatch:carId:object"],
+        1: ["schema_mismatch:carId:number"],
+        2: ["schema_mismatch:eventId:number"],
+        3: ["schema_mismatch:text:array"],
+        4: ["schema_mismatch:attributes.gate:number"],
+        5: ["schema_mismatch:timeStamp:timestamp-without-zone"],
+        6: [],
+        7: ["schema_mismatch:simTimeSeconds:string"],
+    }
+    trusted = trusted_rows(checked, "wap-1", NOW).collect()
+    assert [(t.event_id, t.event_time) for t in trusted] == [("r5-entry-000007", datetime(2026, 11, 27, 9, 49))]
+    untrusted = untrusted_rows(checked, "wap-1", NOW).collect()
+    assert len(untrusted) == 7 and all(u.raw_value for u in untrusted)

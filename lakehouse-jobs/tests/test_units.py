@@ -91,3 +91,20 @@ def test_branch_and_tag_names():
     cfg = parse_config({})
     assert branch_name(cfg, "parking-entries", "20261127T120000Z-ab12") == "wap_parking_entries_20261127T120000Z_ab12"
     assert tag_name("parking-entries", "20261127T120000Z-ab12") == "wap-parking-entries-20261127T120000Z-ab12"
+
+
+def test_the_job_accepts_only_run_ids_retention_can_date(capsys):
+    from simgate.lakehouse.wap import main
+
+    for bad in ("abc", "run-1", "20261127T120000Z-XYZ", "20261127T120000Z-0123abcd-extra"):
+        assert main(["--topic", "parking-entries", "--wap-run-id", bad]) == 64, bad
+    assert "--wap-run-id must match" in capsys.readouterr().err
+
+
+def test_exit_codes_and_signals_in_words():
+    from simgate.lakehouse.wap import describe_exit
+
+    assert describe_exit(-9) == "killed by SIGKILL"
+    assert describe_exit(-11) == "killed by SIGSEGV"
+    assert describe_exit(134) == "exit code 134 (SIGABRT)"
+    assert describe_exit(1) == "exit code 1"

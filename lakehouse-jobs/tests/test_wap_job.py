@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from simgate.lakehouse.config import parse_config
 from simgate.lakehouse.nessie import NessieClient
 from simgate.lakehouse.tables import TopicTables
-from simgate.lakehouse.wap import RESULT_PREFIX, AuditFailed, InjectedFailure, run_wap, tag_name, use_reference, wap_session
+from simgate.lakehouse.wap import RESULT_PREFIX, AuditFailed, InjectedFailure, branch_name, merge_commit_filter, run_wap, tag_name, use_reference, wap_session
 
 from conftest import as_record, event
 
@@ -54,15 +54,25 @@ def flawed_entries(run_id: str) -> tuple[list, set[str], dict[str, str]]:
     unknown_version = event(run_id, 13, schemaVersion=2)
     wrong_type = event(run_id, 14, simTimeSeconds="soon")
     late = event(run_id, 15, simTimeSeconds=100.0)  # earlier than events with smaller sequences
-    records = valid[:5] + [missing_car, outside, duplicate] + valid[5:] + [unknown_version, wrong_type, late, '{"eventId": "broken"']
+    # Wrong JSON types that Spark's reader would have turned into text (or a zone-less time into UTC).
+    car_object = event(run_id, 17, carId={"plate": "AB123"})
+    text_array = event(run_id, 18, text=["a", "b"])
+    no_zone = event(run_id, 19, timeStamp="2026-11-27T11:13:00.000")
+    numeric_id = event(run_id, 20, eventId=int(uuid.uuid4().int % 10**12))
+    records = valid[:5] + [missing_car, outside, duplicate] + valid[5:] + [
+        unknown_version, wrong_type, late, '{"eventId": "broken"', car_object, text_array, no_zone, numeric_id]
     flaws = {
         missing_car["eventId"]: "missing:carId",
         outside["eventId"]: "coordinates_out_of_bounds",
         duplicate["eventId"]: "duplicate_in_batch",
         unknown_version["eventId"]: "unknown_schema_version",
-        wrong_type["eventId"]: "schema_mismatch",
+        wrong_type["eventId"]: "schema_mismatch:simTimeSeconds:string",
         late["eventId"]: "time_out_of_order",
         "<bad json>": "unparseable_json",
+        car_object["eventId"]: "schema_mismatch:carId:object",
+        text_array["eventId"]: "schema_mismatch:text:array",
+        no_zone["eventId"]: "schema_mismatch:timeStamp:timestamp-without-zone",
+        str(numeric_id["eventId"]): "schema_mismatch:eventId:number",
     }
     return records, {r["eventId"] for r in valid}, flaws
 
@@ -283,3 +293,106 @@ def test_a_table_whose_schema_drifted_fails_the_audit(spark, settings, kafka, ne
     assert any("undeclared column plate_colour" in p for p in failure.value.result.problems)
     assert sorted(production_ids(spark, settings, topic)) == sorted(before)
     assert nessie.reference(failure.value.result.branch) is not None
+
+
+def test_a_recovered_tag_goes_on_the_runs_own_merge_commit_not_mains_head(spark, settings, kafka, nessie, monkeypatch):
+    """Killed between merge and tag; another topic publishes meanwhile; the next run of the first topic
+    tags the first run's own merge commit (found by its run id in the commit metadata)."""
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    first_topic = kafka.create("recover-a")
+    other_topic = kafka.create("recover-b")
+    config = parse_config({"runsTopic": None, "topics": {first_topic: {"eventType": "parking.entry"}, other_topic: {"eventType": "parking.entry"}}})
+    kafka.produce(first_topic, map(as_record, [event(run_id, seq) for seq in range(1, 6)]))
+    kafka.produce(other_topic, map(as_record, [event(f"{run_id}-b", seq) for seq in range(1, 4)]))
+
+    monkeypatch.setenv("SIMGATE_WAP_FAIL_AT", "after_merge")
+    from simgate.lakehouse.wap import WapResult
+
+    interrupted = WapResult(status="running", topic=first_topic, wap_run_id="")
+    with pytest.raises(InjectedFailure):
+        run_wap(spark, settings, config, first_topic, result=interrupted)
+    monkeypatch.delenv("SIMGATE_WAP_FAIL_AT")
+    own_merge = interrupted.merged_hash
+    assert own_merge is not None and nessie.reference(tag_name(first_topic, interrupted.wap_run_id)) is None
+
+    other = run_wap(spark, settings, config, other_topic)
+    assert other.status == "published"
+    head = nessie.hash_of("main")
+    assert head != own_merge
+
+    again = run_wap(spark, settings, config, first_topic)
+    assert again.status == "nothing_to_publish"
+    assert again.recovered_tag == tag_name(first_topic, interrupted.wap_run_id)
+    assert nessie.reference(again.recovered_tag).hash == own_merge
+    # The merge commit carries the run in its metadata.
+    merge = nessie.find_commit("main", merge_commit_filter(first_topic, interrupted.wap_run_id))
+    assert merge is not None and merge["hash"] == own_merge
+    assert merge["allProperties"]["simgate.kafka-topic"] == [first_topic]
+
+
+def test_a_job_whose_jvm_died_drops_its_branch_and_says_why(settings, kafka, nessie, tmp_path):
+    """The Spark JVM is SIGKILLed in the middle of a run (as a crash would end it): the job drops its
+    branch through Nessie's REST API, prints its result line with the cause and the counts it had, and
+    the next run publishes everything."""
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    topic = kafka.create("jvm-died")
+    config_file = tmp_path / "wap.json"
+    config_file.write_text(json.dumps(config_for(topic)))
+    records, valid, flaws = flawed_entries(run_id)
+    kafka.produce(topic, map(as_record, records))
+    wap_run_id = "20261127T120000Z-0123abcd"
+
+    def run(extra_env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [PYTHON, "-m", "simgate.lakehouse.wap", "--topic", topic, "--config", str(config_file), *args],
+            env={**os.environ, **extra_env}, capture_output=True, text=True, timeout=1500,
+        )
+
+    died = run({"SIMGATE_WAP_FAIL_AT": "after_staging", "SIMGATE_WAP_FAIL_MODE": "kill-jvm"}, "--wap-run-id", wap_run_id)
+    assert died.returncode == 1, died.stderr[-3000:]
+    line = died.stdout.strip().splitlines()[-1]
+    assert line.startswith(RESULT_PREFIX), died.stdout[-2000:]
+    result = json.loads(line.removeprefix(RESULT_PREFIX))
+    assert result["status"] == "failed"
+    assert result["problems"][0].startswith("the Spark JVM died (killed by SIGKILL) during audit"), result["problems"]
+    assert result["read"] == len(records)
+    # No traceback of the job's own (pyspark's accumulator server may still log the dropped connection).
+    assert "simgate/lakehouse/wap.py" not in died.stderr
+    from simgate.lakehouse.config import parse_config as _parse
+
+    assert nessie.reference(branch_name(_parse(config_for(topic)), topic, wap_run_id)) is None
+
+    again = run({})
+    assert again.returncode == 0, again.stderr[-3000:]
+    published = json.loads(again.stdout.strip().splitlines()[-1].removeprefix(RESULT_PREFIX))
+    assert published["status"] == "published"
+    assert (published["trusted"], published["untrusted"]) == (len(valid), len(flaws))
+    assert {"sparkStart", "tables", "check", "stage", "audit", "publish", "merge", "tag", "total"} <= set(published["timings"])
+
+
+def test_a_merge_conflict_keeps_the_runs_real_counts(spark, settings, kafka, nessie):
+    """Main's production table changes under a run (after its branch, before its merge): the merge is
+    refused, and the run's result (what the job prints with exit 3) still has what it read."""
+    from simgate.lakehouse.nessie import NessieConflict
+    from simgate.lakehouse.wap import WapResult
+
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    topic = kafka.create("conflict")
+    config = parse_config(config_for(topic))
+    tables = TopicTables(settings.catalog, topic)
+    kafka.produce(topic, map(as_record, [event(run_id, seq) for seq in range(1, 8)]))
+
+    def change_main_under_the_run(message: str) -> None:
+        if " on branch " in message:  # logged right after the branch is made
+            branch = message.split(" on branch ")[1].split(",")[0]
+            use_reference(spark, settings.catalog, "main")
+            spark.sql(f"ALTER TABLE {tables.production} SET TBLPROPERTIES ('simgate.test-conflict'='1')")
+            use_reference(spark, settings.catalog, branch)
+
+    result = WapResult(status="running", topic=topic, wap_run_id="")
+    with pytest.raises(NessieConflict):
+        run_wap(spark, settings, config, topic, result=result, log=change_main_under_the_run)
+    assert (result.read, result.trusted, result.untrusted) == (7, 7, 0)
+    assert result.offsets.startswith("0:") and result.step == "merge"
+    assert production_ids(spark, settings, topic) == []
+    assert nessie.reference(branch_name(config, topic, result.wap_run_id)) is None

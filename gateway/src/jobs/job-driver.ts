@@ -36,6 +36,7 @@ export interface JobRun {
   durationMs?: number;
   status?: string;
   exitCode?: number | null;
+  signal?: string;
   error?: string;
   result?: JobResult;
 }
@@ -305,6 +306,7 @@ export class JobDriver {
     run.durationMs = durationMs;
     run.status = outcome.status;
     if (outcome.exitCode !== undefined) run.exitCode = outcome.exitCode;
+    if (outcome.signal !== undefined) run.signal = outcome.signal;
     if (outcome.error !== undefined) run.error = outcome.error;
     if (outcome.result !== undefined) run.result = outcome.result;
     slot.current = null;

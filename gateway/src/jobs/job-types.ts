@@ -27,6 +27,8 @@ export interface JobOutcome {
   /** Worth running again (a crash, a merge conflict, the cluster); false for a failed audit. */
   readonly retryable: boolean;
   readonly exitCode?: number | null;
+  /** The signal that ended the job's process, if one did. */
+  readonly signal?: string;
   readonly result?: JobResult;
   readonly error?: string;
 }

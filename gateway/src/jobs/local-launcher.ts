@@ -25,15 +25,25 @@ export interface LocalLauncherOptions {
   killGraceMs?: number;
 }
 
-/** Exit codes of simgate.lakehouse.wap (see its docstring) → outcome. */
+/** The last line of a job's stderr that is a message, not Spark's progress bar (`[Stage 3:>  (0 + 2) / 2]`,
+ *  redrawn with carriage returns). */
+export function lastMessageLine(stderrTail: string): string {
+  const lines = stderrTail.split(/\r\n|\r|\n/).map((l) => l.trim());
+  return lines.filter((l) => l !== "" && !/^\[Stage \d+/.test(l)).at(-1) ?? "";
+}
+
+/** Exit codes of simgate.lakehouse.wap (see its docstring) → outcome. A job that ended by a signal is
+ *  reported as such ("killed by SIGKILL"), one that exited without saying why by its exit code; the
+ *  job's own problems (its result line) come first when it printed them. */
 export function outcomeOf(exitCode: number | null, signal: NodeJS.Signals | null, result: JobResult | undefined, stderrTail: string, aborted: string | undefined): JobOutcome {
   const status = typeof result?.["status"] === "string" ? (result["status"] as string) : undefined;
-  const lastLine = stderrTail.trim().split("\n").filter((l) => l.trim() !== "").at(-1) ?? "";
+  const lastLine = lastMessageLine(stderrTail);
   const problems = Array.isArray(result?.["problems"]) ? (result["problems"] as unknown[]).map(String).join("; ") : "";
-  const base = { exitCode, ...(result ? { result } : {}) };
+  const base = { exitCode, ...(signal ? { signal } : {}), ...(result ? { result } : {}) };
   if (aborted !== undefined) return { ...base, ok: false, status: "cancelled", retryable: true, error: aborted };
   if (exitCode === 0) return { ...base, ok: true, status: status ?? "succeeded", retryable: false };
-  const error = problems || lastLine || (signal ? `killed by ${signal}` : `exit code ${String(exitCode)}`);
+  const ended = signal ? `killed by ${signal}` : `exit code ${String(exitCode)}`;
+  const error = signal ? ended : problems || (lastLine ? `${ended}: ${lastLine}` : ended);
   if (exitCode === 2) return { ...base, ok: false, status: "audit_failed", retryable: false, error };
   if (exitCode === 64) return { ...base, ok: false, status: "bad_usage", retryable: false, error };
   return { ...base, ok: false, status: status && status !== "running" ? status : "failed", retryable: true, error };
@@ -51,11 +61,7 @@ export class LocalLauncher implements JobLauncher {
     if (!existsSync(this.python)) {
       return Promise.resolve({ ok: false, status: "failed", retryable: false, error: `no Python at ${this.python}: run scripts/setup (or set SIMGATE_JOBS_PYTHON)` });
     }
-    const args =
-      request.topic === MAINTENANCE_JOB
-        ? ["-m", "simgate.lakehouse.maintenance", ...(request.topics ?? []).flatMap((t) => ["--topic", t])]
-        : ["-m", this.options.module ?? "simgate.lakehouse.wap", "--topic", request.topic, "--wap-run-id", wapRunId(request)];
-    if (this.options.wapConfigFile && request.topic !== MAINTENANCE_JOB) args.push("--config", this.options.wapConfigFile);
+    const args = jobArgs(request, this.options);
     const tailBytes = this.options.stderrTailBytes ?? 8192;
     return new Promise((resolveOutcome) => {
       // Own process group: stopping the job stops its Spark JVM too.
@@ -103,6 +109,18 @@ export class LocalLauncher implements JobLauncher {
       });
     });
   }
+}
+
+/** The job's command line: a WAP run, or the storage maintenance (`all`: compaction of the topics'
+ *  tables, the warehouse GC, the blob sweep; their settings come from SIMGATE_GC_CUTOFF,
+ *  SIMGATE_GC_MIN_AGE and SIMGATE_BLOB_GRACE in the environment). */
+export function jobArgs(request: JobRequest, options: Pick<LocalLauncherOptions, "module" | "wapConfigFile"> = {}): string[] {
+  if (request.topic === MAINTENANCE_JOB) {
+    return ["-m", "simgate.lakehouse.maintenance", "all", ...(request.topics ?? []).flatMap((t) => ["--topic", t])];
+  }
+  const args = ["-m", options.module ?? "simgate.lakehouse.wap", "--topic", request.topic, "--wap-run-id", wapRunId(request)];
+  if (options.wapConfigFile) args.push("--config", options.wapConfigFile);
+  return args;
 }
 
 function parseResult(line: string): JobResult | undefined {

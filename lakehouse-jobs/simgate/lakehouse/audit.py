@@ -16,6 +16,9 @@ class AuditFigures:
     trusted_nulls: dict[str, int] = field(default_factory=dict)
     # table → its differences from the declared schema
     schema_problems: dict[str, list[str]] = field(default_factory=dict)
+    # event_time range of the run's trusted rows (ISO-8601 UTC), for the run's summary
+    capture_time_min: str | None = None
+    capture_time_max: str | None = None
 
 
 def audit_problems(figures: AuditFigures, max_schema_error_ratio: float) -> list[str]:

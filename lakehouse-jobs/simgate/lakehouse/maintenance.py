@@ -1,20 +1,27 @@
-"""Storage maintenance on main: compaction (rewrite_data_files) and manifest rewrite (rewrite_manifests)
-of each topic's production and staging tables.
+"""Storage maintenance: compaction on main, Nessie-safe garbage collection of the warehouse, and the
+blob bucket's sweep.
 
-    python -m simgate.lakehouse.maintenance [--topic parking-entries --topic parking-exits]
+    python -m simgate.lakehouse.maintenance [compact] [--topic T ...]      # rewrite_data_files + rewrite_manifests
+    python -m simgate.lakehouse.maintenance gc [--cutoff 7d] [--min-age 1h] [--dry-run]
+    python -m simgate.lakehouse.maintenance blobs [--topic T ...] [--grace 24h] [--dry-run]
+    python -m simgate.lakehouse.maintenance all [--topic T ...]           # the three, in that order
 
-It never calls Iceberg's expire_snapshots or remove_orphan_files: on Nessie, a data file may be
-referenced by other branches and tags than main, and those procedures only see one reference, so they
-would delete live data (the tables also carry gc.enabled=false, which makes them refuse). Old snapshots
-and unreferenced files are collected by Nessie GC, which marks what every reference still reaches and
-sweeps the rest (see docs/lakehouse.md).
+Compaction covers each topic's production, offsets and staging tables. It never calls Iceberg's
+expire_snapshots or remove_orphan_files: on Nessie, a data file may be referenced by other branches and
+tags than main, and those procedures only see one reference, so they would delete live data (the tables
+also carry gc.enabled=false, which makes them refuse). `gc` (gc.py) marks what every reference still
+reaches and sweeps the rest; `blobs` (blobs.py) removes images no record or row references. Defaults
+come from SIMGATE_GC_CUTOFF, SIMGATE_GC_MIN_AGE and SIMGATE_BLOB_GRACE when set. Each prints one JSON
+line per table or one `{"gc": ...}` / `{"blobs": ...}` line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from datetime import timedelta
 
 from pyspark.sql import SparkSession
 
@@ -37,7 +44,7 @@ def maintain(spark: SparkSession, settings: StackSettings, topics: list[str], mi
     report: list[dict] = []
     for topic in topics:
         tables = TopicTables(catalog, topic)
-        for table in (tables.production, tables.trusted, tables.untrusted):
+        for table in (tables.production, tables.offsets, tables.trusted, tables.untrusted):
             if not table_exists(spark, table):
                 continue
             name = _qualified(tables, table)
@@ -58,19 +65,49 @@ def maintain(spark: SparkSession, settings: StackSettings, topics: list[str], mi
     return report
 
 
+COMMANDS = ("compact", "gc", "blobs", "all")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simgate.lakehouse.maintenance", description=__doc__.split("\n")[0])
-    parser.add_argument("--topic", action="append", help="topic whose tables to maintain (repeatable)")
+    from .blobs import sweep
+    from .gc import collect, parse_duration
+    from .nessie import NessieClient
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv.pop(0) if argv and argv[0] in COMMANDS else "compact"
+    parser = argparse.ArgumentParser(prog=f"python -m simgate.lakehouse.maintenance {command}", description=__doc__.split("\n")[0])
+    parser.add_argument("--topic", action="append", help="topic whose tables (compact) or images (blobs) to maintain (repeatable)")
     parser.add_argument("--min-input-files", type=int, default=2)
+    parser.add_argument("--cutoff", default=os.environ.get("SIMGATE_GC_CUTOFF", "7d"),
+                        help="gc: a branch's commits newer than this stay live (besides every reference's head)")
+    parser.add_argument("--min-age", default=os.environ.get("SIMGATE_GC_MIN_AGE", "1h"),
+                        help="gc: files younger than this are never deleted")
+    parser.add_argument("--grace", default=os.environ.get("SIMGATE_BLOB_GRACE", "24h"),
+                        help="blobs: unreferenced images younger than this are kept")
+    parser.add_argument("--blob-prefix", default="runs/", help="blobs: the keys considered")
+    parser.add_argument("--dry-run", action="store_true", help="gc, blobs: report, delete nothing")
     args = parser.parse_args(argv)
+    try:
+        cutoff, min_age, grace = parse_duration(args.cutoff), parse_duration(args.min_age), parse_duration(args.grace)
+    except ValueError as err:
+        print(f"maintenance: {err}", file=sys.stderr)
+        return 64
     settings = StackSettings.from_env()
+    topics = args.topic or list(DEFAULT_TOPICS)
     spark = build_spark_session("simgate-maintenance", settings, extra_conf={f"spark.sql.catalog.{settings.catalog}.cache-enabled": "false"})
     try:
-        report = maintain(spark, settings, args.topic or list(DEFAULT_TOPICS), args.min_input_files)
+        if command in ("compact", "all"):
+            for line in maintain(spark, settings, topics, args.min_input_files):
+                print(json.dumps(line), flush=True)
+        if command in ("gc", "all"):
+            report = collect(spark, settings, NessieClient(settings.nessie_uri), cutoff=cutoff, min_age=min_age, dry_run=args.dry_run)
+            print(json.dumps({"gc": report.to_dict()}), flush=True)
+        if command in ("blobs", "all"):
+            bucket = os.environ.get("S3_BLOB_BUCKET", "simgate-blobs")
+            blob_report = sweep(spark, settings, topics, bucket=bucket, grace=grace, dry_run=args.dry_run, prefix=args.blob_prefix)
+            print(json.dumps({"blobs": blob_report.to_dict()}), flush=True)
     finally:
         spark.stop()
-    for line in report:
-        print(json.dumps(line))
     return 0
 
 

@@ -81,14 +81,18 @@ class NessieClient:
         self._call("DELETE", f"/trees/{name}@{ref.hash}")
         return True
 
-    def merge(self, branch: str, into: str, expected_hash: str, message: str) -> str:
+    def merge(self, branch: str, into: str, expected_hash: str, message: str, properties: dict[str, str] | None = None) -> str:
         """Merges `branch` (at its current hash) into `into`, guarded by `expected_hash`; returns the new
-        hash of `into`. Raises NessieConflict when a key changed on both sides."""
+        hash of `into`. `properties` go into the merge commit's metadata (found again with `find_commit`).
+        Raises NessieConflict when a key changed on both sides."""
         source = self.hash_of(branch)
+        meta: dict[str, Any] = {"message": message}
+        if properties:
+            meta["properties"] = dict(properties)
         body = self._call(
             "POST",
             f"/trees/{into}@{expected_hash}/history/merge",
-            json={"fromRefName": branch, "fromHash": source, "message": message},
+            json={"fromRefName": branch, "fromHash": source, "message": message, "commitMeta": meta},
         )
         if not body.get("wasSuccessful", False):
             raise NessieConflict(f"merge of {branch} into {into} was not applied: {body}")
@@ -97,6 +101,22 @@ class NessieClient:
     def log(self, ref: str, max_records: int = 100) -> list[dict[str, Any]]:
         body = self._call("GET", f"/trees/{ref}/history", params={"maxRecords": max_records})
         return [entry["commitMeta"] for entry in body.get("logEntries", [])]
+
+    def find_commit(self, ref: str, cel_filter: str, page_size: int = 100) -> dict[str, Any] | None:
+        """The newest commit of `ref`'s history matching a CEL filter (Nessie evaluates it over the whole
+        history, page by page: `commit.properties['k'] == 'v'`, `commit.message.startsWith('...')`);
+        its commit metadata (with `hash`), or None."""
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"maxRecords": page_size, "filter": cel_filter}
+            if token:
+                params["pageToken"] = token
+            body = self._call("GET", f"/trees/{ref}/history", params=params)
+            for entry in body.get("logEntries", []):
+                return entry["commitMeta"]
+            token = body.get("token")
+            if not body.get("hasMore") or not token:
+                return None
 
     def references(self) -> Iterator[Reference]:
         token: str | None = None
@@ -110,3 +130,26 @@ class NessieClient:
             token = body.get("token")
             if not body.get("hasMore") or not token:
                 return
+
+    def content_exists(self, ref: str, key: str) -> bool:
+        response = self.http.get(f"{self.uri}/trees/{ref}/contents/{key}", timeout=self.timeout)
+        if response.status_code == 404:
+            return False
+        if response.status_code >= 400:
+            raise NessieError(f"GET /trees/{ref}/contents/{key}: {response.status_code} {response.text[:500]}")
+        return True
+
+    def delete_contents(self, keys: list[str], message: str, ref: str = "main") -> list[str]:
+        """Deletes the tables `keys` (`namespace.table`) from `ref` in one commit (the catalog entry only:
+        their files are Nessie GC's); returns the keys that existed."""
+        present = [k for k in keys if self.content_exists(ref, k)]
+        if present:
+            self._call(
+                "POST",
+                f"/trees/{ref}@{self.hash_of(ref)}/history/commit",
+                json={
+                    "commitMeta": {"message": message},
+                    "operations": [{"type": "DELETE", "key": {"elements": k.split(".")}} for k in present],
+                },
+            )
+        return present

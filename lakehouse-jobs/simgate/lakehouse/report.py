@@ -1,5 +1,6 @@
 """What the lakehouse holds, for the demo: row counts of the production and untrusted tables (with the
-untrusted reasons), Nessie's log of main with its WAP tags, and entries per hour.
+untrusted reasons), freshness (Kafka ack to visible on main, freshness.py), Nessie's log of main with its
+WAP tags, and entries per hour.
 
     python -m simgate.lakehouse.report [--topic parking-entries --topic parking-exits] [--log 12]
 """
@@ -12,6 +13,7 @@ from collections import defaultdict
 
 from pyspark.sql import functions as F
 
+from .freshness import freshness
 from .nessie import NessieClient
 from .queries import entries_per_hour, entries_per_hour_lines
 from .settings import StackSettings
@@ -44,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
             runs = spark.table(t.offsets).select("wap_run_id").distinct().count()
             print(f"  production.{t.base:<24} {production:7d}   (published by {runs} WAP run(s))")
             print(f"  staging.{t.base + '_untrusted':<27} {untrusted.count():7d}   " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
+
+        print("\nFreshness (Kafka ack -> visible on main; python -m simgate.lakehouse.freshness):")
+        for topic in topics:
+            f = freshness(spark, settings, nessie, topic)
+            if f.get("rows"):
+                print(f"  {topic:<28} {f['rows']:6d} rows   p50 {f['p50Seconds']:6.1f} s   p95 {f['p95Seconds']:6.1f} s   max {f['maxSeconds']:6.1f} s")
 
         print(f"\nNessie log of main (last {args.log} commits) with tags:")
         tags: dict[str, list[str]] = defaultdict(list)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -36,6 +37,9 @@ def build_spark_session(
     s = settings or StackSettings.from_env()
     # Local mode stays on loopback (otherwise Spark binds the machine's first interface address).
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Python workers (the record contract's UDF) run this interpreter, which has the simgate package;
+    # Spark's default is whatever `python3` is first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     cat = f"spark.sql.catalog.{s.catalog}"
     conf = {
         "spark.jars": ",".join(spark_jars(s)),

@@ -3,7 +3,9 @@ runs on a few hand-made rows in a unit test. Nothing here reads or writes a tabl
 
 Reason codes (stable; documented in docs/lakehouse.md, never reused):
   unparseable_json        the value is not a JSON object
-  schema_mismatch         a field has the wrong type (e.g. a string where a number is declared)
+  schema_mismatch:<field>:<found>  a field does not have its contract type (contract.py: e.g.
+                          schema_mismatch:carId:object, schema_mismatch:timeStamp:timestamp-without-zone)
+  schema_mismatch         the contract passed but Spark's typed parse still refused the record (a safety net)
   unknown_schema_version  schemaVersion missing or not accepted by the configuration
   missing:<field>         a required field is null or blank (e.g. missing:carId)
   unexpected_event_type   eventType differs from the topic's configured type
@@ -22,12 +24,27 @@ from datetime import datetime
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import MapType, StringType, StructField, StructType
+from pyspark.sql.types import ArrayType, MapType, StringType, StructField, StructType
 
 from .config import LotBounds, TopicRules
+from .contract import schema_reasons
 from .schema import CORRUPT_COLUMN, RECORD_SCHEMA, TRUSTED_SCHEMA, UNTRUSTED_SCHEMA
 
 SCHEMA_REASONS = ("unparseable_json", "schema_mismatch", "unknown_schema_version")
+SCHEMA_MISMATCH_PREFIX = "schema_mismatch:"
+
+
+def is_schema_reason(reason: Column) -> Column:
+    """True for a reason of schema conformity (the fixed codes and every schema_mismatch:<field>:<found>)."""
+    return reason.isin(list(SCHEMA_REASONS)) | reason.startswith(SCHEMA_MISMATCH_PREFIX)
+
+
+def contract_reasons(accepted_schema_versions: tuple[int, ...]) -> Column:
+    """The contract's schema reasons of each record value (contract.schema_reasons, run as a Python UDF
+    on `raw_value`): an empty array when the value conforms."""
+    accepted = tuple(int(v) for v in accepted_schema_versions)
+    check = F.udf(lambda value: schema_reasons(value, accepted), ArrayType(StringType()))
+    return check(F.col("raw_value"))
 
 
 def decode_kafka(raw: DataFrame) -> DataFrame:
@@ -101,16 +118,15 @@ def check_quality(
         if path.split(".")[0] not in RECORD_SCHEMA.fieldNames():
             raise ValueError(f"required field {path!r} is not in the record schema")
     record = F.col("record")
-    schema_reason = (
-        F.when(~F.col("is_json_object"), F.lit("unparseable_json"))
-        .when(record[CORRUPT_COLUMN].isNotNull(), F.lit("schema_mismatch"))
-        .when(
-            record["schemaVersion"].isNull() | ~record["schemaVersion"].isin(list(accepted_schema_versions)),
-            F.lit("unknown_schema_version"),
-        )
+    # Schema conformity: the contract on the JSON text first (types, zones, undeclared fields), then
+    # Spark's own typed parse as a safety net. Either way the record gets only its schema reasons.
+    df = parsed.withColumn("_contract", contract_reasons(accepted_schema_versions))
+    schema_array = F.when(F.size("_contract") > 0, F.col("_contract")).when(
+        record[CORRUPT_COLUMN].isNotNull() | ~F.col("is_json_object"),
+        F.array(F.when(F.col("is_json_object"), F.lit("schema_mismatch")).otherwise(F.lit("unparseable_json"))),
     )
+    schema_reason = F.when(schema_array.isNotNull(), F.lit("schema"))
 
-    df = parsed
     checks: list[Column] = [F.when(_missing(path), F.lit(f"missing:{path}")) for path in rules.required_fields]
     if rules.event_type is not None:
         checks.append(
@@ -209,10 +225,10 @@ def check_quality(
     content_reasons = F.filter(F.array(*checks), lambda reason: reason.isNotNull())
     df = df.withColumn(
         "reasons",
-        F.when(schema_reason.isNotNull(), F.array(schema_reason)).otherwise(content_reasons),
+        F.when(schema_array.isNotNull(), schema_array).otherwise(content_reasons),
     )
     return df.drop(
-        "_entry_run_id", "_entry_car_id", "_entry_time", "_published_id", "_bounds_run_id",
+        "_contract", "_entry_run_id", "_entry_car_id", "_entry_time", "_published_id", "_bounds_run_id",
         "_late_p", "_late_o", "_late", *[f"_{n}" for n in bound_names],
     )
 
@@ -296,7 +312,7 @@ def untrusted_rows(checked: DataFrame, wap_run_id: str, ingested_at: datetime) -
 def schema_error_count() -> Column:
     """An aggregate: rows whose only reason is a schema-conformity one."""
     return F.sum(
-        F.when(F.arrays_overlap(F.col("reasons"), F.array(*[F.lit(r) for r in SCHEMA_REASONS])), 1).otherwise(0)
+        F.when(F.exists(F.col("reasons"), is_schema_reason), 1).otherwise(0)
     )
 
 
@@ -321,6 +337,7 @@ def conforming(parsed: DataFrame, accepted_schema_versions: tuple[int, ...]) -> 
         F.col("is_json_object")
         & record[CORRUPT_COLUMN].isNull()
         & record["schemaVersion"].isin(list(accepted_schema_versions))
+        & (F.size(contract_reasons(accepted_schema_versions)) == 0)
     )
 
 

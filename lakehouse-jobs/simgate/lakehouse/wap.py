@@ -26,6 +26,7 @@ import os
 import re
 import signal
 import sys
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -43,20 +44,21 @@ from .settings import StackSettings
 from .spark import build_spark_session
 from .tables import TopicTables, ensure_tables, last_published_run, published_offsets, table_exists
 from .transforms import (
-    SCHEMA_REASONS,
     check_quality,
     conforming,
     decode_kafka,
     first_entries_of,
     parse_records,
     run_bounds_of,
+    schema_error_count,
     trusted_rows,
     untrusted_rows,
 )
 
 RESULT_PREFIX = "SIMGATE_WAP_RESULT "
-# Goes into branch and tag names: letters, digits and dashes only.
-WAP_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+# Goes into branch and tag names; UTC time and 8 hex digits, the form retention reads ages from (a run
+# id it cannot date would keep its tag and branch forever).
+WAP_RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}")
 TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 FAIL_POINTS = ("after_branch", "after_staging", "after_audit", "after_production", "after_merge", "after_tag")
 
@@ -91,6 +93,12 @@ class WapResult:
     tag: str | None = None
     merged_hash: str | None = None
     recovered_tag: str | None = None
+    step: str | None = None  # the step under way when a run fails
+    started_at: str | None = None
+    published_at: str | None = None
+    capture_time_min: str | None = None  # event_time range of the run's trusted rows
+    capture_time_max: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step; sparkStart = JVM start
 
     def to_json(self) -> str:
         return json.dumps({_camel(k): v for k, v in asdict(self).items()}, sort_keys=True)
@@ -101,11 +109,19 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def failure_point(name: str) -> None:
+def failure_point(name: str, spark: SparkSession | None = None) -> None:
+    """SIMGATE_WAP_FAIL_AT=<name>: raise there; SIMGATE_WAP_FAIL_MODE=kill: SIGKILL this process;
+    =kill-jvm: SIGKILL the Spark JVM and go on (the next Spark call fails as after a JVM crash)."""
     if os.environ.get("SIMGATE_WAP_FAIL_AT") != name:
         return
-    if os.environ.get("SIMGATE_WAP_FAIL_MODE") == "kill":
+    mode = os.environ.get("SIMGATE_WAP_FAIL_MODE")
+    if mode == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "kill-jvm" and spark is not None:
+        proc = spark.sparkContext._gateway.proc  # noqa: SLF001
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        return
     raise InjectedFailure(f"injected failure at {name}")
 
 
@@ -137,13 +153,15 @@ def _audit_figures(spark: SparkSession, tables: TopicTables, wap_run_id: str, re
     trusted = spark.table(tables.trusted).filter(this_run)
     null_row = trusted.agg(
         F.count(F.lit(1)).alias("_rows"),
+        # ISO-8601 UTC text made by Spark (the session's zone is UTC), not Python's local-time datetimes.
+        F.date_format(F.min("event_time"), "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'").alias("_first"),
+        F.date_format(F.max("event_time"), "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'").alias("_last"),
         *[F.sum(F.when(F.col(c).isNull(), 1).otherwise(0)).alias(c) for c in REQUIRED_TRUSTED_COLUMNS],
     ).collect()[0]
     untrusted = spark.table(tables.untrusted).filter(this_run)
-    schema_reasons = F.array(*[F.lit(r) for r in SCHEMA_REASONS])
     u_row = untrusted.agg(
         F.count(F.lit(1)).alias("rows"),
-        F.sum(F.when(F.arrays_overlap(F.col("reasons"), schema_reasons), 1).otherwise(0)).alias("schema_errors"),
+        schema_error_count().alias("schema_errors"),
     ).collect()[0]
     declared = {tables.production: TRUSTED_SCHEMA, tables.trusted: TRUSTED_SCHEMA, tables.untrusted: UNTRUSTED_SCHEMA}
     return AuditFigures(
@@ -153,6 +171,8 @@ def _audit_figures(spark: SparkSession, tables: TopicTables, wap_run_id: str, re
         schema_errors=int(u_row["schema_errors"] or 0),
         trusted_nulls={c: int(null_row[c] or 0) for c in REQUIRED_TRUSTED_COLUMNS},
         schema_problems={t: p for t, schema in declared.items() if (p := same_columns(spark.table(t).schema, schema))},
+        capture_time_min=null_row["_first"],
+        capture_time_max=null_row["_last"],
     )
 
 
@@ -233,18 +253,60 @@ def _run_times(spark, settings, config, rules, production: DataFrame, batch_runs
     return times.join(batch_runs, "run_id", "left_semi")
 
 
-def _recover_missing_tag(spark: SparkSession, nessie: NessieClient, config: JobConfig, tables: TopicTables) -> str | None:
-    """A run killed between its merge and its tag left main published but untagged: tag it now (at
-    main's head, which contains it) and drop its branch."""
+def _recover_missing_tag(spark: SparkSession, nessie: NessieClient, config: JobConfig, tables: TopicTables, log) -> str | None:
+    """A run killed between its merge and its tag left main published but untagged: tag it now, on that
+    run's own merge commit (found in main's history by the run id in its commit metadata, or by its merge
+    message for merges made before the metadata was written), and drop its branch. Never main's head:
+    other topics' runs may have merged since."""
     last = last_published_run(spark, tables)
     if last is None:
         return None
     tag = tag_name(tables.topic, last)
     if nessie.reference(tag) is not None:
         return None
-    nessie.create_tag(tag, nessie.hash_of("main"))
+    commit = nessie.find_commit("main", merge_commit_filter(tables.topic, last)) or nessie.find_commit("main", f"commit.message.startsWith('{merge_message_prefix(tables.topic, last)}')")
+    if commit is None:
+        log(f"wap {tables.topic}: run {last} is published but its merge commit was not found in main's history; not tagged")
+        return None
+    nessie.create_tag(tag, commit["hash"])
     nessie.delete_reference(branch_name(config, tables.topic, last))
     return tag
+
+
+MERGE_RUN_PROPERTY = "simgate.wap-run-id"
+MERGE_TOPIC_PROPERTY = "simgate.kafka-topic"
+
+
+def merge_commit_filter(topic: str, wap_run_id: str) -> str:
+    """CEL for Nessie's history: the merge commit of a run (a missing key is an error in CEL, hence `in`)."""
+    return (
+        f"'{MERGE_RUN_PROPERTY}' in commit.properties && commit.properties['{MERGE_RUN_PROPERTY}'] == '{wap_run_id}'"
+        f" && '{MERGE_TOPIC_PROPERTY}' in commit.properties && commit.properties['{MERGE_TOPIC_PROPERTY}'] == '{topic}'"
+    )
+
+
+def merge_message_prefix(topic: str, wap_run_id: str) -> str:
+    return f"WAP publish {topic} run {wap_run_id}:"
+
+
+class Steps:
+    """Per-step wall-clock seconds of a run (result.timings) and the step under way (result.step, kept
+    when the run fails)."""
+
+    def __init__(self, result: "WapResult") -> None:
+        self.result = result
+        self.current: str | None = None
+        self._since = 0.0
+
+    def next(self, name: str) -> None:
+        self.done()
+        self.current, self._since, self.result.step = name, time.monotonic(), name
+
+    def done(self) -> None:
+        if self.current is not None:
+            spent = self.result.timings.get(self.current, 0.0) + time.monotonic() - self._since
+            self.result.timings[self.current] = round(spent, 3)
+        self.current = None
 
 
 def run_wap(
@@ -256,7 +318,10 @@ def run_wap(
     wap_run_id: str | None = None,
     nessie: NessieClient | None = None,
     log=lambda message: print(message, file=sys.stderr, flush=True),
+    result: WapResult | None = None,
 ) -> WapResult:
+    """One WAP run. `result` (optional) is filled as the run goes, so a caller still has the counts,
+    offsets, step and timings when the run raises (a merge conflict, a dead JVM)."""
     if not TOPIC.fullmatch(topic):
         raise ValueError(f"not a Kafka topic name: {topic!r}")
     now = datetime.now(timezone.utc)
@@ -264,9 +329,14 @@ def run_wap(
     rules = config.rules_for(topic)
     tables = TopicTables(settings.catalog, topic)
     nessie = nessie or NessieClient(settings.nessie_uri)
-    result = WapResult(status="running", topic=topic, wap_run_id=wap_run_id)
+    if result is None:
+        result = WapResult(status="running", topic=topic, wap_run_id=wap_run_id)
+    result.topic, result.wap_run_id = topic, wap_run_id
+    result.status, result.started_at = "running", _iso(now)
+    steps = Steps(result)
 
     # 1. namespaces and tables on main (a branch cannot be merged into a main without the namespaces).
+    steps.next("tables")
     use_reference(spark, settings.catalog, "main")
     created = ensure_tables(spark, tables)
     entry_tables = TopicTables(settings.catalog, rules.entry_topic) if rules.entry_topic else None
@@ -275,20 +345,23 @@ def run_wap(
     created += ensure_ops_table(spark, settings.catalog)  # ops.wap_runs, the dashboard's run table
     if created:
         log(f"wap {topic}: created {', '.join(created)}")
-    result.recovered_tag = _recover_missing_tag(spark, nessie, config, tables)
+    steps.next("recover")
+    result.recovered_tag = _recover_missing_tag(spark, nessie, config, tables, log)
     if result.recovered_tag:
         log(f"wap {topic}: tagged the previous run's publication as {result.recovered_tag}")
 
     # 2. the branch, from main's head; that hash guards the merge.
+    steps.next("branch")
     base_hash = nessie.hash_of("main")
     branch = branch_name(config, topic, wap_run_id)
     nessie.create_branch(branch, base_hash)
     result.branch = branch
     use_reference(spark, settings.catalog, branch)
     try:
-        failure_point("after_branch")
+        failure_point("after_branch", spark)
 
         # 3. what is not yet published, read on the branch (= main at base_hash).
+        steps.next("plan")
         ranges: list[PartitionRange] = plan_ranges(published_offsets(spark, tables), watermarks(settings, topic))
         result.offsets = describe(ranges)
         result.skipped_by_retention = sum(r.skipped for r in ranges)
@@ -297,11 +370,13 @@ def run_wap(
             nessie.delete_reference(branch)
             result.branch = None
             result.status = "nothing_to_publish"
+            steps.done()
             log(f"wap {topic}: nothing new after offsets {result.offsets}")
             return result
         log(f"wap {topic}: run {wap_run_id} on branch {branch}, offsets {result.offsets}")
 
         # 4. parse and check.
+        steps.next("check")
         parsed = parse_records(decode_kafka(read_ranges(spark, settings, topic, ranges)))
         batch_runs = parsed.select(F.col("record.runId").alias("run_id")).where(F.col("run_id").isNotNull()).distinct()
         production = spark.table(tables.production)
@@ -323,6 +398,7 @@ def run_wap(
             }
 
             # 5 + 6. staging tables on the branch, with the run in the snapshot summary.
+            steps.next("stage")
             summary = {
                 "simgate.wap-run-id": wap_run_id,
                 "simgate.kafka-topic": topic,
@@ -332,19 +408,23 @@ def run_wap(
             _write(untrusted_rows(checked, wap_run_id, now), tables.untrusted, summary)
         finally:
             checked.unpersist()
-        failure_point("after_staging")
+        failure_point("after_staging", spark)
 
         # 7. audit what the branch holds.
+        steps.next("audit")
         figures = _audit_figures(spark, tables, wap_run_id, result.read)
         result.trusted, result.untrusted = figures.trusted, figures.untrusted
+        result.capture_time_min, result.capture_time_max = figures.capture_time_min, figures.capture_time_max
         result.problems = audit_problems(figures, config.max_schema_error_ratio)
         if result.problems:
             use_reference(spark, settings.catalog, "main")
             result.status = "audit_failed"
+            steps.done()
             raise AuditFailed(result)
-        failure_point("after_audit")
+        failure_point("after_audit", spark)
 
         # 8. publish: production and the offsets on the branch, one guarded merge, a tag, no branch.
+        steps.next("publish")
         this_run = spark.table(tables.trusted).filter(F.col("wap_run_id") == F.lit(wap_run_id))
         _write(this_run.select(*TRUSTED_SCHEMA.fieldNames()), tables.production, summary)
         offsets = spark.createDataFrame(
@@ -355,33 +435,48 @@ def run_wap(
         record_run(spark, settings.catalog, RunSummary(
             wap_run_id, topic, tag_name(topic, wap_run_id), result.read, result.trusted, result.untrusted,
             tuple(ranges), now, *capture_range(this_run)), summary)
-        failure_point("after_production")
+        failure_point("after_production", spark)
 
-        message = (
-            f"WAP publish {topic} run {wap_run_id}: {result.trusted} trusted, {result.untrusted} untrusted, "
-            f"offsets {result.offsets}"
-        )
+        steps.next("merge")
+        message = f"{merge_message_prefix(topic, wap_run_id)} {result.trusted} trusted, {result.untrusted} untrusted, offsets {result.offsets}"
         use_reference(spark, settings.catalog, "main")
-        result.merged_hash = nessie.merge(branch, "main", base_hash, message)
-        failure_point("after_merge")
+        result.merged_hash = nessie.merge(
+            branch, "main", base_hash, message, {MERGE_RUN_PROPERTY: wap_run_id, MERGE_TOPIC_PROPERTY: topic}
+        )
+        result.published_at = _iso(datetime.now(timezone.utc))
+        failure_point("after_merge", spark)
+        steps.next("tag")
         result.tag = tag_name(topic, wap_run_id)
         nessie.create_tag(result.tag, result.merged_hash)
-        failure_point("after_tag")
+        failure_point("after_tag", spark)
         nessie.delete_reference(branch)
         result.status = "published"
+        result.step = None
+        steps.done()
         log(f"wap {topic}: published {result.trusted} trusted, {result.untrusted} untrusted; tag {result.tag}")
         return result
     except AuditFailed:
         raise  # the branch stays for inspection
     except Exception:
         # Any other failure: nothing of this run is on main (or all of it, past the merge); drop the
-        # branch so that retries do not pile them up. A killed run leaves its branch; it is harmless.
+        # branch so that retries do not pile them up. Through Nessie's REST API first: it needs no
+        # JVM, which may be the thing that died. A run killed outright leaves its branch; retention
+        # drops it later.
+        steps.done()
         try:
-            use_reference(spark, settings.catalog, "main")
             nessie.delete_reference(branch)
+            result.branch = None
         except Exception as cleanup:  # noqa: BLE001 - best effort, the original error matters
             log(f"wap {topic}: could not drop branch {branch}: {cleanup}")
+        try:
+            use_reference(spark, settings.catalog, "main")
+        except Exception:  # noqa: BLE001 - a dead JVM; reported by the caller
+            pass
         raise
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def wap_session(app_name: str, settings: StackSettings) -> SparkSession:
@@ -389,11 +484,47 @@ def wap_session(app_name: str, settings: StackSettings) -> SparkSession:
     return build_spark_session(app_name, settings, extra_conf=conf)
 
 
+def describe_exit(code: int) -> str:
+    """A process's return code as Python's subprocess gives it (negative: the signal) → words."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    if code > 128:
+        try:
+            return f"exit code {code} ({signal.Signals(code - 128).name})"
+        except ValueError:
+            pass
+    return f"exit code {code}"
+
+
+def jvm_death(spark: SparkSession | None) -> str | None:
+    """How the session's JVM ended, when it did ("killed by SIGKILL", "exit code 134 (SIGABRT)"); None
+    while it runs. pyspark keeps the JVM's process (spark-submit execs java) as the gateway's `proc`."""
+    try:
+        proc = getattr(spark.sparkContext._gateway, "proc", None) if spark is not None else None  # noqa: SLF001
+    except Exception:  # noqa: BLE001
+        return None
+    if proc is None:
+        return None
+    try:
+        code = proc.wait(timeout=5)
+    except Exception:  # noqa: BLE001 - still running
+        return None
+    return describe_exit(code)
+
+
+def _jvm_alive(spark: SparkSession) -> bool:
+    proc = getattr(spark.sparkContext._gateway, "proc", None)  # noqa: SLF001
+    return proc is None or proc.poll() is None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simgate.lakehouse.wap", description=__doc__.split("\n")[0])
     parser.add_argument("--topic", required=True, help="Kafka topic to publish (e.g. parking-entries)")
     parser.add_argument("--config", help="JSON job configuration (default: SIMGATE_WAP_CONFIG or built-in)")
-    parser.add_argument("--wap-run-id", help="id of this run (default: time + random)")
+    parser.add_argument("--wap-run-id", help="id of this run, YYYYMMDDTHHMMSSZ-<8 hex> (default: now + random)")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
@@ -404,33 +535,49 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wap: --topic must be a Kafka topic name ({TOPIC.pattern})", file=sys.stderr)
         return 64
     if args.wap_run_id is not None and not WAP_RUN_ID.fullmatch(args.wap_run_id):
-        print(f"wap: --wap-run-id must match {WAP_RUN_ID.pattern}", file=sys.stderr)
+        print(f"wap: --wap-run-id must match {WAP_RUN_ID.pattern} (retention reads its age from it)", file=sys.stderr)
         return 64
     settings = StackSettings.from_env()
     wap_run_id = args.wap_run_id or new_wap_run_id(datetime.now(timezone.utc))
-    failed = WapResult(status="failed", topic=args.topic, wap_run_id=wap_run_id)
+    result = WapResult(status="failed", topic=args.topic, wap_run_id=wap_run_id)
     code = 1
-    spark = wap_session(f"simgate-wap-{args.topic}", settings)
+    spark: SparkSession | None = None
+    started = time.monotonic()
     try:
-        result = run_wap(spark, settings, config, args.topic, wap_run_id=wap_run_id)
-        print(RESULT_PREFIX + result.to_json(), flush=True)
-        return 0
+        spark = wap_session(f"simgate-wap-{args.topic}", settings)
+        result.timings["sparkStart"] = round(time.monotonic() - started, 3)
+        run_wap(spark, settings, config, args.topic, wap_run_id=wap_run_id, result=result)
+        code = 0
     except AuditFailed as err:
         print(f"wap {args.topic}: audit failed, main unchanged, branch {err.result.branch} kept: {err}", file=sys.stderr)
-        print(RESULT_PREFIX + err.result.to_json(), flush=True)
-        return 2
+        code = 2
     except NessieConflict as err:
-        failed.problems = [f"merge conflict: {err}"]
+        result.status, result.problems = "merge_conflict", [f"merge conflict: {err}"]
         code = 3
     except TopicNotFound as err:
-        failed.problems = [str(err)]
+        result.status, result.problems = "failed", [str(err)]
         code = 4
-    except Exception as err:  # noqa: BLE001 - reported with its type, then exit non-zero
-        failed.problems = [f"{type(err).__name__}: {err}"]
+    except Exception as err:  # noqa: BLE001 - reported with its cause, then exit non-zero
+        died = jvm_death(spark)
+        at = f" during {result.step}" if result.step else ""
+        if died is not None:
+            result.problems = [f"the Spark JVM died ({died}){at}"]
+        elif spark is None:
+            result.problems = [f"could not start Spark: {type(err).__name__}: {str(err)[:500]}"]
+        else:
+            result.problems = [f"{type(err).__name__}{at}: {str(err)[:1000]}"]
+        result.status = "failed"
     finally:
-        spark.stop()
-    print(f"wap {args.topic}: failed: {failed.problems[0]}", file=sys.stderr)
-    print(RESULT_PREFIX + failed.to_json(), flush=True)
+        if spark is not None:
+            try:
+                if _jvm_alive(spark):
+                    spark.stop()
+            except Exception as err:  # noqa: BLE001 - the run's outcome is already decided
+                print(f"wap {args.topic}: stopping Spark failed: {type(err).__name__}", file=sys.stderr)
+        result.timings["total"] = round(time.monotonic() - started, 3)
+    if code not in (0, 2):
+        print(f"wap {args.topic}: failed: {result.problems[0]}", file=sys.stderr)
+    print(RESULT_PREFIX + result.to_json(), flush=True)
     return code
 
 
