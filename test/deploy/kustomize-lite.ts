@@ -198,7 +198,9 @@ export function reachableFiles(dir: string, acc: Set<string> = new Set()): Set<s
   if (file === undefined || acc.has(file)) return acc;
   acc.add(file);
   const k = load(readFileSync(file, "utf8"));
-  const resources = isObject(k) && Array.isArray(k["resources"]) ? k["resources"] : [];
+  // resources and components (directories or files), and a component's configurations files.
+  const listed = (key: string): unknown[] => (isObject(k) && Array.isArray(k[key]) ? k[key] : []);
+  const resources = [...listed("resources"), ...listed("components"), ...listed("configurations")];
   for (const entry of resources) {
     if (typeof entry !== "string") continue;
     const path = resolve(dir, entry);
