@@ -30,8 +30,8 @@ export function kubectlPath(env: NodeJS.ProcessEnv = process.env): string {
 const cache = new Map<string, RenderedResource[]>();
 
 /** Every object `kubectl kustomize <dir>` renders (source: the directory). Cached per directory. */
-export function renderWithKustomize(dir: string): RenderedResource[] {
-  const hit = cache.get(dir);
+export function renderWithKustomize(dir: string, options: { cache?: boolean } = {}): RenderedResource[] {
+  const hit = options.cache === false ? undefined : cache.get(dir);
   if (hit !== undefined) return structuredClone(hit);
   const kubectl = kubectlPath();
   const run = spawnSync(kubectl, ["kustomize", dir], { encoding: "utf8", timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
