@@ -32,6 +32,7 @@ export const STATELESS_KINDS = new Set([
   "ResourceQuota",
   "ValidatingAdmissionPolicy",
   "ValidatingAdmissionPolicyBinding",
+  "Lease",
   "ScheduledSparkApplication",
   "SparkApplication",
   "PodMonitor",
