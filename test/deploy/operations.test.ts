@@ -303,6 +303,26 @@ describe("authentication and credentials", () => {
     expect(list(obj(get(items, "Service", "superset")["spec"] as Json)["ports"]).map((p) => p["name"])).toContain("http");
     expect(list(podSpecOf(get(items, "Deployment", "superset"))["volumes"]).filter((v) => v["persistentVolumeClaim"] !== undefined)).toEqual([]);
   });
+
+  test("Superset reaches Trino over HTTPS as a user of Trino's password file, through the port its NetworkPolicy opens", () => {
+    const items = resources(PROD);
+    const dev = resources("deploy/k8s/overlays/dev");
+    const init = list(podSpecOf(get(items, "Deployment", "superset"))["initContainers"])[0] as JsonObject;
+    const env = list(init["env"]).find((e) => e["name"] === "SIMGATE_TRINO_SQLALCHEMY_URI");
+    expect(obj(obj(env?.["valueFrom"])["secretKeyRef"])).toEqual({ name: "simgate-superset", key: "trino-uri" });
+    const uri = new URL(String(obj(get(dev, "Secret", "simgate-superset")["stringData"] as Json)["trino-uri"]).replace(/^trino:/, "https:"));
+    // Port 443: the Trino Python client switches to HTTPS by itself only there (trino.dbapi).
+    expect(uri.hostname).toBe("trino.simgate.svc");
+    expect(uri.port).toBe(""); // URL drops the scheme's default port: 443
+    expect(JSON.parse(decodeURIComponent(uri.searchParams.get("verify") ?? "null"))).toBe("/etc/superset-trino-ca/ca.crt");
+    const service = list(obj(get(items, "Service", "trino")["spec"] as Json)["ports"]).find((p) => p["port"] === 443);
+    expect(service).toMatchObject({ name: "https", targetPort: "https" });
+    const coordinatorPort = list((containers(get(items, "Deployment", "trino-coordinator"))[0] as JsonObject)["ports"]).find((p) => p["name"] === "https");
+    expect(coordinatorPort?.["containerPort"]).toBe(8443);
+    const users = String(obj(get(dev, "Secret", "trino-users")["stringData"] as Json)["password.db"]);
+    expect(users.split("\n").map((l) => l.split(":")[0])).toContain(decodeURIComponent(uri.username));
+    expect(users).toMatch(/^superset:\$2y\$10\$/m);
+  });
 });
 
 describe("Argo CD", () => {
