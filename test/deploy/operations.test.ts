@@ -145,6 +145,15 @@ describe("Nessie GC and backup", () => {
     const hour = (cron: Resource): number => Number(String(obj(cron["spec"] as Json)["schedule"]).split(" ")[1]);
     expect(hour(gc)).toBeGreaterThan(hour(retention)); // references dropped first, then their files go
     expect(obj(gc["spec"] as Json)["concurrencyPolicy"]).toBe("Forbid");
+    // The options exist in the installed lakehouse-jobs (the maintenance command's own --help).
+    const help = spawnSync(join(ROOT, ".venv", "bin", "python"), ["-m", "simgate.lakehouse.maintenance", "--help"], { encoding: "utf8", timeout: 60_000 });
+    expect(help.status, help.stderr).toBe(0);
+    expect(help.stdout).toMatch(/\bgc\b/);
+    for (const option of (c["args"] as string[]).filter((a) => a.startsWith("--"))) expect(help.stdout, option).toContain(option);
+    // pyspark's py4j of the image's Spark: the version the project's pyspark pins.
+    const py4j = spawnSync(join(ROOT, ".venv", "bin", "python"), ["-c", "import py4j.version; print(py4j.version.__version__)"], { encoding: "utf8" });
+    const pythonpath = String(list(c["env"]).find((e) => e["name"] === "PYTHONPATH")?.["value"]);
+    expect(pythonpath).toContain(`py4j-${py4j.stdout.trim()}-src.zip`);
   });
 
   test("backup: the admin tool exports the repository Nessie uses, and the file goes to the backup bucket; the restore imports that file into the same repository", () => {
