@@ -300,6 +300,13 @@ describe("authentication and credentials", () => {
     expect(config).toContain('SQLALCHEMY_DATABASE_URI = os.environ["SUPERSET_DATABASE_URI"]');
     expect(config).toContain('"CACHE_TYPE": "RedisCache"');
     expect(config).toContain("redis://superset-redis.simgate.svc:6379");
+    // It is valid Python, and with the database URI set it defines what Superset reads.
+    const run = spawnSync(join(ROOT, ".venv", "bin", "python"), ["-c", "import runpy, sys; c = runpy.run_path(sys.argv[1]); print(c['CACHE_CONFIG']['CACHE_TYPE'], c['SQLALCHEMY_DATABASE_URI'])", join(ROOT, "deploy/k8s/base/superset/superset_config.py")], {
+      encoding: "utf8",
+      env: { ...process.env, SUPERSET_DATABASE_URI: "postgresql+psycopg2://u:p@superset-postgres.simgate.svc:5432/superset" },
+    });
+    expect(run.stderr).toBe("");
+    expect(run.stdout.trim()).toBe("RedisCache postgresql+psycopg2://u:p@superset-postgres.simgate.svc:5432/superset");
     expect(get(items, "Service", "superset-redis")).toBeDefined();
     expect(get(items, "StatefulSet", "superset-postgres")).toBeDefined();
     const devUri = String(obj(get(resources("deploy/k8s/overlays/dev"), "Secret", "simgate-superset")["stringData"] as Json)["database-uri"]);
