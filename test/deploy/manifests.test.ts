@@ -49,6 +49,7 @@ const SECRET_KEYS: Record<string, string[]> = {
   "superset-postgres": ["username", "password"],
   "nessie-postgres": ["NESSIE_DB_USER", "NESSIE_DB_PASSWORD"],
   "nessie-oidc": ["NESSIE_OIDC_ISSUER", "NESSIE_OIDC_CLIENT_ID", "NESSIE_WRITER_PRINCIPAL", "NESSIE_READER_PRINCIPAL"],
+  "nessie-internal": ["NESSIE_CACHE_INVALIDATION_TOKEN"],
   "simgate-nessie-client": ["NESSIE_AUTH_TYPE"],
   "simgate-nessie-reader": ["NESSIE_AUTH_TOKEN"],
   "trino-internal": ["shared-secret"],

@@ -89,6 +89,7 @@ beforeAll(async () => {
         NESSIE_READER_PRINCIPAL: READER,
         NESSIE_DB_USER: "nessie",
         NESSIE_DB_PASSWORD: "unused",
+        NESSIE_CACHE_INVALIDATION_TOKEN: "unused-with-one-replica",
         SIMGATE_WAREHOUSE: "s3://simgate-warehouse/",
         S3_ENDPOINT: "http://127.0.0.1:9/",
         S3_REGION: "us-east-1",

@@ -101,6 +101,7 @@ const EXPECTED = [
   "nessie-gc -> outside:443",
   // Nessie -> its PostgreSQL, S3, identity provider; the backup -> PostgreSQL, S3
   "nessie -> nessie-postgres:5432",
+  "nessie -> nessie:9000",
   "nessie -> outside:443",
   "nessie-backup -> nessie-postgres:5432",
   "nessie-backup -> outside:443",

@@ -227,6 +227,10 @@ describe("authentication and credentials", () => {
     const text = String(obj(get(items, "ConfigMap", "nessie-config")["data"] as Json)["application.properties"]);
     const props = properties(text);
     expect(props).toMatchObject({ "nessie.server.authentication.enabled": "true", "nessie.server.authorization.enabled": "true", "quarkus.oidc.auth-server-url": "${NESSIE_OIDC_ISSUER}" });
+    // Two replicas keep their caches coherent through the headless Service of the management port.
+    expect(Number(obj(get(items, "Deployment", "nessie")["spec"] as Json)["replicas"])).toBeGreaterThan(1);
+    expect(props["nessie.version.store.persist.cache-invalidations.service-names"]).toBe("nessie-mgmt.simgate.svc");
+    expect(obj(get(items, "Service", "nessie-mgmt")["spec"] as Json)).toMatchObject({ clusterIP: "None", ports: [{ name: "management", port: 9000, targetPort: "management" }] });
     expect(props["nessie.server.authorization.rules.reader"]).toMatch(/^role=='\$\{NESSIE_READER_PRINCIPAL\}' && op in \[/);
     expect(props["nessie.server.authorization.rules.reader"]).not.toMatch(/'(COMMIT_CHANGE_AGAINST_REFERENCE|(DELETE|CREATE|ASSIGN|UPDATE)_[A-Z_]+)'/);
     const nessie = containers(get(items, "Deployment", "nessie"))[0] as JsonObject;
@@ -235,6 +239,7 @@ describe("authentication and credentials", () => {
       "simgate-s3-nessie": ["S3_ACCESS_KEY", "S3_SECRET_KEY"],
       "nessie-postgres": ["NESSIE_DB_USER", "NESSIE_DB_PASSWORD"],
       "nessie-oidc": ["NESSIE_OIDC_ISSUER", "NESSIE_OIDC_CLIENT_ID", "NESSIE_WRITER_PRINCIPAL", "NESSIE_READER_PRINCIPAL"],
+      "nessie-internal": ["NESSIE_CACHE_INVALIDATION_TOKEN"],
     };
     const available = new Set([...stack, ...list(nessie["env"]).map((e) => String(e["name"])), ...list(nessie["envFrom"]).flatMap((e) => secretKeys[String(obj(e["secretRef"])["name"])] ?? [])]);
     const used = Object.values(props).flatMap((v) => [...v.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => m[1] as string));
