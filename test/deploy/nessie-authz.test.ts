@@ -1,12 +1,12 @@
 // Nessie's authentication and authorization as deployed (issue 11, H3: "any pod can move or delete main"),
 // against the real Nessie server of the local stack (the version the k8s image runs): the
 // application.properties of deploy/k8s/base/nessie, unchanged, with only what a test cannot have
-// replaced by system properties - an in-memory version store instead of PostgreSQL, loopback ports, and
-// a local RSA key instead of the OIDC provider's (quarkus.oidc.public-key: the same bearer-token
-// verification, without discovery). Tokens are JWTs signed with that key, one per principal.
+// replaced by system properties - an in-memory version store instead of PostgreSQL, loopback ports, no
+// cache-invalidation peers (one instance), and a local RSA key instead of the OIDC provider's (quarkus.oidc.public-key:
+// the same bearer-token verification, without discovery). Tokens are JWTs signed with that key, one per principal.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createSign, generateKeyPairSync } from "node:crypto";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -59,9 +59,14 @@ beforeAll(async () => {
   const jar = join(cache, `nessie-${v["NESSIE_VERSION"]}`, `nessie-quarkus-${v["NESSIE_VERSION"]}-runner.jar`);
   const java = spawnSync("bash", ["-c", `. "${ROOT}/deploy/local/lib.sh" && find_java 21`], { encoding: "utf8" }).stdout.trim();
   expect(java, "a Java 21+ runtime (deploy/local/lib.sh find_java)").not.toBe("");
-  // Quarkus reads ./config/application.properties: the deployed file, as is.
+  // Quarkus reads ./config/application.properties: the deployed file, but for the one line that names the
+  // cluster's headless Service for cache invalidations (Nessie resolves it at start and refuses to start
+  // when it cannot; this single instance has no peer).
   mkdirSync(join(dir, "config"));
-  cpSync(join(ROOT, "deploy/k8s/base/nessie/application.properties"), join(dir, "config", "application.properties"));
+  const deployed = readFileSync(join(ROOT, "deploy/k8s/base/nessie/application.properties"), "utf8");
+  const peers = /^nessie\.version\.store\.persist\.cache-invalidations\.service-names=.*\n/m;
+  expect(deployed).toMatch(peers);
+  writeFileSync(join(dir, "config", "application.properties"), deployed.replace(peers, ""));
   const [http, management] = [await freePort(), await freePort()];
   const spki = publicKey.export({ type: "spki", format: "der" }).toString("base64");
   nessie = spawn(
