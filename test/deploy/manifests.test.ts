@@ -1,5 +1,5 @@
-// Offline validation of deploy/k8s and deploy/argocd: every kustomization is rendered without kubectl
-// (kustomize-lite.ts), every custom resource is validated against the operators' real CRD schemas
+// Offline validation of deploy/k8s and deploy/argocd: every kustomization is rendered with real
+// kustomize (render.ts: `kubectl kustomize`), every custom resource is validated against the operators' real CRD schemas
 // (test/support/crd-schema.ts; Strimzi 1.2.0, Spark operator v2.5.2, Argo CD v3.5.1), core resources
 // get sanity checks (k8s-checks.ts), and the pieces are checked to be wired to each other: the gateway's
 // config loads through the gateway's own loader, topics exist for its topic map, addresses point at
