@@ -5,27 +5,31 @@
 // concurrency. Prints events/s, MB/s, ack latency p50/p99, the gateway's peak RSS, and the CPU time per
 // event of each process on the machine (gateway, this sender or direct writer, S3 server, Kafka): where
 // everything shares the same cores, throughput follows the sum. Each scenario deletes the blobs it
-// wrote once it is measured.
+// wrote once it is measured. The headline printed first is the gateway process's CPU time per event
+// against the direct writer's (the baseline's own process: the same S3 PUTs with sha256 and the Kafka
+// produce), for the same events. Results, with their commands, go to test/bench/RESULTS.md.
 //
 //   npm run bench                              (root; builds the gateway first)
 //   BENCH_SECONDS=5 BENCH_STREAMS=1,4,16,64 BENCH_VARIANTS=png,jpeg BENCH_PATHS=baseline,grpc,ws npm run bench
 //   BENCH_ROUNDS=3 BENCH_STREAMS=16 BENCH_VARIANTS=png npm run bench   (interleaved rounds, medians)
+//   BENCH_PIN=1 npm run bench        (this process on CPU 0; the gateway, S3Proxy and Kafka on CPU 1, taskset)
 //
 // Every scenario runs for BENCH_SECONDS (default 4) after a short warm-up, every event has a new id (so
 // every blob is really written). The gateway runs as a child process with its default limits unless
 // BENCH_GATEWAY_ENV adds some ("KEY=V,KEY=V").
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { cpus, loadavg } from "node:os";
 import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Partitioners, type Producer } from "kafkajs";
 import protobuf from "protobufjs/minimal.js";
 import { withPayloadSha256 } from "../../gateway/src/exporters/s3/blob-store.js";
 import { simgate } from "../../gateway/src/generated/simgate.js";
 import { GrpcIngest, WsIngest, type EventStream } from "../support/clients.js";
-import { startGateway, uniqueId, REPO_ROOT, STACK, type TestGateway } from "../support/gateway.js";
+import { startGateway, uniqueId, STACK, type TestGateway } from "../support/gateway.js";
 import { makeJpeg, makePng } from "../support/images.js";
 import { kafkaClient, s3Client } from "../support/stack.js";
+import { drive as driveFor, median, percentile, processCpuMs, rssMb, selfCpuMs, stackPid } from "./measure.js";
 
 type Variant = "png" | "jpeg";
 type Path = "baseline" | "grpc" | "ws";
@@ -40,8 +44,12 @@ const PATHS = (process.env["BENCH_PATHS"] ?? "baseline,grpc,ws").split(",") as P
 const ROUNDS = Math.max(1, Number(process.env["BENCH_ROUNDS"] ?? 1));
 /** Events each stream keeps outstanding (unacknowledged) at once. */
 const WINDOW = Number(process.env["BENCH_WINDOW"] ?? 2);
+/** BENCH_PIN=1: this process (the sender, or the direct writer) on CPU 0; the gateway, S3Proxy and
+ *  Kafka on CPU 1 (taskset), as when the simulator has a machine of its own. */
+const PIN = process.env["BENCH_PIN"] === "1";
 const DISTINCT_PAIRS = 4;
 const notAccepted = new Map<string, number>();
+const drive = (lanes: number, one: (lane: number, seq: number) => Promise<boolean>, onWarm: () => void) => driveFor(lanes, SECONDS, WARMUP_SECONDS, one, onWarm);
 
 interface Payload {
   variant: Variant;
@@ -73,12 +81,10 @@ interface StoresCpu {
   kafka: number;
 }
 
-/** A local stack process (deploy/local/stack writes its pid under SIMGATE_STATE), or undefined. */
-function stackPid(name: "s3" | "kafka"): number | undefined {
-  const file = join(process.env["SIMGATE_STATE"] ?? join(REPO_ROOT, ".simgate"), "run", `${name}.pid`);
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, "utf8").trim());
-  return pid > 0 && existsSync(`/proc/${pid}/stat`) ? pid : undefined;
+/** Pins every thread of a process to the given CPUs (taskset -a). */
+function pin(pid: number, cpuList: string): void {
+  const r = spawnSync("taskset", ["-a", "-p", "-c", cpuList, String(pid)], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`taskset -a -p -c ${cpuList} ${pid} failed: ${r.stderr || r.error?.message}`);
 }
 
 /** CPU time (ms) used so far by the object store and Kafka, or null when they are not local processes. */
@@ -158,71 +164,6 @@ function encodeEvent(m: simgate.v1.IEvent, p: Payload, asClientFrame = false): B
   out.set(fields, prefix.length);
   p.encodedImages.copy(out, prefix.length + fields.length);
   return out;
-}
-
-function rssMb(pid: number): number | null {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m?.[1] ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
-
-/** Runs `lanes` workers that each repeat `one()` until the time is up. The measurement window opens
- *  after the warm-up AND the first completion (so slow, deep pipelines are measured in steady state)
- *  and lasts BENCH_SECONDS; it counts the calls that complete inside it, with their latencies. */
-async function drive(lanes: number, one: (lane: number, seq: number) => Promise<boolean>, onWarm: () => void): Promise<{ latencies: number[]; events: number; seconds: number; errors: number; completedSinceOpen: number }> {
-  const latencies: number[] = [];
-  let events = 0;
-  let completedSinceOpen = 0;
-  let errors = 0;
-  let seq = 0;
-  const warmEnd = Date.now() + WARMUP_SECONDS * 1000;
-  let start = 0;
-  let end = Number.POSITIVE_INFINITY;
-  const open = (now: number): void => {
-    if (start === 0 && now >= warmEnd) {
-      start = now;
-      end = now + SECONDS * 1000;
-      onWarm();
-    }
-  };
-  const lane = async (k: number): Promise<void> => {
-    while (Date.now() < end) {
-      const t0 = performance.now();
-      const ok = await one(k, ++seq);
-      const now = Date.now();
-      const ms = performance.now() - t0;
-      open(now);
-      if (start !== 0) completedSinceOpen++;
-      if (start !== 0 && now <= end) {
-        if (ok) {
-          events++;
-          latencies.push(ms);
-        } else errors++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: lanes }, (_, k) => lane(k)));
-  return { latencies, events, seconds: (end - start) / 1000, errors, completedSinceOpen };
-}
-
-/** CPU time (user + system) of a process, in ms, from /proc. */
-function processCpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
-  return (ticks * 1000) / 100; // USER_HZ = 100 on Linux
-}
-
-function selfCpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
 }
 
 async function runBaseline(variant: Variant, payloads: Payload[], streams: number, producer: Producer, topics: Record<string, string>): Promise<Result> {
@@ -327,6 +268,34 @@ async function runGateway(path: "grpc" | "ws", variant: Variant, payloads: Paylo
   return { variant, path, streams, events, seconds, latenciesMs: latencies, bytes: events * (payloads[0]?.bytes ?? 0), peakRssMb: measuringPeak ? peak : null, errors, gatewayCpuMs, clientCpuMs, storeCpuMs };
 }
 
+/** The headline: the gateway process's CPU time per event against the direct writer's (the baseline's
+ *  own process, which does the same S3 PUTs with sha256 and the Kafka produce), per variant and
+ *  transport; the median of the per-row ratios, each row against the baseline of its streams and round. */
+function printCpuHeadline(results: Result[]): void {
+  const baseline = new Map<string, Result>();
+  const ratios = new Map<string, { ratio: number[]; gw: number[]; direct: number[] }>();
+  for (const r of results) {
+    if (r.path === "baseline") {
+      baseline.set(`${r.variant}/${r.streams}`, r);
+      continue;
+    }
+    const base = baseline.get(`${r.variant}/${r.streams}`);
+    if (!base || r.gatewayCpuMs === null) continue;
+    const key = `${r.variant} ${r.path}`;
+    const entry = ratios.get(key) ?? { ratio: [], gw: [], direct: [] };
+    entry.ratio.push(r.gatewayCpuMs / base.clientCpuMs);
+    entry.gw.push(r.gatewayCpuMs);
+    entry.direct.push(base.clientCpuMs);
+    ratios.set(key, entry);
+  }
+  if (ratios.size === 0) return;
+  console.log(`gateway CPU per event / direct writer CPU per event (goal <= 1.2; median over ${ROUNDS} round(s) x streams ${STREAMS.join("/")}, each row against its own baseline):`);
+  for (const [key, e] of ratios) {
+    console.log(`  ${key.padEnd(10)} ${median(e.ratio).toFixed(2)}x  (gateway ${median(e.gw).toFixed(2)} ms/event, direct writer ${median(e.direct).toFixed(2)} ms/event; rows ${Math.min(...e.ratio).toFixed(2)}-${Math.max(...e.ratio).toFixed(2)}x)`);
+  }
+  console.log("");
+}
+
 function printTable(results: Result[]): void {
   // Each row against the baseline run just before it (the same round).
   const baseline = new Map<string, Result>();
@@ -348,12 +317,6 @@ function printTable(results: Result[]): void {
   console.log(line(header));
   console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
   for (const row of rows) console.log(line(row));
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 /** With BENCH_ROUNDS > 1: per variant, streams and path, the median events/s of the rounds and its
@@ -398,15 +361,24 @@ async function main(): Promise<void> {
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   const results: Result[] = [];
+  const stores = [stackPid("s3"), stackPid("kafka")].filter((p): p is number => p !== undefined);
+  if (PIN) {
+    if (stores.length < 2) throw new Error("BENCH_PIN=1 needs the local stack's S3Proxy and Kafka (deploy/local/stack up)");
+    pin(process.pid, "0");
+    for (const p of stores) pin(p, "1");
+    console.log(`pinned: this sender / direct writer on CPU 0; gateway, S3Proxy (${stores[0]}) and Kafka (${stores[1]}) on CPU 1`);
+  }
   try {
     for (const variant of VARIANTS) {
       const payloads = await makePayloads(variant);
       console.log(`${variant}: ${DISTINCT_PAIRS} image pairs, ${(payloads.reduce((s, p) => s + p.bytes, 0) / payloads.length / 2 / 1e3).toFixed(0)} KB per image on average`);
       const gw = await startGateway({
-        env: { SIMGATE_LOG_LEVEL: "warn", ...extraEnv },
+        // The default health-check interval (2 s), not the test helper's 0.5 s, so probes are billed as in production.
+        env: { SIMGATE_LOG_LEVEL: "warn", SIMGATE_HEALTH_INTERVAL_MS: "2000", ...extraEnv },
         nodeArgs: (process.env["BENCH_GATEWAY_NODE_ARGS"] ?? "").split(" ").filter(Boolean),
         echoLogs: process.env["BENCH_ECHO_LOGS"] === "1",
       });
+      if (PIN) pin(gw.process.pid ?? 0, "1");
       try {
         for (const streams of STREAMS) {
           for (let round = 1; round <= ROUNDS; round++) {
@@ -428,11 +400,13 @@ async function main(): Promise<void> {
     }
   } finally {
     await producer.disconnect();
+    if (PIN) for (const p of stores) pin(p, `0-${cpus().length - 1}`);
   }
   console.log("");
+  printCpuHeadline(results);
   printTable(results);
   if (ROUNDS > 1) printMedians(results);
-  console.log(`\nmachine: ${(await import("node:os")).cpus().length} cores, load average ${(await import("node:os")).loadavg().map((l) => l.toFixed(1)).join(" ")}; gateway, S3Proxy, Kafka and this client share them. Total ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+  console.log(`\nmachine: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}; ${PIN ? "this process on CPU 0, gateway, S3Proxy and Kafka on CPU 1 (BENCH_PIN=1)" : "gateway, S3Proxy, Kafka and this client share them"}. Total ${((Date.now() - started) / 1000).toFixed(0)} s.`);
 }
 
 main().catch((err: unknown) => {
