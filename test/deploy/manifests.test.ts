@@ -15,7 +15,7 @@ import { afterAll, describe, expect, test } from "vitest";
 import { loadConfig } from "../../gateway/src/config/load-config.js";
 import { loadJobsConfig } from "../../gateway/src/jobs/jobs-config.js";
 import { knownCustomResourceTypes, loadCrdValidator, locateCrdsDir, validateCustomResource } from "../support/crd-schema.js";
-import { coreSchemaProblems } from "./core-schema.js";
+import { coreSchemaProblems, isKubernetesType } from "./core-schema.js";
 import { renderWithKustomize } from "./render.js";
 import { checkBasics, checkReferences, checkServices, checkWorkloads } from "./k8s-checks.js";
 import {
@@ -60,7 +60,6 @@ const EXTERNAL_SECRETS = Object.keys(SECRET_KEYS);
 /** Kustomizations that no overlay or Argo CD Application includes: run by hand (deploy/README.md). */
 const TEMPLATES = ["deploy/k8s/base/spark-jobs/templates", "deploy/k8s/base/nessie/templates"];
 const WAP_TEMPLATE = "deploy/k8s/base/spark-jobs/templates/wap-sparkapplication.yaml";
-const CORE_GROUPS = new Set(["", "apps", "batch", "policy", "rbac.authorization.k8s.io", "networking.k8s.io", "autoscaling", "storage.k8s.io"]);
 const EXPECTED_CRD_TYPES = [
   "kafka.strimzi.io/v1/Kafka",
   "kafka.strimzi.io/v1/KafkaNodePool",
@@ -99,10 +98,6 @@ function render(relDir: string): RenderedResource[] {
   return renderWithKustomize(join(ROOT, relDir));
 }
 
-function group(r: Resource): string {
-  return r.apiVersion.includes("/") ? (r.apiVersion.split("/")[0] as string) : "";
-}
-
 function obj(value: Json | undefined): JsonObject {
   return isObject(value) ? value : {};
 }
@@ -123,7 +118,7 @@ function ofKind(items: readonly RenderedResource[], kind: string): Resource[] {
 function customResourceProblems(items: readonly RenderedResource[]): string[] {
   const problems: string[] = [];
   for (const { resource, source } of items) {
-    if (CORE_GROUPS.has(group(resource))) continue;
+    if (isKubernetesType(resource.apiVersion, resource.kind)) continue;
     const result = validateCustomResource(resource);
     if (result === undefined) problems.push(`${resourceId(resource)} (${source}): no CRD schema for ${resource.apiVersion} ${resource.kind}`);
     else for (const e of result.errors) problems.push(`${resourceId(resource)} (${relative(ROOT, source)}): ${e}`);
@@ -204,7 +199,7 @@ describe.each(KUSTOMIZATIONS)("kustomization %s", (dir) => {
   test("its core resources match the Kubernetes API schemas and are sane (names, selectors, ports, probes, resources)", async () => {
     const items = render(dir);
     const ns = dir.startsWith("deploy/argocd") ? "argocd" : NAMESPACE;
-    const core = items.map(({ resource }) => resource).filter((r) => CORE_GROUPS.has(group(r)));
+    const core = items.map(({ resource }) => resource).filter((r) => isKubernetesType(r.apiVersion, r.kind));
     expect(await coreSchemaProblems(core)).toEqual([]);
     expect([...checkBasics(items, ns), ...checkWorkloads(items), ...checkServices(items)]).toEqual([]);
   });
@@ -357,8 +352,11 @@ describe("deploy/ as a whole", () => {
     ]);
 
     const role = find(items, "Role", "simgate-gateway-spark-jobs");
+    // What these rights allow and refuse is checked on a real API server (cluster.test.ts, can-i).
     expect(role["rules"]).toEqual([
-      { apiGroups: ["sparkoperator.k8s.io"], resources: ["sparkapplications"], verbs: ["create", "get", "list", "watch", "delete"] },
+      { apiGroups: ["sparkoperator.k8s.io"], resources: ["sparkapplications"], verbs: ["create", "get", "delete"] },
+      { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
+      { apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: ["simgate-gateway-jobs"], verbs: ["get", "update"] },
     ]);
     const binding = find(items, "RoleBinding", "simgate-gateway-spark-jobs");
     expect(binding["subjects"]).toEqual([{ kind: "ServiceAccount", name: "simgate-gateway", namespace: NAMESPACE }]);
@@ -579,17 +577,44 @@ describe("the checks can fail", () => {
     expect(() => renderKustomization(dir)).toThrow(/defined twice/);
   });
 
-  test("a core resource of the wrong shape is rejected by the Kubernetes schema", async () => {
+  test("a core resource of the wrong shape is rejected by the Kubernetes schema", () => {
     const deployment = readManifestFile(join(K8S, "base/gateway/deployment.yaml"))[0]?.resource as Resource;
-    expect(await coreSchemaProblems([deployment])).toEqual([]);
+    expect(coreSchemaProblems([deployment])).toEqual([]);
     const bad = structuredClone(deployment) as unknown as { spec: { replicas: unknown; template: { spec: { containers: Record<string, unknown>[] } } } };
     bad.spec.replicas = "two";
-    (bad.spec.template.spec.containers[0] as Record<string, unknown>)["imagePullPolicy"] = "Sometimes";
-    const problems = await coreSchemaProblems([bad as unknown as Resource]);
-    expect(problems).toHaveLength(1);
-    expect(problems[0]).toMatch(/spec\/replicas must be integer/);
-    expect(problems[0]).toMatch(/imagePullPolicy must be equal to one of the allowed values/);
-    expect(await coreSchemaProblems([{ apiVersion: "v1", kind: "Widget", metadata: { name: "w" } }])).toEqual(["/Widget//w: no Kubernetes schema for v1 Widget"]);
+    delete (bad.spec.template.spec.containers[0] as Record<string, unknown>)["name"];
+    expect(coreSchemaProblems([bad as unknown as Resource])).toEqual([
+      "apps/Deployment/simgate/simgate-gateway: /spec/replicas: must be integer",
+      "apps/Deployment/simgate/simgate-gateway: /spec/template/spec/containers/0: must have required property 'name'",
+    ]);
+    expect(coreSchemaProblems([{ apiVersion: "v1", kind: "Widget", metadata: { name: "w" } }])).toEqual(["/Widget//w: no Kubernetes schema for v1 Widget"]);
+    expect(isKubernetesType("batch/v1", "CronJob")).toBe(true);
+    expect(isKubernetesType("sparkoperator.k8s.io/v1beta2", "SparkApplication")).toBe(false);
+  });
+
+  test("a misspelled field fails strict validation, in a Deployment and in a CronJob", () => {
+    const deployment = readManifestFile(join(K8S, "base/gateway/deployment.yaml"))[0]?.resource as Resource;
+    const cronJob = readManifestFile(join(K8S, "base/spark-jobs/retention.yaml"))[0]?.resource as Resource;
+    expect(coreSchemaProblems([deployment, cronJob])).toEqual([]);
+    type Pod = { spec: Record<string, unknown> & { containers: Array<Record<string, unknown> & { securityContext: Record<string, unknown> }> } };
+    const misspell = (pod: Pod): void => {
+      const c = pod.spec.containers[0] as Pod["spec"]["containers"][number];
+      c["readinessprobe"] = { httpGet: { path: "/readyz", port: 8080 } };
+      pod.spec["toleration"] = [{ key: "nvidia.com/gpu", operator: "Exists" }];
+      c.securityContext["readOnlyRootFilesytem"] = true;
+    };
+    const badDeployment = structuredClone(deployment) as unknown as { spec: { template: Pod } };
+    misspell(badDeployment.spec.template);
+    const badCronJob = structuredClone(cronJob) as unknown as { spec: { jobTemplate: { spec: { template: Pod } } } };
+    misspell(badCronJob.spec.jobTemplate.spec.template);
+    expect(coreSchemaProblems([badDeployment, badCronJob] as unknown as Resource[])).toEqual([
+      'apps/Deployment/simgate/simgate-gateway: /spec/template/spec: unknown field "toleration"',
+      'apps/Deployment/simgate/simgate-gateway: /spec/template/spec/containers/0: unknown field "readinessprobe"',
+      'apps/Deployment/simgate/simgate-gateway: /spec/template/spec/containers/0/securityContext: unknown field "readOnlyRootFilesytem"',
+      'batch/CronJob/simgate/simgate-retention: /spec/jobTemplate/spec/template/spec: unknown field "toleration"',
+      'batch/CronJob/simgate/simgate-retention: /spec/jobTemplate/spec/template/spec/containers/0: unknown field "readinessprobe"',
+      'batch/CronJob/simgate/simgate-retention: /spec/jobTemplate/spec/template/spec/containers/0/securityContext: unknown field "readOnlyRootFilesytem"',
+    ]);
   });
 
   test("the sanity checks flag a Service that selects nothing, a wrong targetPort and a probe on no port", () => {

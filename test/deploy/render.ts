@@ -3,29 +3,9 @@
 // `kubectl apply -k` produce. kubectl comes from the project's setup (deploy/local/k8s-tools); without it
 // the tests fail, naming what to run (they never skip).
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
 import { loadAll } from "js-yaml";
+import { kubectlPath } from "../support/kube-tools.js";
 import { isObject, KustomizeLiteError, type RenderedResource, type Resource } from "./kustomize-lite.js";
-
-/** kubectl: SIMGATE_KUBECTL, else the one scripts/setup builds ($SIMGATE_CACHE/kubernetes-<version>/bin),
- *  else kubectl on PATH. */
-export function kubectlPath(env: NodeJS.ProcessEnv = process.env): string {
-  const fromEnv = env["SIMGATE_KUBECTL"];
-  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
-  const cache = env["SIMGATE_CACHE"] !== undefined && env["SIMGATE_CACHE"] !== "" ? env["SIMGATE_CACHE"] : join(homedir(), ".cache", "simgate");
-  if (existsSync(cache)) {
-    const built = readdirSync(cache)
-      .filter((d) => d.startsWith("kubernetes-"))
-      .sort()
-      .reverse()
-      .map((d) => join(cache, d, "bin", "kubectl"))
-      .find((p) => existsSync(p));
-    if (built !== undefined) return built;
-  }
-  return "kubectl";
-}
 
 const cache = new Map<string, RenderedResource[]>();
 
@@ -33,7 +13,7 @@ const cache = new Map<string, RenderedResource[]>();
 export function renderWithKustomize(dir: string, options: { cache?: boolean } = {}): RenderedResource[] {
   const hit = options.cache === false ? undefined : cache.get(dir);
   if (hit !== undefined) return structuredClone(hit);
-  const kubectl = kubectlPath();
+  const kubectl = kubectlPath(); // throws, naming what to run, when setup has not built it
   const run = spawnSync(kubectl, ["kustomize", dir], { encoding: "utf8", timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
   if (run.error !== undefined) {
     throw new KustomizeLiteError(`cannot run ${kubectl} (${run.error.message}): run bash scripts/setup, which builds kubectl, or set SIMGATE_KUBECTL`);

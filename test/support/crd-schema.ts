@@ -124,7 +124,7 @@ function keyTuple(item: unknown, keys: readonly string[]): string {
   return JSON.stringify(keys.map((k) => (isObject(item) ? (item[k] ?? null) : null)));
 }
 
-function newAjv(): Ajv {
+export function newAjv(): Ajv {
   const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: true });
   ajv.addFormat("int32", { type: "number", validate: (n: number) => Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31 });
   ajv.addFormat("int64", { type: "number", validate: (n: number) => Number.isSafeInteger(n) });

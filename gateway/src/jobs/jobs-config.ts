@@ -59,6 +59,11 @@ export const jobsConfigSchema = z
         /** How often a running SparkApplication's state is read. */
         pollMs: z.number().int().min(100).default(5_000),
         executorInstances: z.number().int().min(1).default(2),
+        /** Leader election among the gateway replicas (leader-lease.ts): only the holder of this
+         *  coordination.k8s.io Lease starts jobs. "" turns it off (a single replica). */
+        leaseName: z.union([z.literal(""), z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/)]).default("simgate-gateway-jobs"),
+        /** A holder that has not renewed for this long is replaced; it renews every leaseDurationMs / 7.5 (client-go's 15 s / 2 s). */
+        leaseDurationMs: z.number().int().min(3000).default(15_000),
       })
       .strict()
       .prefault({}),
@@ -96,6 +101,7 @@ const ENV: ReadonlyArray<{ name: string; path: readonly string[]; kind: Kind }> 
   { name: "SIMGATE_JOBS_K8S_CA_FILE", path: ["kubernetes", "caFile"], kind: "string" },
   { name: "SIMGATE_JOBS_K8S_IMAGE", path: ["kubernetes", "image"], kind: "string" },
   { name: "SIMGATE_JOBS_K8S_POLL_MS", path: ["kubernetes", "pollMs"], kind: "int" },
+  { name: "SIMGATE_JOBS_K8S_LEASE", path: ["kubernetes", "leaseName"], kind: "string" },
 ];
 
 function parseValue(name: string, kind: Kind, raw: string): unknown {

@@ -1,6 +1,7 @@
 // Wires the job driver into the gateway as a GatewayPlugin: records produced and run ends feed the
 // driver, GET /jobs shows it, its metrics join /metrics, and stopping the gateway stops running jobs.
 import { existsSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import type { Registry } from "prom-client";
 import type { GatewayConfig } from "../config/schema.js";
 import type { GatewayPlugin } from "../pipeline/pipeline-events.js";
@@ -10,7 +11,9 @@ import { jobsRoute } from "./jobs-http.js";
 import { loadJobsConfig, type JobsConfig } from "./jobs-config.js";
 import { JobsMetrics } from "./jobs-metrics.js";
 import type { Clock, JobLauncher, JobOutcome } from "./job-types.js";
+import { KubernetesClient } from "./kubernetes-client.js";
 import { KubernetesLauncher } from "./kubernetes-launcher.js";
+import { LeaderLease } from "./leader-lease.js";
 import { LocalLauncher } from "./local-launcher.js";
 
 export interface JobsPlugin extends GatewayPlugin {
@@ -25,6 +28,8 @@ export interface JobsPluginOptions {
   launcher?: JobLauncher;
   clock?: Clock;
   logger?: Logger;
+  /** This replica's name in leader election (default SIMGATE_GATEWAY_ID, else the host name). */
+  identity?: string;
 }
 
 const disabledLauncher: JobLauncher = {
@@ -48,11 +53,40 @@ export function launcherFor(config: JobsConfig): JobLauncher {
   }
 }
 
+/** With the Kubernetes launcher and a lease name: the replicas elect one leader, and only it starts
+ *  jobs. A follower refuses each start (status not_leader, not retried); its triggers are not lost
+ *  work, since every WAP run publishes all records not yet published, whichever replica saw them. */
+function leaderElection(config: JobsConfig, identity: string, logger?: Logger): LeaderLease | undefined {
+  const k = config.kubernetes;
+  if (config.launcher !== "kubernetes" || k.leaseName === "") return undefined;
+  const namespace = k.namespace ?? (existsSync(SA_NAMESPACE_FILE) ? readFileSync(SA_NAMESPACE_FILE, "utf8").trim() : "simgate");
+  const client = new KubernetesClient({ apiUrl: k.apiUrl, tokenFile: k.tokenFile, caFile: existsSync(k.caFile) ? k.caFile : undefined, timeoutMs: 5_000 });
+  const duration = k.leaseDurationMs;
+  return new LeaderLease(
+    client,
+    { namespace, name: k.leaseName, identity, leaseDurationMs: duration, renewDeadlineMs: Math.round((duration * 2) / 3), retryPeriodMs: Math.round(duration / 7.5) },
+    undefined,
+    logger,
+  );
+}
+
+function leaderOnly(launcher: JobLauncher, lease: LeaderLease, leaseName: string): JobLauncher {
+  return {
+    kind: launcher.kind,
+    launch: (request, signal) =>
+      lease.isLeader()
+        ? launcher.launch(request, signal)
+        : Promise.resolve({ ok: false, status: "not_leader", retryable: false, error: `another gateway replica holds Lease ${leaseName} and drives the jobs` }),
+  };
+}
+
 export function createJobsPlugin(options: JobsPluginOptions): JobsPlugin {
   const { config } = options;
   const topics = config.topics.length > 0 ? config.topics : [...new Set(options.eventTopics)];
   const enabled = config.launcher !== "none" || options.launcher !== undefined;
-  const launcher = options.launcher ?? launcherFor(config);
+  const lease = leaderElection(config, options.identity ?? process.env["SIMGATE_GATEWAY_ID"] ?? hostname(), options.logger);
+  const baseLauncher = options.launcher ?? launcherFor(config);
+  const launcher = lease ? leaderOnly(baseLauncher, lease, config.kubernetes.leaseName) : baseLauncher;
   let metrics: JobsMetrics | undefined;
   const observer: JobDriverObserver = {
     triggered: (topic, reason, action) => metrics?.triggered(topic, reason, action),
@@ -94,10 +128,14 @@ export function createJobsPlugin(options: JobsPluginOptions): JobsPlugin {
       metrics ??= new JobsMetrics(registry);
     },
     async start(): Promise<void> {
+      lease?.start();
       driver.startSchedules();
       options.logger?.info({ launcher: launcher.kind, topics, onRunEnd: config.onRunEnd, everyRecords: config.everyRecords, everyMs: config.everyMs, maintenanceEveryMs: config.maintenanceEveryMs }, "job driver ready");
     },
-    stop: () => driver.stop(),
+    stop: async () => {
+      await driver.stop();
+      await lease?.stop();
+    },
     status: () => {
       const s = driver.snapshot();
       return { launcher: s.launcher, running: s.running, queued: s.queued };

@@ -1,10 +1,8 @@
 // Runs the WAP job in a cluster: creates a SparkApplication for the Spark operator through the
 // Kubernetes API (service-account bearer token, the cluster CA), then follows its
 // status.applicationState until COMPLETED or FAILED. Stopping a run deletes the resource.
-import { readFileSync } from "node:fs";
-import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
 import { MAINTENANCE_JOB, systemClock, type Clock, type JobLauncher, type JobOutcome, type JobRequest } from "./job-types.js";
+import { KubernetesClient, type ApiResponse } from "./kubernetes-client.js";
 import { wapRunId } from "./local-launcher.js";
 import { sparkApplicationFor, type SparkApplicationOptions } from "./spark-application.js";
 
@@ -25,21 +23,21 @@ const API_PATH = "/apis/sparkoperator.k8s.io/v1beta2";
 // Terminal failures (FAILING and the like are on the way there: keep polling).
 const FAILED_STATES = new Set(["FAILED", "SUBMISSION_FAILED"]);
 
-interface ApiResponse {
-  status: number;
-  body: unknown;
-  text: string;
+/** The API server's Status message of a refusal, else the start of the body. */
+function statusMessage(response: ApiResponse): string {
+  const message = (response.body as { message?: unknown } | undefined)?.message;
+  return typeof message === "string" ? message : response.text.slice(0, 300);
 }
 
 export class KubernetesLauncher implements JobLauncher {
   readonly kind = "kubernetes";
-  private readonly ca: Buffer | undefined;
+  private readonly client: KubernetesClient;
 
   constructor(
     private readonly options: KubernetesLauncherOptions,
     private readonly clock: Clock = systemClock,
   ) {
-    this.ca = options.caFile !== undefined ? readFileSync(options.caFile) : undefined;
+    this.client = new KubernetesClient(options);
   }
 
   private collection(): string {
@@ -47,34 +45,7 @@ export class KubernetesLauncher implements JobLauncher {
   }
 
   private call(method: string, path: string, body?: unknown): Promise<ApiResponse> {
-    const url = new URL(path, this.options.apiUrl);
-    const token = readFileSync(this.options.tokenFile, "utf8").trim();
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: "application/json" };
-    if (payload !== undefined) {
-      headers["content-type"] = "application/json";
-      headers["content-length"] = String(Buffer.byteLength(payload));
-    }
-    return new Promise((resolve, reject) => {
-      const send = url.protocol === "https:" ? httpsRequest : httpRequest;
-      const req = send(url, { method, headers, ...(url.protocol === "https:" && this.ca ? { ca: this.ca } : {}), timeout: 30_000 }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          let parsed: unknown;
-          try {
-            parsed = text ? JSON.parse(text) : undefined;
-          } catch {
-            parsed = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed, text });
-        });
-      });
-      req.on("timeout", () => req.destroy(new Error(`${method} ${url.pathname}: timed out`)));
-      req.on("error", reject);
-      req.end(payload);
-    });
+    return this.client.call(method, path, body);
   }
 
   private sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -100,8 +71,12 @@ export class KubernetesLauncher implements JobLauncher {
     const name = (resource["metadata"] as { name: string }).name;
     try {
       const created = await this.call("POST", this.collection(), resource);
+      // A full ResourceQuota (deploy/k8s/base/spark-jobs/quota.yaml) clears as finished runs expire.
+      if (created.status === 403 && /exceeded quota/.test(created.text)) {
+        return { ok: false, status: "failed", retryable: true, error: `SparkApplication quota full, retrying later: ${statusMessage(created)}` };
+      }
       if (created.status === 401 || created.status === 403) {
-        return { ok: false, status: "failed", retryable: false, error: `Kubernetes API refused the service account (${created.status}): ${created.text.slice(0, 300)}` };
+        return { ok: false, status: "failed", retryable: false, error: `Kubernetes API refused the service account (${created.status}): ${statusMessage(created)}` };
       }
       if (created.status === 422 || created.status === 400) {
         return { ok: false, status: "failed", retryable: false, error: `SparkApplication rejected (${created.status}): ${created.text.slice(0, 500)}` };
