@@ -17,6 +17,11 @@ KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 S3_PORT=${S3_PORT:-9333}
 NESSIE_PORT=${NESSIE_PORT:-19120}
 NESSIE_MANAGEMENT_PORT=${NESSIE_MANAGEMENT_PORT:-19121}
+# Optional services (`stack up trino superset`): Trino's HTTP port, Superset's web port and its admin.
+TRINO_PORT=${TRINO_PORT:-8090}
+SUPERSET_PORT=${SUPERSET_PORT:-8088}
+SUPERSET_ADMIN_USER=${SUPERSET_ADMIN_USER:-admin}
+SUPERSET_ADMIN_PASSWORD=${SUPERSET_ADMIN_PASSWORD:-simgate-admin}
 # The optional OpenTelemetry Collector peer (stack up otelcol): OTLP gRPC and its health_check extension.
 OTELCOL_PORT=${OTELCOL_PORT:-4317}
 OTELCOL_HEALTH_PORT=${OTELCOL_HEALTH_PORT:-13133}
@@ -31,12 +36,19 @@ KAFKA_HOME="$SIMGATE_CACHE/kafka-$KAFKA_VERSION"
 S3PROXY_JAR="$SIMGATE_CACHE/s3proxy-$S3PROXY_VERSION/s3proxy-$S3PROXY_VERSION-jar-with-dependencies.jar"
 NESSIE_JAR="$SIMGATE_CACHE/nessie-$NESSIE_VERSION/nessie-quarkus-$NESSIE_VERSION-runner.jar"
 SPARK_JARS_DIR="$SIMGATE_CACHE/spark-jars-$SPARK_VERSION-iceberg-$ICEBERG_VERSION-nessie-$NESSIE_VERSION"
+# Trino unpacked with only the plugins the stack uses (deploy/local/fetch trino), and its CLI jar.
+TRINO_HOME="$SIMGATE_CACHE/trino-server-$TRINO_VERSION"
+TRINO_CLI_JAR="$SIMGATE_CACHE/trino-cli-$TRINO_VERSION/trino-cli-$TRINO_VERSION-executable.jar"
+# Superset's own virtual environment (its pins clash with .venv), from deploy/local/superset/constraints.txt.
+SUPERSET_VENV=${SUPERSET_VENV:-$SIMGATE_CACHE/superset-$SUPERSET_VERSION-venv}
 OTELCOL_BIN="$SIMGATE_CACHE/otelcol-$OTELCOL_VERSION/otelcol-simgate"
 
 export SIMGATE_ROOT SIMGATE_CACHE SIMGATE_STATE SIMGATE_VENV SIMGATE_STACK_HOST KAFKA_PORT S3_PORT NESSIE_PORT \
   OTELCOL_PORT OTELCOL_HEALTH_PORT OTELCOL_BIN \
   S3_ACCESS_KEY S3_SECRET_KEY S3_REGION S3_BLOB_BUCKET S3_WAREHOUSE_BUCKET SPARK_JARS_DIR \
-  KAFKA_VERSION S3PROXY_VERSION NESSIE_VERSION ICEBERG_VERSION SPARK_VERSION SPARK_SCALA_BINARY
+  KAFKA_VERSION S3PROXY_VERSION NESSIE_VERSION ICEBERG_VERSION SPARK_VERSION SPARK_SCALA_BINARY \
+  TRINO_PORT SUPERSET_PORT SUPERSET_ADMIN_USER SUPERSET_ADMIN_PASSWORD TRINO_VERSION SUPERSET_VERSION \
+  TRINO_HOME TRINO_CLI_JAR SUPERSET_VENV
 
 die() { echo "simgate: error: $*" >&2; exit 1; }
 note() { echo "simgate: $*" >&2; }
@@ -54,4 +66,23 @@ find_java() {
     if [ -n "$major" ] && [ "$major" -ge "$min" ]; then echo "$j"; return 0; fi
   done
   return 1
+}
+
+# superset_env: the environment of the local Superset (deploy/local/stack, deploy/local/superset-import).
+# Its config is the cluster's (superset_config.py in deploy/k8s/base/superset/config.yaml), which reads
+# the metadata database and the secret key from the environment: SQLite and a key in the state folder.
+superset_env() {
+  local dir="$SIMGATE_STATE/data/superset"
+  mkdir -p "$dir"
+  [ -s "$dir/secret-key" ] || python3 -c 'import secrets;print(secrets.token_urlsafe(42))' >"$dir/secret-key"
+  configmap_key "$SIMGATE_ROOT/deploy/k8s/base/superset/config.yaml" superset_config.py >"$dir/superset_config.py"
+  export SUPERSET_CONFIG_PATH="$dir/superset_config.py" SUPERSET_DATABASE_URI="sqlite:///$dir/superset.db"
+  export SUPERSET_HOME="$dir" FLASK_APP=superset SUPERSET_SECRET_KEY
+  SUPERSET_SECRET_KEY=$(cat "$dir/secret-key")
+  export SIMGATE_TRINO_SQLALCHEMY_URI="trino://superset@$SIMGATE_STACK_HOST:$TRINO_PORT/iceberg"
+}
+
+# configmap_key FILE KEY: the text of one data key of a ConfigMap manifest (Superset's Python has PyYAML).
+configmap_key() {
+  "$SUPERSET_VENV/bin/python" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["data"][sys.argv[2]], end="")' "$1" "$2"
 }

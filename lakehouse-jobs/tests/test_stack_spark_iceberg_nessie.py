@@ -78,3 +78,7 @@ def test_iceberg_table_on_a_nessie_branch_merges_into_main(spark, settings):
     assert [(r.car_id, r.x) for r in rows] == [("car-1", 1.5), ("car-2", -2.0)]
 
     spark.sql(f"DROP BRANCH {branch} IN nessie")
+    # Leave main's catalog as it was (analysts see it through Trino and Superset).
+    spark.sql(f"DROP TABLE {table}")
+    spark.sql(f"DROP NAMESPACE nessie.{namespace}")
+    assert not table_on("main")

@@ -264,29 +264,37 @@ describe("an event id reused with different images", () => {
 });
 
 describe("SIGTERM", () => {
-  it("finishes what is in flight, flushes the producer and exits 0", async () => {
-    const gw = await startGateway();
-    const runId = uniqueId("drain-run");
-    const events = Array.from({ length: 40 }, (_, i) => makeEvent(runId, i + 1, images()));
-    const client = new GrpcIngest(gw.grpcAddress);
-    const stream = client.openStream();
-    const pending = events.map((e) => stream.send(e));
-    // Wait until some are answered, then stop while the rest are in flight or queued.
-    await Promise.race(pending);
-    const exit = gw.stop();
-    const acks = await Promise.all(pending);
-    expect(await exit).toBe(0);
-    client.close();
-    const accepted = acks.filter((a) => a.accepted);
-    const other = acks.filter((a) => !a.accepted);
-    expect(accepted.length).toBeGreaterThan(0);
-    // Whatever was not accepted was answered retry-later (draining) or left unanswered when the stream
-    // ended (the sender resends both); none is in Kafka without an accepted ack.
-    for (const a of other) expect(a.retryLater?.code, JSON.stringify(a.toJSON())).toMatch(/^(GW_ERR_DRAINING|STREAM_ENDED|STREAM_FAILED)$/);
-    const records = [...(await readTopic(gw.topics.entries)), ...(await readTopic(gw.topics.exits))].filter((r) => r.headers["run-id"] === runId);
-    expect(new Set(records.map((r) => r.headers["event-id"]))).toEqual(new Set(accepted.map((a) => a.eventId)));
-    expect(gw.logs().some((l) => l.includes('"msg":"stopped"'))).toBe(true);
-  });
+  for (const transport of ["grpc", "ws"] as const) {
+    it(`finishes what is in flight, flushes the producer and exits 0 (${transport})`, async () => {
+      const gw = await startGateway();
+      const runId = uniqueId("drain-run");
+      const events = Array.from({ length: 40 }, (_, i) => makeEvent(runId, i + 1, images()));
+      const client = new GrpcIngest(gw.grpcAddress);
+      const ws = transport === "ws" ? await WsIngest.connect(gw.wsUrl) : undefined;
+      const stream = client.openStream();
+      const pending = events.map((e) => (ws ? ws.sendEvent(e).catch(() => simgate.v1.Ack.create({ retryLater: { code: "STREAM_ENDED" } })) : stream.send(e)));
+      // Stop while events are really in flight: the gauge says so just before SIGTERM.
+      const inFlight = await pollUntil("events in flight", async () => {
+        const n = Number(/^simgate_gateway_in_flight_events (\d+)$/m.exec((await gw.get("/metrics")).body)?.[1] ?? 0);
+        return n >= 2 ? n : undefined;
+      }, 30_000, 20);
+      const exit = gw.stop();
+      const acks = await Promise.all(pending);
+      expect(await exit).toBe(0);
+      client.close();
+      await ws?.close();
+      const accepted = acks.filter((a) => a.accepted);
+      const other = acks.filter((a) => !a.accepted);
+      // What was in flight at SIGTERM finished (accepted), it was not cut off.
+      expect(accepted.length).toBeGreaterThanOrEqual(inFlight);
+      // Whatever was not accepted was answered retry-later (draining) or left unanswered when the stream
+      // ended (the sender resends both); none is in Kafka without an accepted ack.
+      for (const a of other) expect(a.retryLater?.code, JSON.stringify(a.toJSON())).toMatch(/^(GW_ERR_DRAINING|STREAM_ENDED|STREAM_FAILED)$/);
+      const records = [...(await readTopic(gw.topics.entries)), ...(await readTopic(gw.topics.exits))].filter((r) => r.headers["run-id"] === runId);
+      expect(new Set(records.map((r) => r.headers["event-id"]))).toEqual(new Set(accepted.map((a) => a.eventId)));
+      expect(gw.logs().some((l) => l.includes('"msg":"stopped"'))).toBe(true);
+    });
+  }
 
   it("when the drain timeout runs out with events in flight, exits 3 and logs how many were abandoned", async () => {
     // A TCP relay in front of the object store that can be frozen: the uploads then hang in flight.

@@ -23,6 +23,7 @@ beforeAll(async () => {
       KAFKA_BOOTSTRAP: stack.kafkaBootstrap,
       S3_ENDPOINT: stack.s3Endpoint,
       SIMGATE_PRODUCE_TIMEOUT_MS: "4000",
+      SIMGATE_KAFKA_REQUEST_TIMEOUT_MS: "1500",
       SIMGATE_S3_TIMEOUT_MS: "3000",
       SIMGATE_HEALTH_INTERVAL_MS: "500",
     },

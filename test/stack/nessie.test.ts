@@ -88,5 +88,17 @@ describe("local Nessie", () => {
 
     await api("DELETE", `/trees/${branch}@${committed.targetBranch.hash}`);
     await expect(ref(branch)).rejects.toThrow(/HTTP 404/);
+
+    // Leave main's catalog as it was: what this test put there goes again (the tag keeps the history).
+    const mine = (await api<{ entries: { name: { elements: string[] } }[] }>("GET", `/trees/main/entries`)).entries
+      .filter((e) => e.name.elements[0] === `stacktest_${id}`)
+      .sort((a, b) => b.name.elements.length - a.name.elements.length);
+    await api("POST", `/trees/main@${(await ref("main")).hash}/history/commit`, {
+      commitMeta: { message: `stack test ${id}: clean up` },
+      operations: mine.map((e) => ({ type: "DELETE", key: { elements: e.name.elements } })),
+    });
+    const after = await api<{ entries: { name: { elements: string[] } }[] }>("GET", `/trees/main/entries`);
+    expect(after.entries.filter((e) => e.name.elements[0] === `stacktest_${id}`)).toEqual([]);
+    await api("DELETE", `/trees/${tag}@${mainAfter.hash}`);
   });
 });

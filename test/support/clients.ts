@@ -195,6 +195,16 @@ export class WsIngest {
   private errorWaiters: Array<(frame: simgate.v1.ServerFrame) => void> = [];
 
   private constructor(readonly socket: WebSocket) {
+    // The connection is over: what has no answer was never answered and must be resent.
+    socket.on("close", (code: number) => {
+      for (const [id, list] of this.waiting) {
+        for (const w of list) {
+          const retryLater = { code: "STREAM_ENDED", message: `WebSocket closed (${code})` };
+          w(simgate.v1.ServerFrame.create(id.startsWith("run:") ? { runAck: simgate.v1.RunAck.create({ runId: id.slice(4), retryLater }) } : { ack: simgate.v1.Ack.create({ eventId: id, retryLater }) }));
+        }
+      }
+      this.waiting.clear();
+    });
     socket.on("message", (data: Buffer) => {
       const frame = simgate.v1.ServerFrame.decode(data);
       const id = frame.ack ? (frame.ack.eventId ?? "") : frame.runAck ? `run:${frame.runAck.runId ?? ""}` : undefined;

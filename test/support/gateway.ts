@@ -16,7 +16,10 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-export const GATEWAY_MAIN = join(REPO_ROOT, "gateway/dist/cli/main.js");
+/** SIMGATE_TEST_GATEWAY_DIST runs the tests against another build of the gateway (a before/after
+ *  comparison); it is used as it is, never rebuilt. */
+const OTHER_DIST = process.env["SIMGATE_TEST_GATEWAY_DIST"];
+export const GATEWAY_MAIN = OTHER_DIST ? resolve(OTHER_DIST, "cli/main.js") : join(REPO_ROOT, "gateway/dist/cli/main.js");
 
 /** The local stack's settings, from the environment with the defaults of deploy/local/stack. */
 export const STACK = {
@@ -99,7 +102,7 @@ function newestMtime(dir: string): number {
 let buildChecked = false;
 /** Builds the gateway when dist/ is missing or older than src/ (once per test process). */
 export function ensureGatewayBuilt(): void {
-  if (buildChecked) return;
+  if (buildChecked || OTHER_DIST) return;
   const stale = !existsSync(GATEWAY_MAIN) || newestMtime(join(REPO_ROOT, "gateway/src")) > statSync(GATEWAY_MAIN).mtimeMs;
   if (stale) {
     const result = spawnSync("npm", ["run", "build", "-w", "gateway"], { cwd: REPO_ROOT, stdio: "inherit" });

@@ -11,6 +11,8 @@ export interface ConsumedRecord {
   key: string | null;
   value: string | null;
   headers: Record<string, string>;
+  /** The record's timestamp (the producer's create time), ms. */
+  timestamp: number;
 }
 
 export function kafkaClient(bootstrap = STACK.kafkaBootstrap): Kafka {
@@ -40,7 +42,7 @@ export async function readTopic(topic: string, bootstrap = STACK.kafkaBootstrap,
           if (high === undefined || offset >= high) return;
           const headers: Record<string, string> = {};
           for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = Buffer.isBuffer(v) ? v.toString("utf8") : String(v);
-          records.push({ topic, partition, offset, key: message.key?.toString("utf8") ?? null, value: message.value?.toString("utf8") ?? null, headers });
+          records.push({ topic, partition, offset, key: message.key?.toString("utf8") ?? null, value: message.value?.toString("utf8") ?? null, headers, timestamp: Number(message.timestamp) });
           if (offset >= high - 1) remaining.delete(partition);
           if (remaining.size === 0) {
             clearTimeout(timer);

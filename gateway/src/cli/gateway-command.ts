@@ -3,8 +3,8 @@ import type { Command } from "commander";
 import { unknownEnvNames } from "../config/env.js";
 import { loadConfig } from "../config/load-config.js";
 import type { GatewayConfig } from "../config/schema.js";
-import { startGateway } from "../pipeline/gateway.js";
-import type { GatewayPlugin } from "../pipeline/pipeline-events.js";
+import { startGateway } from "../service/gateway.js";
+import type { GatewayPlugin } from "../plugins/plugin-api.js";
 import { createLogger, type Logger } from "../telemetry/logger.js";
 
 /** Plugins that other parts of the product register (e.g. the job driver), built with the resolved

@@ -87,7 +87,7 @@ export function registerReplayCommand(program: Command): void {
           throw err;
         }
         for (const line of formatCheck(report)) console.log(line);
-        if (report.problems.length > 0) throw new Error(`${file}: ${report.problems.length} damaged frame(s)`);
+        if (report.problems.length > 0) throw new Error(`${file}: ${report.problems.length} problem(s): damaged or out-of-order frames`);
         return;
       }
       if (flags.asRun !== undefined && !/^[A-Za-z0-9._:-]{1,100}$/.test(flags.asRun)) {

@@ -67,14 +67,23 @@ export const configSchema = z
         /** Partitions and replication factor of topics the gateway creates at start-up. */
         partitions: z.number().int().min(1).default(3),
         replicationFactor: z.number().int().min(1).default(1),
-        /** How long one produce may take (including the client's retries) before the event is answered
-         *  retry-later. */
-        produceTimeoutMs: z.number().int().min(100).default(10_000),
+        /** How long one produce may take before the event is answered retry-later. Within it the
+         *  producer resends an unanswered request with the same producer id and sequence numbers, which
+         *  the broker deduplicates; only past it is the producer replaced (a resend may then duplicate a
+         *  record a stalled broker wrote late; docs/records.md, "Delivery"). Longer than a broker stall
+         *  you want to ride out without duplicates. */
+        produceTimeoutMs: z.number().int().min(100).default(30_000),
+        /** One produce request's timeout (the client's, and the broker's wait for acks=all); a request
+         *  unanswered within it is resent (same sequence). At most half of produceTimeoutMs. */
+        requestTimeoutMs: z.number().int().min(50).default(5_000),
+        /** Connecting to a broker. */
+        connectionTimeoutMs: z.number().int().min(50).default(3_000),
         /** Largest number of records in one produce request. */
         maxBatchRecords: z.number().int().min(1).default(500),
       })
       .strict()
-      .prefault({}),
+      .prefault({})
+      .refine((k) => k.requestTimeoutMs * 2 <= k.produceTimeoutMs, { message: "kafka.requestTimeoutMs must be at most half of kafka.produceTimeoutMs (the producer resends within the produce timeout)", path: ["requestTimeoutMs"] }),
     s3: z
       .object({
         endpoint: z.string().url().default("http://127.0.0.1:9333"),
@@ -94,6 +103,9 @@ export const configSchema = z
         checkExisting: z.enum(["conditional", "always", "on-retry"]).default("conditional"),
         /** Per request, after which the upload counts as failed (retry-later). */
         requestTimeoutMs: z.number().int().min(100).default(15_000),
+        /** Sockets to the store kept open at most; 0 = twice limits.maxInFlight, at least 64 (an event
+         *  has up to images.maxPerEvent uploads in flight). */
+        maxSockets: z.number().int().min(0).default(0),
       })
       .strict()
       .prefault({}),
@@ -147,6 +159,9 @@ export const configSchema = z
       .object({
         /** Accepted event ids remembered (LRU) to answer resends "duplicate"; about 1 KiB each. */
         maxEntries: z.number().int().min(0).default(100_000),
+        /** Runs remembered for the run lifecycle (started, ended, events in flight; docs/records.md "Run
+         *  lifecycle"); beyond it the oldest idle runs are forgotten. About 0.5 KiB each. */
+        maxRuns: z.number().int().min(1).default(10_000),
       })
       .strict()
       .prefault({}),

@@ -12,13 +12,30 @@ export interface ErrorSpec {
   readonly class: ErrorClass;
   readonly stage: ErrorStage;
   readonly description: string;
+  /** Overrides of the class's wire answer (WIRE_BY_CLASS) for this code. */
+  readonly wire?: Partial<WireAnswer>;
 }
+
+/** How an error is answered on each transport when it ends a call or refuses a connection (in an ack
+ *  the code travels as it is): the gRPC status name, the HTTP status of a refused WebSocket upgrade, and
+ *  the retry delay given to the sender. */
+export interface WireAnswer {
+  grpcStatus: "INVALID_ARGUMENT" | "UNAVAILABLE" | "RESOURCE_EXHAUSTED" | "UNAUTHENTICATED" | "NOT_FOUND" | "INTERNAL";
+  httpStatus: number;
+  retryAfterMs: number;
+}
+
+export const WIRE_BY_CLASS: Readonly<Record<ErrorClass, WireAnswer>> = {
+  permanent: { grpcStatus: "INVALID_ARGUMENT", httpStatus: 400, retryAfterMs: 0 },
+  retryable: { grpcStatus: "UNAVAILABLE", httpStatus: 503, retryAfterMs: 1000 },
+  throttled: { grpcStatus: "UNAVAILABLE", httpStatus: 503, retryAfterMs: 1000 },
+};
 
 export const ERROR_CATALOGUE = {
   // receive
   GW_ERR_DECODE: { class: "permanent", stage: "receive", description: "The bytes are not a valid protobuf message of the expected type." },
-  GW_ERR_MESSAGE_TOO_LARGE: { class: "permanent", stage: "receive", description: "The message exceeds limits.maxMessageBytes; the payload is quarantined in the object store." },
-  GW_ERR_UNAUTHENTICATED: { class: "permanent", stage: "receive", description: "Missing or wrong bearer token (gRPC UNAUTHENTICATED, WebSocket HTTP 401)." },
+  GW_ERR_MESSAGE_TOO_LARGE: { class: "permanent", stage: "receive", description: "The message exceeds limits.maxMessageBytes; the payload is quarantined in the object store.", wire: { grpcStatus: "RESOURCE_EXHAUSTED", httpStatus: 413 } },
+  GW_ERR_UNAUTHENTICATED: { class: "permanent", stage: "receive", description: "Missing or wrong bearer token (gRPC UNAUTHENTICATED, WebSocket HTTP 401).", wire: { grpcStatus: "UNAUTHENTICATED", httpStatus: 401 } },
   GW_ERR_EMPTY_FRAME: { class: "permanent", stage: "receive", description: "A WebSocket ClientFrame with no body, or a text frame." },
   // validate
   GW_ERR_INVALID_ID: { class: "permanent", stage: "validate", description: "event_id or run_id missing, too long, outside [A-Za-z0-9._:-], or a path-traversal form ('.', '..', leading dot)." },
@@ -35,12 +52,18 @@ export const ERROR_CATALOGUE = {
   // export
   GW_ERR_STORAGE_UNAVAILABLE: { class: "retryable", stage: "export", description: "The object store could not be reached or failed; nothing was acknowledged." },
   GW_ERR_KAFKA_UNAVAILABLE: { class: "retryable", stage: "export", description: "Kafka could not be reached or did not acknowledge the record; nothing was acknowledged." },
-  GW_ERR_THROTTLED: { class: "throttled", stage: "receive", description: "In-flight limit reached with limits.whenFull = reject." },
+  GW_ERR_THROTTLED: { class: "throttled", stage: "receive", description: "In-flight limit reached with limits.whenFull = reject; resend after 200 ms (slots free up as events are answered).", wire: { retryAfterMs: 200 } },
   GW_ERR_DRAINING: { class: "throttled", stage: "receive", description: "The gateway is shutting down; resend to another replica or later." },
-  GW_ERR_TOO_MANY_CONNECTIONS: { class: "throttled", stage: "receive", description: "limits.maxConnections reached (gRPC RESOURCE_EXHAUSTED, WebSocket HTTP 503)." },
+  GW_ERR_TOO_MANY_CONNECTIONS: { class: "throttled", stage: "receive", description: "limits.maxConnections reached (gRPC RESOURCE_EXHAUSTED, WebSocket HTTP 503).", wire: { grpcStatus: "RESOURCE_EXHAUSTED" } },
   GW_ERR_INTERNAL: { class: "retryable", stage: "export", description: "An unexpected internal error; resend later. A bug: report it." },
   // added later (kept at the end so the order of the table stays stable)
   GW_ERR_EVENT_ID_CONFLICT: { class: "permanent", stage: "export", description: "The event id was already used with different content (an image stored under its key has another sha256, or a resend within the dedupe window differs from the accepted event); nothing is overwritten." },
+  GW_ERR_RUN_ENDED: { class: "permanent", stage: "validate", description: "This gateway already accepted the run's RunEnd: an event or RunStart for it after that is refused (dead-lettered). A resend of an event accepted before the end is still a duplicate." },
+  GW_ERR_RUN_CONFLICT: { class: "permanent", stage: "validate", description: "A second RunStart or RunEnd for a run, with other content than the one accepted (an identical resend is answered with the first record's location)." },
+  GW_ERR_RECORD_REJECTED: { class: "permanent", stage: "export", description: "Kafka refused the record for good (too large for the topic, not authorised, invalid topic); resending cannot help. Does not touch readiness." },
+  GW_ERR_STORAGE_REJECTED: { class: "permanent", stage: "export", description: "The object store refused the write for good (a 4xx other than throttling: access denied, no such bucket, invalid request); resending cannot help. Does not touch readiness." },
+  GW_ERR_NOT_FOUND: { class: "permanent", stage: "receive", description: "A WebSocket upgrade on a path that is not http.wsPath (HTTP 404).", wire: { grpcStatus: "NOT_FOUND", httpStatus: 404 } },
+  GW_ERR_DEAD_LETTER_UNAVAILABLE: { class: "retryable", stage: "export", description: "Input that would be rejected could not be kept in the dead-letter topic (or the quarantine); it is answered retry-later instead of rejected, so nothing is lost." },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
@@ -56,6 +79,16 @@ export const RETIRED_CODES: Readonly<Record<string, ErrorSpec & { retiredBecause
   },
 };
 
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CATALOGUE, code);
+}
+
 export function errorSpec(code: ErrorCode): ErrorSpec {
   return ERROR_CATALOGUE[code];
+}
+
+/** The one mapping from a code to its answer on the wire: its class's, with the code's overrides. */
+export function wireAnswer(code: ErrorCode): WireAnswer {
+  const spec: ErrorSpec = ERROR_CATALOGUE[code];
+  return { ...WIRE_BY_CLASS[spec.class], ...spec.wire };
 }

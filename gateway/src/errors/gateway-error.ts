@@ -1,4 +1,4 @@
-import { errorSpec, type ErrorClass, type ErrorCode, type ErrorStage } from "./catalogue.js";
+import { errorSpec, wireAnswer, type ErrorClass, type ErrorCode, type ErrorStage } from "./catalogue.js";
 
 /** An error that carries a catalogue code; its class tells the receiver which answer to give. */
 export class GatewayError extends Error {
@@ -15,7 +15,7 @@ export class GatewayError extends Error {
     this.code = code;
     this.errorClass = spec.class;
     this.stage = spec.stage;
-    this.retryAfterMs = options.retryAfterMs ?? (spec.class === "permanent" ? 0 : 1000);
+    this.retryAfterMs = options.retryAfterMs ?? wireAnswer(code).retryAfterMs;
   }
 
   get permanent(): boolean {

@@ -2,8 +2,8 @@
 // /metrics (Prometheus), extra routes from plugins, and the WebSocket endpoint (attached separately).
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { DependencyHealth } from "../pipeline/dependency-health.js";
-import type { HttpRoute } from "../pipeline/pipeline-events.js";
+import type { DependencyHealth } from "../service/dependency-health.js";
+import type { HttpRoute } from "../plugins/plugin-api.js";
 import type { GatewayMetrics } from "../telemetry/metrics.js";
 import type { Logger } from "../telemetry/logger.js";
 

@@ -1,7 +1,7 @@
 // GET /jobs: the driver's state as JSON: per topic its state, pending trigger, current and last run,
 // and the recent runs with their results (counts, offsets, tag, problems).
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { HttpRoute } from "../pipeline/pipeline-events.js";
+import type { HttpRoute } from "../plugins/plugin-api.js";
 import type { JobDriverSnapshot } from "./job-driver.js";
 
 export function jobsRoute(snapshot: () => JobDriverSnapshot, path = "/jobs"): HttpRoute {

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Registry } from "prom-client";
 import type { GatewayConfig } from "../config/schema.js";
-import type { GatewayPlugin } from "../pipeline/pipeline-events.js";
+import type { GatewayPlugin } from "../plugins/plugin-api.js";
 import type { Logger } from "../telemetry/logger.js";
 import { JobDriver, type JobDriverObserver } from "./job-driver.js";
 import { jobsRoute } from "./jobs-http.js";

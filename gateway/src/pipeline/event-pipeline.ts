@@ -4,35 +4,22 @@
 // acknowledged the record.
 import { simgate } from "../generated/simgate.js";
 import { GatewayError, asGatewayError } from "../errors/gateway-error.js";
+import { errorSpec, isErrorCode } from "../errors/catalogue.js";
 import type { EventValidator } from "../processors/validate/validator.js";
 import type { ValidEvent } from "../processors/validate/event-schema.js";
 import type { ImageProcessor, ProcessedImage } from "../processors/images/image-processor.js";
 import type { BlobStore } from "../exporters/s3/blob-store.js";
 import { imageKey } from "../exporters/s3/blob-keys.js";
 import type { RecordLocation, RecordProducer } from "../exporters/kafka/record-producer.js";
-import { eventRecord, runEndRecord, runStartRecord, type PayloadType, type StoredImage } from "../exporters/kafka/records.js";
+import { eventRecord, runEndRecord, runStartRecord, type StoredImage } from "../exporters/kafka/records.js";
 import type { GatewayMetrics, Outcome, Transport } from "../telemetry/metrics.js";
 import type { Logger } from "../telemetry/logger.js";
 import { DedupeCache } from "./dedupe-cache.js";
 import { bytesSha256, eventFingerprint } from "./event-fingerprint.js";
-import type { DependencyHealth } from "./dependency-health.js";
-import type { DeadLetterWriter } from "./dead-letter.js";
-import type { PipelineEvents, RecordKind } from "./pipeline-events.js";
-
-export interface IncomingEvent {
-  transport: Transport;
-  connectionId: string;
-  /** The message exactly as received (for the dead-letter topic). */
-  raw: Buffer;
-  event: simgate.v1.IEvent;
-}
-
-/** Where a message came from, with its bytes as received (for the dead-letter topic). */
-export interface MessageOrigin {
-  transport: Transport;
-  connectionId: string;
-  raw: Buffer;
-}
+import type { DeadLetterWriter } from "../exporters/dead-letter/dead-letter-writer.js";
+import type { PipelineEvents, RecordKind } from "../plugins/plugin-api.js";
+import type { HealthView, IncomingEvent, IngestConsumer, MessageOrigin, PayloadType } from "../model/ingest.js";
+import { RunLedger, runMessageFingerprint } from "./run-ledger.js";
 
 /** Records what was accepted, per run (recording/run-recorder.ts). Its promises never reject: a
  *  recording failure is reported by the recorder and never fails an event. */
@@ -50,7 +37,7 @@ export interface PipelineStages {
   blobs: BlobStore;
   records: RecordProducer;
   deadLetter: DeadLetterWriter;
-  health: DependencyHealth;
+  health: HealthView;
 }
 
 /** When an image's key is HEADed before its (always conditional) PUT; see config/schema.ts. */
@@ -63,6 +50,8 @@ export interface PipelineSettings {
   runsTopic: string;
   maxMessageBytes: number;
   dedupeEntries: number;
+  /** Runs remembered for the run lifecycle (run-ledger.ts). */
+  maxRuns: number;
   checkExisting: CheckExisting;
 }
 
@@ -73,12 +62,22 @@ interface Stored {
   fingerprint: string;
 }
 
-export class EventPipeline {
+/** Same content, images compared by the sha256 of their bytes (only computed when two events share an id). */
+function sameContent(a: simgate.v1.IEvent, b: simgate.v1.IEvent): boolean {
+  return a === b || eventFingerprint(a, (_i, img) => bytesSha256(img)) === eventFingerprint(b, (_i, img) => bytesSha256(img));
+}
+
+function retryLater(err: GatewayError): simgate.v1.IRetryLater {
+  return { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs };
+}
+
+export class EventPipeline implements IngestConsumer {
   private readonly accepted: DedupeCache<Stored>;
   /** Event ids whose blobs this gateway has started to store (for s3.checkExisting = on-retry). */
   private readonly attempted: DedupeCache<true>;
-  private readonly inProgress = new Map<string, Promise<simgate.v1.IAck>>();
+  private readonly inProgress = new Map<string, { event: simgate.v1.IEvent; ack: Promise<simgate.v1.IAck> }>();
   private readonly listeners: PipelineEvents[] = [];
+  private readonly runs: RunLedger;
   private draining = false;
 
   constructor(
@@ -88,6 +87,7 @@ export class EventPipeline {
     private readonly logger: Logger,
   ) {
     this.accepted = new DedupeCache(settings.dedupeEntries);
+    this.runs = new RunLedger(settings.maxRuns);
     this.attempted = new DedupeCache(settings.checkExisting === "on-retry" ? settings.dedupeEntries : 0);
   }
 
@@ -115,26 +115,47 @@ export class EventPipeline {
     this.notify((l) => l.onRecordProduced?.(topic, location, kind));
   }
 
-  /** Answers one event; never throws. */
+  /** Answers one event; never throws. A RunStart or RunEnd of its run being handled is waited for
+   *  first; the event then counts as in flight for its run until answered (a RunEnd waits for it). */
   async handleEvent(input: IncomingEvent): Promise<simgate.v1.IAck> {
+    const runId = input.event.runId ?? "";
+    let run = runId !== "" ? this.runs.get(runId) : undefined;
+    while (run?.busy) {
+      await run.busy;
+      run = this.runs.get(runId);
+    }
+    const work = this.answerEvent(input);
+    if (runId !== "") this.runs.track(runId, work);
+    return work;
+  }
+
+  private async answerEvent(input: IncomingEvent): Promise<simgate.v1.IAck> {
     const started = performance.now();
     const eventId = input.event.eventId ?? "";
     const sequence = Number(input.event.sequence ?? 0);
-    let ack: simgate.v1.IAck;
-    const existing = eventId !== "" ? this.inProgress.get(eventId) : undefined;
-    if (existing) {
-      // The same event is being processed on another stream: share its fate.
-      const first = await existing;
-      const known = first.accepted ? this.accepted.get(eventId) : undefined;
-      if (known) ack = await this.duplicateOrConflict(input, eventId, sequence, known, Date.now());
-      else ack = first.accepted ? { eventId, sequence, duplicate: first.accepted } : { ...first, sequence };
-    } else {
+    let ack: simgate.v1.IAck | undefined;
+    // The same event id in flight already (on this stream or another): wait for its verdict. Identical
+    // content shares it; other content is checked on its own once the first is answered (then the
+    // dedupe cache tells a duplicate from a conflict).
+    for (let existing = this.inProgress.get(eventId); eventId !== "" && existing !== undefined; existing = this.inProgress.get(eventId)) {
+      const first = await existing.ack;
+      if (!sameContent(existing.event, input.event)) continue;
+      if (first.accepted) {
+        ack = { eventId, sequence, duplicate: first.accepted };
+      } else {
+        ack = { ...first, eventId, sequence };
+        const code = first.rejected?.code ?? first.retryLater?.code;
+        if (typeof code === "string" && isErrorCode(code)) this.metrics.errors.inc({ code, stage: errorSpec(code).stage });
+      }
+      break;
+    }
+    if (ack === undefined) {
       const work = this.process(input, eventId, sequence);
-      if (eventId !== "") this.inProgress.set(eventId, work);
+      if (eventId !== "") this.inProgress.set(eventId, { event: input.event, ack: work });
       try {
         ack = await work;
       } finally {
-        if (eventId !== "") this.inProgress.delete(eventId);
+        if (eventId !== "" && this.inProgress.get(eventId)?.ack === work) this.inProgress.delete(eventId);
       }
     }
     const outcome: Outcome = ack.accepted ? "accepted" : ack.duplicate ? "duplicate" : ack.rejected ? "rejected" : "retry_later";
@@ -151,6 +172,9 @@ export class EventPipeline {
       if (this.draining) throw new GatewayError("GW_ERR_DRAINING", "the gateway is shutting down");
       const known = eventId !== "" ? this.accepted.get(eventId) : undefined;
       if (known) return await this.duplicateOrConflict(input, eventId, sequence, known, receivedAtMs);
+      if (eventId !== "" && input.event.runId && this.runs.get(input.event.runId)?.ended) {
+        throw new GatewayError("GW_ERR_RUN_ENDED", `run ${input.event.runId} has ended on this gateway; an event after its RunEnd is refused`);
+      }
       if (!this.stages.health.ready) throw this.notReady();
       if (input.raw.length > this.settings.maxMessageBytes) {
         throw new GatewayError("GW_ERR_MESSAGE_TOO_LARGE", `message of ${input.raw.length} bytes exceeds ${this.settings.maxMessageBytes}`);
@@ -254,9 +278,7 @@ export class EventPipeline {
       runId: input.event.runId ? input.event.runId : null,
       receivedAtMs,
     });
-    if (kept !== true) {
-      return { eventId, sequence, retryLater: { code: kept.code, message: `could not keep the rejected event (${err.code}): ${kept.message}`, retryAfterMs: kept.retryAfterMs } };
-    }
+    if (kept !== true) return { eventId, sequence, retryLater: retryLater(this.notKept(err, kept, "event")) };
     this.logger.info({ eventId, code: err.code, transport: input.transport }, `rejected: ${err.message}`);
     return { eventId, sequence, rejected: { code: err.code, message: err.message } };
   }
@@ -276,36 +298,67 @@ export class EventPipeline {
     this.metrics.errors.inc({ code: err.code, stage: err.stage });
     this.metrics.events.inc({ transport, outcome: "rejected", code: err.code });
     const kept = await this.stages.deadLetter.write({ err, raw, transport, payloadType, connectionId, eventId: null, runId: null, receivedAtMs: Date.now() });
-    return kept === true ? err : kept;
+    if (kept === true) return err;
+    return this.notKept(err, kept, "message");
   }
 
+  /** A RunStart: published once per run. A resend with the same content is answered with the first
+   *  record's location; other content is GW_ERR_RUN_CONFLICT; after the run's end GW_ERR_RUN_ENDED. */
   async startRun(message: simgate.v1.IRunStart, from: MessageOrigin): Promise<simgate.v1.IRunAck> {
     const runId = message.runId ?? "";
     try {
       if (this.draining) throw new GatewayError("GW_ERR_DRAINING", "the gateway is shutting down");
-      if (!this.stages.health.ready) throw this.notReady();
       const run = this.stages.validator.validateRunStart(message);
-      const location = await this.produce(runStartRecord(this.settings.runsTopic, run, Date.now(), this.settings.gatewayId), "run");
-      if (this.stages.recorder) await this.stages.recorder.runStarted(message);
-      return { runId, accepted: location };
+      const fingerprint = runMessageFingerprint(run);
+      return await this.runs.exclusive(run.runId, async (state) => {
+        if (state.started) {
+          // A resend (a lost ack, a replay of the whole run) is answered as the first, even after the end.
+          if (state.started.fingerprint === fingerprint) return { runId, accepted: state.started.location };
+          throw new GatewayError("GW_ERR_RUN_CONFLICT", `run ${run.runId} was started with other content (${state.started.location.topic}/${state.started.location.partition}@${state.started.location.offset})`);
+        }
+        if (state.ended) throw new GatewayError("GW_ERR_RUN_ENDED", `run ${run.runId} has ended on this gateway; a RunStart after its RunEnd is refused`);
+        if (!this.stages.health.ready) throw this.notReady();
+        const location = await this.produce(runStartRecord(this.settings.runsTopic, run, Date.now(), this.settings.gatewayId), "run");
+        state.started = { fingerprint, location };
+        if (this.stages.recorder) await this.stages.recorder.runStarted(message);
+        return { runId, accepted: location };
+      });
     } catch (err) {
       return this.runFailure(asGatewayError(err), runId, from, "simgate.v1.RunStart");
     }
   }
 
+  /** A RunEnd: waits for the run's events in flight, then publishes run.end once. A resend with the
+   *  same content is answered with the first record's location; other content is GW_ERR_RUN_CONFLICT. */
   async endRun(message: simgate.v1.IRunEnd, from: MessageOrigin): Promise<simgate.v1.IRunAck> {
     const runId = message.runId ?? "";
     try {
-      if (!this.stages.health.ready && !this.draining) throw this.notReady();
       const run = this.stages.validator.validateRunEnd(message);
-      const location = await this.produce(runEndRecord(this.settings.runsTopic, run, Date.now(), this.settings.gatewayId), "run");
-      this.notify((l) => l.onRunEnded?.(run.runId, location));
-      // Not awaited: it closes the file and uploads it; shutdown waits for it (RunRecorder.close).
-      if (this.stages.recorder) void this.stages.recorder.runEnded(message);
-      return { runId, accepted: location };
+      const fingerprint = runMessageFingerprint(run);
+      return await this.runs.exclusive(run.runId, async (state) => {
+        if (state.ended) {
+          if (state.ended.fingerprint === fingerprint) return { runId, accepted: state.ended.location };
+          throw new GatewayError("GW_ERR_RUN_CONFLICT", `run ${run.runId} was ended with other content (${state.ended.location.topic}/${state.ended.location.partition}@${state.ended.location.offset})`);
+        }
+        await this.runs.settled(run.runId);
+        if (!this.stages.health.ready && !this.draining) throw this.notReady();
+        const location = await this.produce(runEndRecord(this.settings.runsTopic, run, Date.now(), this.settings.gatewayId), "run");
+        state.ended = { fingerprint, location };
+        this.notify((l) => l.onRunEnded?.(run.runId, location));
+        // Not awaited: it closes the file and uploads it; shutdown waits for it (RunRecorder.close).
+        if (this.stages.recorder) void this.stages.recorder.runEnded(message);
+        return { runId, accepted: location };
+      });
     } catch (err) {
       return this.runFailure(asGatewayError(err), runId, from, "simgate.v1.RunEnd");
     }
+  }
+
+  /** A refusal whose dead letter could not be written: answered retry-later, never rejected, so that
+   *  nothing the sender gives up on is lost. */
+  private notKept(err: GatewayError, kept: GatewayError, what: string): GatewayError {
+    this.metrics.errors.inc({ code: "GW_ERR_DEAD_LETTER_UNAVAILABLE", stage: "export" });
+    return new GatewayError("GW_ERR_DEAD_LETTER_UNAVAILABLE", `could not keep the rejected ${what} (${err.code}: ${err.message}): ${kept.code}: ${kept.message}`, { cause: kept });
   }
 
   private async runFailure(err: GatewayError, runId: string, from: MessageOrigin, sentAs: PayloadType): Promise<simgate.v1.IRunAck> {
@@ -314,7 +367,7 @@ export class EventPipeline {
     // A rejected run message is kept like a rejected event (the dead letter's eventId is null).
     const payloadType = from.transport === "ws" ? "simgate.v1.ClientFrame" : sentAs;
     const kept = await this.stages.deadLetter.write({ err, raw: from.raw, transport: from.transport, payloadType, connectionId: from.connectionId, eventId: null, runId: runId === "" ? null : runId, receivedAtMs: Date.now() });
-    if (kept !== true) return { runId, retryLater: { code: kept.code, message: `could not keep the rejected run message (${err.code}): ${kept.message}`, retryAfterMs: kept.retryAfterMs } };
+    if (kept !== true) return { runId, retryLater: retryLater(this.notKept(err, kept, "run message")) };
     return { runId, rejected: { code: err.code, message: err.message } };
   }
 }

@@ -17,6 +17,10 @@ export const RecordingErrorCode = {
   BadChecksum: "REC_ERR_BAD_CHECKSUM",
   /** The checksum matches but the payload is not a ClientFrame with a body. */
   Undecodable: "REC_ERR_UNDECODABLE",
+  /** An intact frame where the run's lifecycle does not allow it: an event or a run start after the
+   *  run end, a second run start or run end, a run start after events. Found by `--check` only; a
+   *  replay sends the frames as they are. */
+  OutOfOrder: "REC_ERR_OUT_OF_ORDER",
 } as const;
 export type RecordingErrorCode = (typeof RecordingErrorCode)[keyof typeof RecordingErrorCode];
 

@@ -1,6 +1,6 @@
 // `simgate replay FILE --check`: reads a whole recording without sending it and reports what is in it
 // and every problem, at its frame index and byte offset.
-import type { RecordingError } from "../recording/errors.js";
+import { RecordingError, RecordingErrorCode } from "../recording/errors.js";
 import { RecordingReader } from "../recording/reader.js";
 
 export interface CheckReport {
@@ -43,9 +43,19 @@ export async function checkRecording(path: string): Promise<CheckReport> {
       }
       report.frames += 1;
       const f = item.frame;
-      if (f.runStart) report.runStarts += 1;
-      else if (f.runEnd) report.runEnds += 1;
-      else if (f.event) {
+      const outOfOrder = (what: string): void => {
+        report.problems.push(new RecordingError(RecordingErrorCode.OutOfOrder, what, item.index, item.offset));
+      };
+      if (f.runStart) {
+        if (report.runEnds > 0) outOfOrder("a run start after the run end");
+        else if (report.runStarts > 0) outOfOrder("a second run start");
+        else if (report.events > 0) outOfOrder(`a run start after ${report.events} events`);
+        report.runStarts += 1;
+      } else if (f.runEnd) {
+        if (report.runEnds > 0) outOfOrder("a second run end");
+        report.runEnds += 1;
+      } else if (f.event) {
+        if (report.runEnds > 0) outOfOrder(`event ${f.event.eventId ?? ""} after the run end`);
         report.events += 1;
         const type = f.event.eventType ?? "";
         report.eventsByType[type] = (report.eventsByType[type] ?? 0) + 1;

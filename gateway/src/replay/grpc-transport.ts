@@ -83,7 +83,8 @@ export class GrpcTransport implements ReplayTransport {
       fn.call(this.client, request, this.metadata(), { deadline }, (err, res) => {
         if (err) {
           if (TRANSIENT.has(err.code)) reject(new TransportError(`${method}: ${grpc.status[err.code]}: ${err.details}`));
-          else resolve({ kind: "rejected", code: `GRPC_${grpc.status[err.code]}`, message: err.details });
+          // The gateway names its code in the trailer; a status without one is not the gateway's answer.
+          else resolve({ kind: "rejected", code: String(err.metadata?.get("simgate-error-code")[0] ?? "GW_ERR_INTERNAL"), message: `${grpc.status[err.code]}: ${err.details}` });
           return;
         }
         resolve(runOutcomeOf(res ?? {}));

@@ -497,10 +497,10 @@ class Replayer {
       this.finish(p, "accepted");
     }
     else if (ack.duplicate) this.finish(p, "duplicate");
-    else if (ack.rejected) this.finish(p, "rejected", ack.rejected.code || "GW_ERR_UNKNOWN");
+    else if (ack.rejected) this.finish(p, "rejected", ack.rejected.code || "GW_ERR_INTERNAL");
     else if (ack.retryLater) {
       this.s.retryLaterAnswers += 1;
-      p.lastCode = ack.retryLater.code || "RETRY_LATER";
+      p.lastCode = ack.retryLater.code || "GW_ERR_INTERNAL";
       if (p.retryTimer) return;
       const delay = Math.max(ack.retryLater.retryAfterMs ?? 0, backoffMs(p.attempts));
       p.retryTimer = setTimeout(() => {

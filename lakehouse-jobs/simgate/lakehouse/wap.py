@@ -37,6 +37,7 @@ from .audit import AuditFigures, audit_problems
 from .config import ConfigError, JobConfig, load_config, table_name
 from .kafka_source import PartitionRange, TopicNotFound, describe, plan_ranges, read_ranges, watermarks
 from .nessie import NessieClient, NessieConflict
+from .ops_table import RunSummary, capture_range, ensure_ops_table, record_run
 from .schema import OFFSETS_SCHEMA, REQUIRED_TRUSTED_COLUMNS, TRUSTED_SCHEMA, UNTRUSTED_SCHEMA, same_columns
 from .settings import StackSettings
 from .spark import build_spark_session
@@ -271,6 +272,7 @@ def run_wap(
     entry_tables = TopicTables(settings.catalog, rules.entry_topic) if rules.entry_topic else None
     if entry_tables is not None:
         created += ensure_tables(spark, entry_tables)
+    created += ensure_ops_table(spark, settings.catalog)  # ops.wap_runs, the dashboard's run table
     if created:
         log(f"wap {topic}: created {', '.join(created)}")
     result.recovered_tag = _recover_missing_tag(spark, nessie, config, tables)
@@ -349,6 +351,10 @@ def run_wap(
             [(topic, r.partition, r.start, r.end, r.size, wap_run_id, now) for r in ranges], OFFSETS_SCHEMA
         )
         _write(offsets, tables.offsets, summary)
+        # The run's row in ops.wap_runs (ops_table.py), on the branch: it lands in the same merge.
+        record_run(spark, settings.catalog, RunSummary(
+            wap_run_id, topic, tag_name(topic, wap_run_id), result.read, result.trusted, result.untrusted,
+            tuple(ranges), now, *capture_range(this_run)), summary)
         failure_point("after_production")
 
         message = (

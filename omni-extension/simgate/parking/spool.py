@@ -9,6 +9,7 @@ frames are dropped: the only place the extension ever drops data, and every drop
 from __future__ import annotations
 
 import bisect
+import errno
 import hashlib
 import logging
 import os
@@ -94,11 +95,25 @@ class DiskSpool:
                 return True
             path = self.directory / name
             tmp = path.with_suffix(".tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            while True:
+                try:
+                    with open(tmp, "wb") as fh:
+                        fh.write(data)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                    os.replace(tmp, path)
+                    break
+                except OSError as exc:
+                    tmp.unlink(missing_ok=True)
+                    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                        raise
+                    # The disk filled before the spool's limits: make room by dropping the oldest
+                    # frames, as the limits do; when nothing older is left, this frame is dropped.
+                    if not self._index:
+                        self.dropped += 1
+                        log.warning("simgate spool: disk full, frame %s (%d bytes) dropped (%d dropped so far)", item.key, len(data), self.dropped)
+                        return False
+                    self._drop_oldest_locked("disk full")
             self._add_locked(_Entry(item.key, item.order, path, len(data)))
             self.written += 1
             self._enforce_limits_locked()
@@ -106,13 +121,16 @@ class DiskSpool:
 
     def _enforce_limits_locked(self) -> None:
         while self._entries and (len(self._entries) > self.max_events or self._bytes > self.max_bytes):
-            oldest = self._entries[self._index[0][1]]
-            self._remove_locked(oldest.key)
-            self.dropped += 1
-            log.warning(
-                "simgate spool full (%d frames, %d bytes; limits %d, %d): dropped the oldest frame %s (%d dropped so far)",
-                len(self._entries) + 1, self._bytes + oldest.size, self.max_events, self.max_bytes, oldest.key, self.dropped,
-            )
+            self._drop_oldest_locked(f"limits {self.max_events} frames, {self.max_bytes} bytes")
+
+    def _drop_oldest_locked(self, why: str) -> None:
+        oldest = self._entries[self._index[0][1]]
+        self._remove_locked(oldest.key)
+        self.dropped += 1
+        log.warning(
+            "simgate spool full (%d frames, %d bytes; %s): dropped the oldest frame %s (%d dropped so far)",
+            len(self._entries) + 1, self._bytes + oldest.size, why, oldest.key, self.dropped,
+        )
 
     def remove(self, key: str) -> bool:
         with self._lock:

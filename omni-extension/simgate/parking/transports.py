@@ -78,7 +78,8 @@ class GrpcTransport:
             raise ConnectionLost("not connected")
         try:
             await self._call.write(event)
-        except (grpc.RpcError, grpc.aio.UsageError, RuntimeError) as exc:
+        # InvalidStateError: "RPC already finished" (the gateway ended the call, e.g. it was killed).
+        except (grpc.RpcError, grpc.aio.UsageError, RuntimeError, asyncio.InvalidStateError) as exc:
             raise ConnectionLost(f"gRPC write failed: {_describe(exc)}") from None
 
     async def next_ack(self) -> simgate_pb2.Ack:
@@ -88,7 +89,7 @@ class GrpcTransport:
             raise ConnectionLost("not connected")
         try:
             ack = await self._call.read()
-        except (grpc.RpcError, RuntimeError) as exc:
+        except (grpc.RpcError, RuntimeError, asyncio.InvalidStateError) as exc:
             raise ConnectionLost(f"gRPC stream failed: {_describe(exc)}") from None
         if ack is grpc.aio.EOF:
             raise ConnectionLost("gRPC stream closed by the gateway")

@@ -7,13 +7,14 @@ export interface KafkaClientOptions {
   clientId: string;
   retries: number;
   requestTimeoutMs: number;
+  connectionTimeoutMs: number;
 }
 
 export function createKafka(options: KafkaClientOptions, logger: Logger): Kafka {
   return new Kafka({
     clientId: options.clientId,
     brokers: options.brokers,
-    connectionTimeout: 3000,
+    connectionTimeout: options.connectionTimeoutMs,
     requestTimeout: options.requestTimeoutMs,
     retry: { retries: options.retries, initialRetryTime: 200, maxRetryTime: 2000 },
     logLevel: logLevel.INFO,

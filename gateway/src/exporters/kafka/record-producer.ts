@@ -2,11 +2,15 @@
 // up while one produce request is in flight and go out together in the next one; each caller gets its
 // own record's topic, partition and offset once Kafka has acknowledged it.
 //
-// After any failed or timed-out produce the producer is replaced by a new one (new producer id), so a
-// request whose fate is unknown can never make the broker treat a later record as a duplicate.
+// An unanswered request is resent by kafkajs with the same producer id and sequence numbers until
+// produceTimeoutMs, so a broker that stalls and then writes the first copy deduplicates the resend.
+// Past produceTimeoutMs (or after any other failure) the producer is replaced by a new one (new
+// producer id), so that a request whose fate is unknown can never make the broker treat a later record
+// as a duplicate; the sender's resend may then add a second record (at least once).
 import { Partitioners, type Kafka, type Producer, type RecordMetadata } from "kafkajs";
 import { GatewayError } from "../../errors/gateway-error.js";
 import type { Logger } from "../../telemetry/logger.js";
+import { isPermanentKafkaError } from "./kafka-errors.js";
 
 export interface RecordLocation {
   topic: string;
@@ -30,6 +34,8 @@ interface Pending {
 
 export interface RecordProducerOptions {
   produceTimeoutMs: number;
+  /** One request's timeout (the client's requestTimeout, and the broker's wait for acks). */
+  requestTimeoutMs: number;
   maxBatchRecords: number;
 }
 
@@ -66,7 +72,8 @@ export class RecordProducer {
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
         createPartitioner: Partitioners.DefaultPartitioner,
-        retry: { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 },
+        // Enough resends (each after at most requestTimeoutMs + 1 s) to last until produceTimeoutMs.
+        retry: { retries: Math.ceil(this.options.produceTimeoutMs / this.options.requestTimeoutMs) + 1, initialRetryTime: 200, maxRetryTime: 1000 },
       });
       try {
         await producer.connect();
@@ -91,7 +98,8 @@ export class RecordProducer {
     return this.partitioner({ topic, partitionMetadata, message: { key, value: null } });
   }
 
-  /** Resolves once Kafka has acknowledged the record (acks=all); rejects with GW_ERR_KAFKA_UNAVAILABLE. */
+  /** Resolves once Kafka has acknowledged the record (acks=all); rejects with GW_ERR_KAFKA_UNAVAILABLE
+   *  (retryable) or GW_ERR_RECORD_REJECTED (permanent: too large, not authorised, invalid topic). */
   send(record: OutgoingRecord): Promise<RecordLocation> {
     if (this.closed) return Promise.reject(new GatewayError("GW_ERR_DRAINING", "the producer is closed"));
     return new Promise<RecordLocation>((resolve, reject) => {
@@ -133,7 +141,7 @@ export class RecordProducer {
         ),
       }));
       const metadata: RecordMetadata[] = await Promise.race([
-        producer.sendBatch({ topicMessages, acks: -1, timeout: this.options.produceTimeoutMs }),
+        producer.sendBatch({ topicMessages, acks: -1, timeout: this.options.requestTimeoutMs }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`Kafka did not acknowledge within ${this.options.produceTimeoutMs} ms`)), this.options.produceTimeoutMs);
         }),
@@ -151,11 +159,26 @@ export class RecordProducer {
         }
       }
     } catch (err) {
+      clearTimeout(timer);
       const text = err instanceof Error ? err.message : String(err);
-      this.logger.warn({ err: text, records: batch.length }, "kafka produce failed; replacing the producer");
+      const permanent = isPermanentKafkaError(err);
+      if (permanent && batch.length === 1) {
+        // The broker refused the record for good and wrote nothing: the producer stays as it is.
+        this.logger.warn({ err: text, topic: batch[0]?.record.topic }, "Kafka refused a record permanently");
+        for (const p of batch) p.reject(new GatewayError("GW_ERR_RECORD_REJECTED", `Kafka refused the record: ${text}`, { cause: err }));
+        return;
+      }
+      // The request's fate is unknown (or, for a permanent error, other partitions of it may have been
+      // written): a new producer id, so that no later record is mistaken for a duplicate.
+      this.logger.warn({ err: text, records: batch.length, permanent }, "kafka produce failed; replacing the producer");
       const failed = this.producer;
       this.producer = undefined;
       void failed?.disconnect().catch(() => undefined);
+      if (permanent) {
+        // One record of the batch is refused for good: send each alone so that only that one fails.
+        for (const p of batch) await this.sendBatch([p]);
+        return;
+      }
       for (const p of batch) p.reject(new GatewayError("GW_ERR_KAFKA_UNAVAILABLE", `Kafka: ${text}`, { cause: err }));
     } finally {
       clearTimeout(timer);

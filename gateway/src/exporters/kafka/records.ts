@@ -1,5 +1,6 @@
 // Record values and keys exactly as docs/records.md (schema version 1) describes them.
-import type { ValidEvent, ValidRunEnd, ValidRunStart } from "../../processors/validate/event-schema.js";
+import type { PayloadType } from "../../model/ingest.js";
+import type { ValidEvent, ValidRunEnd, ValidRunStart } from "../../model/valid-event.js";
 import type { OutgoingRecord } from "./record-producer.js";
 
 export const SCHEMA_VERSION = 1;
@@ -89,8 +90,7 @@ export function runEndRecord(topic: string, run: ValidRunEnd, atMs: number, gate
   return { topic, key: run.runId, value: JSON.stringify(value), headers: runHeaders(run.runId) };
 }
 
-/** What the dead letter's payload bytes are (docs/records.md). */
-export type PayloadType = "simgate.v1.Event" | "simgate.v1.RunStart" | "simgate.v1.RunEnd" | "simgate.v1.ClientFrame" | "text";
+export type { PayloadType };
 
 export interface DeadLetter {
   code: string;

@@ -66,6 +66,17 @@ function isNotFound(err: unknown): boolean {
   return err instanceof S3ServiceException && (err.$metadata.httpStatusCode === 404 || err.name === "NotFound" || err.name === "NoSuchKey");
 }
 
+const THROTTLING = new Set(["SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests", "RequestThrottled", "RequestTimeout"]);
+
+/** A 4xx answer other than throttling or a timeout: the store refused the request for good (no such
+ *  bucket, access denied, invalid request). Network errors, timeouts and 5xx are retryable. */
+export function isPermanentStoreError(err: unknown): boolean {
+  if (!(err instanceof S3ServiceException)) return false;
+  const status = err.$metadata.httpStatusCode ?? 0;
+  if (status < 400 || status >= 500) return false;
+  return status !== 408 && status !== 409 && status !== 429 && !THROTTLING.has(err.name);
+}
+
 export class BlobStore {
   private readonly client: S3Client;
 
@@ -127,6 +138,7 @@ export class BlobStore {
       return this.compare(input, await this.storedSha256(input.key), requests);
     } catch (err) {
       if (err instanceof GatewayError) throw err;
+      if (isPermanentStoreError(err)) throw new GatewayError("GW_ERR_STORAGE_REJECTED", `object store refused ${input.key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       throw new GatewayError("GW_ERR_STORAGE_UNAVAILABLE", `object store: ${input.key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
   }

@@ -31,8 +31,8 @@ const FORMATS = {
 } as const;
 
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  // Synchronous on purpose: with SHA extensions a 1 MB frame hashes in ~0.7 ms, while WebCrypto's
-  // thread-pool digest measured twice the CPU (it copies the input) on this 2-core machine.
+  // Synchronous on purpose: WebCrypto's thread-pool digest costs more CPU (it copies the input); the
+  // measurement is in test/bench/design-measurements.md.
   return createHash("sha256").update(bytes).digest("hex");
 }
 

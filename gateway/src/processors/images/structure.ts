@@ -70,8 +70,7 @@ const INFLATE_CHUNK = 1024 * 1024;
  */
 export async function checkPngData(png: PngData): Promise<StructureResult | undefined> {
   // At most a few at once: each running check holds a copy of the IDAT data and a 1 MiB output piece,
-  // so unbounded (64 events in flight, two PNG frames each) the benchmark measured 660 MB peak RSS
-  // with 64 WebSocket streams; with this bound 472 MB (and higher throughput).
+  // so unbounded the peak memory grows with the events in flight (test/bench/design-measurements.md).
   while (running >= MAX_CONCURRENT_INFLATES) await new Promise<void>((wake) => waiting.push(wake));
   running++;
   try {

@@ -2,6 +2,7 @@
 // Meaning (empty car id, coordinates outside the lot, entry before exit) is the lakehouse's job.
 import { z } from "zod";
 import type { ErrorCode } from "../../errors/catalogue.js";
+import type { ValidEvent, ValidRunEnd, ValidRunStart } from "../../model/valid-event.js";
 
 export interface ValidationLimits {
   knownEventTypes: ReadonlySet<string>;
@@ -20,6 +21,10 @@ export const safeId = z
   .regex(ID_ALPHABET, "1..128 characters of [A-Za-z0-9._:-]")
   .refine((s) => !s.startsWith(".") && !s.includes(".."), "must not start with '.' or contain '..'");
 
+/** A string of at most `max` UTF-16 code units, the unit the docs give (zod's own max() counts code
+ *  points, which lets a string of astral characters be twice as long). */
+const text = (max: number) => z.string().refine((s) => s.length <= max, `at most ${max} characters (UTF-16 code units)`);
+
 const noControl = /^[^\p{Cc}\p{Cf}]*$/u;
 const textLike = /^(?:[\t\n\r]|[^\p{Cc}])*$/u;
 const finite = z.number().refine(Number.isFinite, "must be a finite number");
@@ -30,7 +35,7 @@ export const IMAGE_ENCODINGS = { PNG: 1, JPEG: 2, RAW_RGBA8: 3, WEBP: 4 } as con
 export function buildEventSchema(limits: ValidationLimits) {
   const image = z.object({
     view: z.string().regex(/^[a-z0-9_-]{1,32}$/, "1..32 characters of [a-z0-9_-]"),
-    cameraPrimPath: z.string().max(512).regex(noControl, "no control characters"),
+    cameraPrimPath: text(512).regex(noControl, "no control characters"),
     encoding: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)], "PNG, JPEG, RAW_RGBA8 or WEBP"),
     width: z.number().int().min(1, "declared width required").max(65_535),
     height: z.number().int().min(1, "declared height required").max(65_535),
@@ -50,14 +55,12 @@ export function buildEventSchema(limits: ValidationLimits) {
       .int()
       .min(EPOCH_2000_MS, "must be a Unix time in milliseconds after 2000-01-01")
       .refine((v) => v <= Date.now() + limits.maxClockSkewMs, "is too far in the future"),
-    carId: z
-      .string()
-      .max(limits.maxCarIdChars)
+    carId: text(limits.maxCarIdChars)
       .regex(/^[\p{L}\p{N} ._:-]*$/u, "letters, digits, space and ._:- only"),
-    text: z.string().max(limits.maxTextChars).regex(textLike, "no control characters"),
+    text: text(limits.maxTextChars).regex(textLike, "no control characters"),
     coordinates: z
       .object({
-        slotId: z.string().max(64).regex(/^[A-Za-z0-9._:-]*$/, "characters of [A-Za-z0-9._:-]"),
+        slotId: text(64).regex(/^[A-Za-z0-9._:-]*$/, "characters of [A-Za-z0-9._:-]"),
         x: finite,
         y: finite,
         z: finite,
@@ -69,15 +72,22 @@ export function buildEventSchema(limits: ValidationLimits) {
       .max(limits.maxImages, `at most ${limits.maxImages} images`)
       .refine((imgs) => new Set(imgs.map((i) => i.view)).size === imgs.length, "image views must be unique"),
     attributes: z
-      .record(z.string().min(1).max(128).regex(noControl), z.string().max(limits.maxAttributeChars).regex(textLike))
+      .record(text(128).min(1).regex(noControl), text(limits.maxAttributeChars).regex(textLike))
       .refine((a) => Object.keys(a).length <= limits.maxAttributes, `at most ${limits.maxAttributes} attributes`),
     /** Sends of this event before this one (a resend hint, not content). */
     attempt: z.number().int().min(0).default(0),
   });
 }
 
-export type ValidEvent = z.output<ReturnType<typeof buildEventSchema>>;
-export type ValidImage = ValidEvent["images"][number];
+export type { ValidEvent, ValidImage, ValidRunEnd, ValidRunStart } from "../../model/valid-event.js";
+// What the schemas produce is a valid instance of the shared types (a compile-time check).
+type Same<A, B> = [A] extends [B] ? true : false;
+const schemasMatchModel: [
+  Same<z.output<ReturnType<typeof buildEventSchema>>, ValidEvent>,
+  Same<z.output<typeof runStartSchema>, ValidRunStart>,
+  Same<z.output<typeof runEndSchema>, ValidRunEnd>,
+] = [true, true, true];
+void schemasMatchModel;
 
 /** Which catalogue code a failing field maps to. */
 export function codeForPath(path: readonly PropertyKey[]): ErrorCode {
@@ -93,13 +103,14 @@ export function codeForPath(path: readonly PropertyKey[]): ErrorCode {
     case "captureTimeUnixMs":
       return "GW_ERR_INVALID_TIME";
     case "images":
-      return "GW_ERR_INVALID_IMAGE_METADATA";
+      // Empty image data is not an image (the image stage's code), not a metadata problem.
+      return path[2] === "data" ? "GW_ERR_IMAGE_NOT_AN_IMAGE" : "GW_ERR_INVALID_IMAGE_METADATA";
     default:
       return "GW_ERR_INVALID_FIELD";
   }
 }
 
-const lineageText = z.string().max(1024).regex(noControl, "no control characters");
+const lineageText = text(1024).regex(noControl, "no control characters");
 
 export const runStartSchema = z.object({
   runId: safeId,
@@ -123,7 +134,7 @@ export const runStartSchema = z.object({
           }),
         )
         .max(64),
-      extra: z.record(z.string().max(128), lineageText),
+      extra: z.record(text(128), lineageText),
     })
     .nullable(),
 });
@@ -132,9 +143,7 @@ export const runEndSchema = z.object({
   runId: safeId,
   endedUnixMs: z.number().int().min(0),
   eventsSent: z.number().int().min(0),
-  eventsByType: z.record(z.string().max(64), z.number().int().min(0)),
+  eventsByType: z.record(text(64), z.number().int().min(0)),
   reason: lineageText,
 });
 
-export type ValidRunStart = z.output<typeof runStartSchema>;
-export type ValidRunEnd = z.output<typeof runEndSchema>;

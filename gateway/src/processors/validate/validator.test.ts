@@ -74,7 +74,7 @@ describe("EventValidator", () => {
     ["image view with a slash", { images: [{ view: "../x", encoding: 1, width: 1, height: 1, data: new Uint8Array([1]) }] }, "GW_ERR_INVALID_IMAGE_METADATA"],
     ["image without encoding", { images: [{ view: "a", encoding: 0, width: 1, height: 1, data: new Uint8Array([1]) }] }, "GW_ERR_INVALID_IMAGE_METADATA"],
     ["image without declared size", { images: [{ view: "a", encoding: 1, width: 0, height: 1, data: new Uint8Array([1]) }] }, "GW_ERR_INVALID_IMAGE_METADATA"],
-    ["image without bytes", { images: [{ view: "a", encoding: 1, width: 1, height: 1 }] }, "GW_ERR_INVALID_IMAGE_METADATA"],
+    ["image without bytes", { images: [{ view: "a", encoding: 1, width: 1, height: 1 }] }, "GW_ERR_IMAGE_NOT_AN_IMAGE"],
     ["duplicate views", { images: [1, 2].map(() => ({ view: "a", encoding: 1, width: 1, height: 1, data: new Uint8Array([1]) })) }, "GW_ERR_INVALID_IMAGE_METADATA"],
     ["too many images", { images: [1, 2, 3, 4, 5].map((i) => ({ view: `v${i}`, encoding: 1, width: 1, height: 1, data: new Uint8Array([1]) })) }, "GW_ERR_INVALID_IMAGE_METADATA"],
   ] as const)("rejects %s", (_name, overrides, code) => {
@@ -85,5 +85,38 @@ describe("EventValidator", () => {
     expect(validator.validateRunStart(simgate.v1.RunStart.create({ runId: "run-1", lineage: { source: "sim", seed: 3 } })).lineage?.seed).toBe(3);
     expect(() => validator.validateRunStart(simgate.v1.RunStart.create({ runId: "" }))).toThrow(GatewayError);
     expect(validator.validateRunEnd(simgate.v1.RunEnd.create({ runId: "run-1", eventsSent: 4, eventsByType: { "parking.entry": 4 } })).eventsByType).toEqual({ "parking.entry": 4 });
+  });
+});
+
+describe("attribute keys that are Object.prototype names", () => {
+  it("keeps __proto__, constructor and toString as plain keys, through decoding, validation and the record", async () => {
+    const { eventRecord } = await import("../../exporters/kafka/records.js");
+    const attributes = JSON.parse('{"__proto__":"a","constructor":"b","toString":"c"}') as Record<string, string>;
+    const decoded = simgate.v1.Event.decode(simgate.v1.Event.encode(event({ attributes })).finish());
+    const valid = validator.validateEvent(decoded);
+    expect(Object.keys(valid.attributes).sort()).toEqual(["__proto__", "constructor", "toString"]);
+    const record = eventRecord("t", valid, [], Date.now(), "gw");
+    const value = JSON.parse(String(record.value)) as { attributes: Record<string, string> };
+    expect(Object.entries(value.attributes).sort()).toEqual([
+      ["__proto__", "a"],
+      ["constructor", "b"],
+      ["toString", "c"],
+    ]);
+  });
+});
+
+describe("text limits count UTF-16 code units, as the docs say", () => {
+  it("a text of astral characters counts two units each", () => {
+    // maxTextChars is 64 here: 32 emoji are 64 units (accepted), 33 are 66 (refused).
+    expect(codeOf(event({ text: "😀".repeat(32) }))).toBe("ok");
+    expect(codeOf(event({ text: "😀".repeat(33) }))).toBe("GW_ERR_INVALID_FIELD");
+    expect(codeOf(event({ carId: "ü".repeat(16) }))).toBe("ok");
+    expect(codeOf(event({ attributes: { k: "😀".repeat(17) } }))).toBe("GW_ERR_INVALID_FIELD");
+  });
+});
+
+describe("empty image data", () => {
+  it("is GW_ERR_IMAGE_NOT_AN_IMAGE, as the docs say", () => {
+    expect(codeOf(event({ images: [{ view: "entry", cameraPrimPath: "/World/Cam", encoding: 1, width: 4, height: 4, data: new Uint8Array(0) }] }))).toBe("GW_ERR_IMAGE_NOT_AN_IMAGE");
   });
 });

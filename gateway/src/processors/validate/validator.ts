@@ -49,7 +49,7 @@ function plainEvent(event: simgate.v1.IEvent): Record<string, unknown> {
       height: i.height ?? 0,
       data: i.data ?? new Uint8Array(0),
     })),
-    attributes: { ...(e.attributes ?? {}) },
+    attributes: Object.assign(Object.create(null) as Record<string, string>, e.attributes ?? {}),
     attempt: e.attempt ?? 0,
   };
 }
@@ -62,8 +62,14 @@ export class EventValidator {
   }
 
   validateEvent(event: simgate.v1.IEvent): ValidEvent {
-    const result = this.schema.safeParse(plainEvent(event));
-    if (result.success) return result.data;
+    const plain = plainEvent(event);
+    const result = this.schema.safeParse(plain);
+    if (result.success) {
+      // zod builds the record by assignment, which drops a "__proto__" key; the validated keys and
+      // values are the received ones, kept in a null-prototype object where every key is data.
+      result.data.attributes = Object.assign(Object.create(null) as Record<string, string>, plain["attributes"] as Record<string, string>);
+      return result.data;
+    }
     const { path, text } = describe(result.error);
     throw new GatewayError(codeForPath(path), text);
   }

@@ -7,13 +7,13 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import { simgate } from "../../generated/simgate.js";
-import type { EventPipeline, MessageOrigin } from "../../pipeline/event-pipeline.js";
-import { ConnectionFlow, type InFlightLimiter } from "../../pipeline/in-flight.js";
-import type { DependencyHealth } from "../../pipeline/dependency-health.js";
+import type { IngestConsumer, MessageOrigin, Readiness } from "../../model/ingest.js";
+import { ConnectionFlow, type InFlightLimiter } from "../flow/in-flight.js";
 import type { GatewayMetrics } from "../../telemetry/metrics.js";
 import type { Logger } from "../../telemetry/logger.js";
 import type { BearerAuth } from "../auth.js";
 import { decodeWith, type Decoded } from "../decoded.js";
+import { grpcStatus, retryLater } from "../wire-status.js";
 import { addReflection } from "./reflection.js";
 import { raiseReceiveWindows } from "./flow-control.js";
 
@@ -67,12 +67,6 @@ function ingestService(): grpc.ServiceDefinition {
   };
 }
 
-function status(code: grpc.status, gwCode: string, details: string): Partial<grpc.StatusObject> {
-  const metadata = new grpc.Metadata();
-  metadata.set("simgate-error-code", gwCode);
-  return { code, details: `${gwCode}: ${details}`, metadata };
-}
-
 export class GrpcReceiver {
   private readonly server: grpc.Server;
   private readonly healthService: HealthImplementation;
@@ -84,9 +78,9 @@ export class GrpcReceiver {
 
   constructor(
     private readonly options: GrpcReceiverOptions,
-    private readonly pipeline: EventPipeline,
+    private readonly pipeline: IngestConsumer,
     private readonly limiter: InFlightLimiter,
-    private readonly health: DependencyHealth,
+    private readonly health: Readiness,
     private readonly auth: BearerAuth,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
@@ -129,12 +123,12 @@ export class GrpcReceiver {
 
   private streamEvents(call: grpc.ServerDuplexStream<EventIn, simgate.v1.IAck>): void {
     if (!this.authorized(call)) {
-      call.emit("error", status(grpc.status.UNAUTHENTICATED, "GW_ERR_UNAUTHENTICATED", "missing or wrong bearer token"));
+      call.emit("error", grpcStatus("GW_ERR_UNAUTHENTICATED", "missing or wrong bearer token"));
       return;
     }
     if (this.streams.size >= this.options.maxConnections) {
       this.metrics.errors.inc({ code: "GW_ERR_TOO_MANY_CONNECTIONS", stage: "receive" });
-      call.emit("error", status(grpc.status.RESOURCE_EXHAUSTED, "GW_ERR_TOO_MANY_CONNECTIONS", `more than ${this.options.maxConnections} streams`));
+      call.emit("error", grpcStatus("GW_ERR_TOO_MANY_CONNECTIONS", `more than ${this.options.maxConnections} streams`));
       return;
     }
     const connectionId = `grpc-${++this.connectionId}`;
@@ -164,7 +158,7 @@ export class GrpcReceiver {
     call.on("data", (msg: EventIn) => {
       void (async () => {
         if (!(await flow.admit(msg.raw.length))) {
-          write({ eventId: msg.message?.eventId ?? "", sequence: Number(msg.message?.sequence ?? 0), retryLater: { code: "GW_ERR_THROTTLED", message: "in-flight limit reached", retryAfterMs: 200 } });
+          write({ eventId: msg.message?.eventId ?? "", sequence: Number(msg.message?.sequence ?? 0), retryLater: retryLater("GW_ERR_THROTTLED", "in-flight limit reached") });
           this.metrics.events.inc({ transport: "grpc", outcome: "retry_later", code: "GW_ERR_THROTTLED" });
           return;
         }
@@ -202,12 +196,12 @@ export class GrpcReceiver {
   }
 
   private async sendEvent(call: grpc.ServerUnaryCall<EventIn, simgate.v1.IAck>, cb: grpc.sendUnaryData<simgate.v1.IAck>): Promise<void> {
-    if (!this.authorized(call)) return cb(status(grpc.status.UNAUTHENTICATED, "GW_ERR_UNAUTHENTICATED", "missing or wrong bearer token"));
+    if (!this.authorized(call)) return cb(grpcStatus("GW_ERR_UNAUTHENTICATED", "missing or wrong bearer token"));
     const msg = call.request;
     if (this.options.whenFull === "reject") {
       if (!this.limiter.tryAcquire(msg.raw.length)) {
         this.metrics.events.inc({ transport: "grpc", outcome: "retry_later", code: "GW_ERR_THROTTLED" });
-        return cb(null, { eventId: msg.message?.eventId ?? "", retryLater: { code: "GW_ERR_THROTTLED", message: "in-flight limit reached", retryAfterMs: 200 } });
+        return cb(null, { eventId: msg.message?.eventId ?? "", retryLater: retryLater("GW_ERR_THROTTLED", "in-flight limit reached") });
       }
     } else {
       await this.limiter.acquire(msg.raw.length);
@@ -216,8 +210,7 @@ export class GrpcReceiver {
     try {
       if (msg.message === undefined) {
         const err = await this.pipeline.handleUndecodable(msg.raw, "grpc", `grpc-unary-${++this.connectionId}`, msg.error);
-        if (err.permanent) return cb(status(grpc.status.INVALID_ARGUMENT, err.code, err.message));
-        return cb(status(grpc.status.UNAVAILABLE, err.code, err.message));
+        return cb(grpcStatus(err.code, err.message));
       }
       cb(null, await this.pipeline.handleEvent({ transport: "grpc", connectionId: `grpc-unary-${++this.connectionId}`, raw: msg.raw, event: msg.message }));
     } finally {
@@ -232,12 +225,12 @@ export class GrpcReceiver {
     sentAs: "simgate.v1.RunStart" | "simgate.v1.RunEnd",
     handle: (m: T, from: MessageOrigin) => Promise<simgate.v1.IRunAck>,
   ): Promise<void> {
-    if (!this.authorized(call)) return cb(status(grpc.status.UNAUTHENTICATED, "GW_ERR_UNAUTHENTICATED", "missing or wrong bearer token"));
+    if (!this.authorized(call)) return cb(grpcStatus("GW_ERR_UNAUTHENTICATED", "missing or wrong bearer token"));
     const msg = call.request;
     const connectionId = `grpc-unary-${++this.connectionId}`;
     if (msg.message === undefined) {
       const err = await this.pipeline.handleUndecodable(msg.raw, "grpc", connectionId, msg.error ?? "undecodable", sentAs);
-      return cb(status(err.permanent ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE, err.code, err.message));
+      return cb(grpcStatus(err.code, err.message));
     }
     cb(null, await handle(msg.message, { transport: "grpc", connectionId, raw: msg.raw }));
   }

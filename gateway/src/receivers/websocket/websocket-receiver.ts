@@ -6,11 +6,12 @@ import type { IncomingMessage, Server as HttpServer } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { simgate } from "../../generated/simgate.js";
-import type { EventPipeline } from "../../pipeline/event-pipeline.js";
-import { ConnectionFlow, type InFlightLimiter } from "../../pipeline/in-flight.js";
+import type { IngestConsumer } from "../../model/ingest.js";
+import { ConnectionFlow, type InFlightLimiter } from "../flow/in-flight.js";
 import type { GatewayMetrics } from "../../telemetry/metrics.js";
 import type { Logger } from "../../telemetry/logger.js";
 import type { BearerAuth } from "../auth.js";
+import { refuseUpgrade, retryLater as throttledAnswer } from "../wire-status.js";
 
 export interface WebSocketReceiverOptions {
   path: string;
@@ -29,14 +30,9 @@ function toBuffer(data: RawData): Buffer {
   return Buffer.from(data);
 }
 
-function rejectUpgrade(socket: Duplex, statusLine: string, code: string, message: string): void {
-  const body = JSON.stringify({ code, message });
-  socket.end(`HTTP/1.1 ${statusLine}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-}
-
 /** The retry-later answer when the total in-flight limit is reached (limits.whenFull = reject). */
 function throttled(raw: Buffer): simgate.v1.IServerFrame {
-  const retryLater = { code: "GW_ERR_THROTTLED", message: "in-flight limit reached; resend later", retryAfterMs: 200 };
+  const retryLater = throttledAnswer("GW_ERR_THROTTLED", "in-flight limit reached; resend later");
   try {
     const frame = simgate.v1.ClientFrame.decode(raw);
     if (frame.event) return { ack: { eventId: frame.event.eventId, sequence: frame.event.sequence, retryLater } };
@@ -56,7 +52,7 @@ export class WebSocketReceiver {
 
   constructor(
     private readonly options: WebSocketReceiverOptions,
-    private readonly pipeline: EventPipeline,
+    private readonly pipeline: IngestConsumer,
     private readonly limiter: InFlightLimiter,
     private readonly auth: BearerAuth,
     private readonly metrics: GatewayMetrics,
@@ -71,15 +67,15 @@ export class WebSocketReceiver {
   attach(server: HttpServer): void {
     server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const path = (req.url ?? "").split("?")[0];
-      if (path !== this.options.path) return rejectUpgrade(socket, "404 Not Found", "GW_ERR_NOT_FOUND", `no WebSocket endpoint at ${path}`);
+      if (path !== this.options.path) return refuseUpgrade(socket, "GW_ERR_NOT_FOUND", `no WebSocket endpoint at ${path}`);
       if (!this.auth.check(req.headers.authorization)) {
         this.metrics.errors.inc({ code: "GW_ERR_UNAUTHENTICATED", stage: "receive" });
-        return rejectUpgrade(socket, "401 Unauthorized", "GW_ERR_UNAUTHENTICATED", "missing or wrong bearer token");
+        return refuseUpgrade(socket, "GW_ERR_UNAUTHENTICATED", "missing or wrong bearer token");
       }
-      if (this.draining) return rejectUpgrade(socket, "503 Service Unavailable", "GW_ERR_DRAINING", "the gateway is shutting down");
+      if (this.draining) return refuseUpgrade(socket, "GW_ERR_DRAINING", "the gateway is shutting down");
       if (this.sockets.size >= this.options.maxConnections) {
         this.metrics.errors.inc({ code: "GW_ERR_TOO_MANY_CONNECTIONS", stage: "receive" });
-        return rejectUpgrade(socket, "503 Service Unavailable", "GW_ERR_TOO_MANY_CONNECTIONS", `more than ${this.options.maxConnections} connections`);
+        return refuseUpgrade(socket, "GW_ERR_TOO_MANY_CONNECTIONS", `more than ${this.options.maxConnections} connections`);
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
     });

@@ -1,7 +1,7 @@
--- Entries per hour from the production (trusted) parking-entries table, on Nessie's main branch.
--- The same text runs on Trino (catalog `iceberg`, as deploy/k8s/base/trino configures it) and on Spark
--- (catalog `nessie`): simgate.lakehouse.queries substitutes {table}.
--- Trino / Superset:  iceberg.production.parking_entries
+-- Chart "Parking entries per hour": entries per hour of capture time, from the production (trusted)
+-- parking-entries table on Nessie's main branch. One text for every engine: simgate.lakehouse.queries
+-- substitutes {table} (Spark: nessie.production.parking_entries; Trino and the Superset bundle:
+-- iceberg.production.parking_entries).
 SELECT date_trunc('hour', event_time) AS hour,
        count(*)                       AS entries
 FROM {table}

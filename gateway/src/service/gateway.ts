@@ -15,11 +15,11 @@ import { GrpcReceiver, readTls } from "../receivers/grpc/grpc-receiver.js";
 import { WebSocketReceiver } from "../receivers/websocket/websocket-receiver.js";
 import type { Logger } from "../telemetry/logger.js";
 import { GatewayMetrics } from "../telemetry/metrics.js";
-import { DeadLetterWriter } from "./dead-letter.js";
+import { DeadLetterWriter } from "../exporters/dead-letter/dead-letter-writer.js";
 import { DependencyHealth } from "./dependency-health.js";
-import { EventPipeline } from "./event-pipeline.js";
-import { InFlightLimiter } from "./in-flight.js";
-import type { GatewayPlugin } from "./pipeline-events.js";
+import { EventPipeline } from "../pipeline/event-pipeline.js";
+import { InFlightLimiter } from "../receivers/flow/in-flight.js";
+import type { GatewayPlugin } from "../plugins/plugin-api.js";
 import { RunRecorder } from "../recording/run-recorder.js";
 import { s3RecordingUploader } from "../recording/s3-upload.js";
 
@@ -35,6 +35,8 @@ export interface RunningGateway {
 
 export interface StopResult {
   abandoned: number;
+  /** Steps of the shutdown that failed (each logged); the others ran anyway. */
+  errors: string[];
 }
 
 export interface GatewayOptions {
@@ -49,14 +51,14 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const topics = [...new Set([...Object.values(config.kafka.topicMap), config.kafka.deadLetterTopic, config.kafka.runsTopic])];
 
   // Exporters.
-  const kafkaRetries = 2;
-  const producerKafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, retries: kafkaRetries, requestTimeoutMs: config.kafka.produceTimeoutMs }, logger);
-  const adminKafka = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-admin`, retries: 1, requestTimeoutMs: 5000 }, logger);
+  const { brokers, clientId, requestTimeoutMs, connectionTimeoutMs } = config.kafka;
+  const producerKafka = createKafka({ brokers, clientId, retries: 2, requestTimeoutMs, connectionTimeoutMs }, logger);
+  const adminKafka = createKafka({ brokers, clientId: `${clientId}-admin`, retries: 1, requestTimeoutMs: config.health.probeTimeoutMs, connectionTimeoutMs }, logger);
   const admin = new TopicAdmin(adminKafka);
-  const records = new RecordProducer(producerKafka, { produceTimeoutMs: config.kafka.produceTimeoutMs, maxBatchRecords: config.kafka.maxBatchRecords }, logger);
+  const records = new RecordProducer(producerKafka, { produceTimeoutMs: config.kafka.produceTimeoutMs, requestTimeoutMs, maxBatchRecords: config.kafka.maxBatchRecords }, logger);
   const blobs = new BlobStore({
     ...config.s3,
-    maxSockets: Math.max(64, config.limits.maxInFlight * 2),
+    maxSockets: config.s3.maxSockets > 0 ? config.s3.maxSockets : Math.max(64, config.limits.maxInFlight * 2),
   });
   let topicsReady = false;
   const health = new DependencyHealth(
@@ -117,6 +119,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       runsTopic: config.kafka.runsTopic,
       maxMessageBytes: config.limits.maxMessageBytes,
       dedupeEntries: config.dedupe.maxEntries,
+      maxRuns: config.dedupe.maxRuns,
       checkExisting: config.s3.checkExisting,
     },
     metrics,
@@ -124,30 +127,69 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   );
   for (const p of plugins) if (p.events) pipeline.addListener(p.events);
 
-  // Start: dependencies first (the first probe creates the topics), then plugins, then receivers.
-  await health.checkNow();
-  if (!health.ready) logger.warn({ dependencies: health.status() }, "starting while a dependency is down: /readyz is 503 until it answers");
-  health.start();
-  for (const p of plugins) await p.start?.();
-
+  // Start: dependencies first (the first probe creates the topics), then plugins, then receivers. Each
+  // started part registers how to stop it; a failed start stops what already started, in reverse.
+  const started: Array<{ name: string; stop: () => unknown }> = [
+    { name: "blob store", stop: () => blobs.close() },
+    { name: "kafka admin", stop: () => admin.close() },
+    { name: "kafka producer", stop: () => records.close() },
+  ];
+  const stopAll = async (): Promise<string[]> => {
+    const errors: string[] = [];
+    for (const part of started.splice(0).reverse()) {
+      try {
+        await part.stop();
+      } catch (err) {
+        errors.push(`${part.name}: ${err instanceof Error ? err.message : String(err)}`);
+        logger.error({ err, part: part.name }, "stopping a part failed; stopping the rest");
+      }
+    }
+    return errors;
+  };
   const auth = new BearerAuth(config.auth.token);
   const limiter = new InFlightLimiter(config.limits.maxInFlight, config.limits.maxInFlightBytes);
-  const receiverLimits = {
-    maxMessageBytes: config.limits.maxMessageBytes,
-    maxConnections: config.limits.maxConnections,
-    maxInFlightPerConnection: config.limits.maxInFlightPerConnection,
-    whenFull: config.limits.whenFull,
-  };
-  const http = new HttpServer({ host: config.host, port: config.http.port, tls }, health, metrics, logger);
-  for (const p of plugins) {
-    for (const r of p.routes ?? []) http.addRoute(r);
-    if (p.status) http.addStatus(p.name, () => p.status?.());
+  let grpcPort: number;
+  let httpPort: number;
+  let http: HttpServer;
+  let ws: WebSocketReceiver;
+  let grpc: GrpcReceiver;
+  try {
+    await health.checkNow();
+    if (!health.ready) logger.warn({ dependencies: health.status() }, "starting while a dependency is down: /readyz is 503 until it answers");
+    health.start();
+    started.push({ name: "health checks", stop: () => health.stop() });
+    if (recorder) started.push({ name: "recorder", stop: () => recorder?.close() });
+    for (const p of plugins) {
+      await p.start?.();
+      started.push({ name: `plugin ${p.name}`, stop: () => p.stop?.() });
+    }
+
+    const receiverLimits = {
+      maxMessageBytes: config.limits.maxMessageBytes,
+      maxConnections: config.limits.maxConnections,
+      maxInFlightPerConnection: config.limits.maxInFlightPerConnection,
+      whenFull: config.limits.whenFull,
+    };
+    http = new HttpServer({ host: config.host, port: config.http.port, tls }, health, metrics, logger);
+    for (const p of plugins) {
+      for (const r of p.routes ?? []) http.addRoute(r);
+      if (p.status) http.addStatus(p.name, () => p.status?.());
+    }
+    ws = new WebSocketReceiver({ ...receiverLimits, path: config.http.wsPath }, pipeline, limiter, auth, metrics, logger);
+    ws.attach(http.server);
+    grpc = new GrpcReceiver({ ...receiverLimits, host: config.host, port: config.grpc.port, streamWindowBytes: config.grpc.streamWindowBytes, connectionWindowBytes: config.grpc.connectionWindowBytes, tls }, pipeline, limiter, health, auth, metrics, logger);
+    const grpcReceiver = grpc;
+    const wsReceiver = ws;
+    const httpServer = http;
+    grpcPort = await grpcReceiver.start();
+    started.push({ name: "gRPC receiver", stop: () => grpcReceiver.stop(100) });
+    httpPort = await httpServer.start();
+    started.push({ name: "HTTP server", stop: () => httpServer.stop() });
+    started.push({ name: "WebSocket receiver", stop: () => wsReceiver.stop(100) });
+  } catch (err) {
+    await stopAll();
+    throw err;
   }
-  const ws = new WebSocketReceiver({ ...receiverLimits, path: config.http.wsPath }, pipeline, limiter, auth, metrics, logger);
-  ws.attach(http.server);
-  const grpc = new GrpcReceiver({ ...receiverLimits, host: config.host, port: config.grpc.port, streamWindowBytes: config.grpc.streamWindowBytes, connectionWindowBytes: config.grpc.connectionWindowBytes, tls }, pipeline, limiter, health, auth, metrics, logger);
-  const grpcPort = await grpc.start();
-  const httpPort = await http.start();
   logger.info(
     {
       grpc: `${config.host}:${grpcPort}`,
@@ -174,16 +216,16 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       const abandoned = limiter.count;
       if (abandoned > 0) logger.error({ abandoned }, `drain timeout: closing with ${abandoned} events still in flight (not acknowledged; their senders resend them)`);
       const grace = Math.max(100, deadline - Date.now());
-      await Promise.all([grpc.stop(Math.min(grace, 5000)), ws.stop(Math.min(grace, 2000))]);
-      await http.stop();
-      await recorder?.close();
-      for (const p of [...plugins].reverse()) await p.stop?.().catch((err: unknown) => logger.error({ err, plugin: p.name }, "plugin stop failed"));
-      health.stop();
-      await records.close();
-      await admin.close();
-      blobs.close();
+      // Receivers first (they drain into exporters that are still running), then the rest in reverse
+      // order of start; a failing step is reported and the others still stop.
+      const receiversStopped = await Promise.allSettled([grpc.stop(Math.min(grace, 5000)), ws.stop(Math.min(grace, 2000))]);
+      const errors = receiversStopped.flatMap((r, i) => (r.status === "rejected" ? [`${i === 0 ? "gRPC" : "WebSocket"} receiver: ${String(r.reason)}`] : []));
+      const receiverParts = new Set(["gRPC receiver", "WebSocket receiver"]);
+      for (let i = started.length - 1; i >= 0; i--) if (receiverParts.has(started[i]?.name ?? "")) started.splice(i, 1);
+      errors.push(...(await stopAll()));
+      if (errors.length > 0) logger.error({ errors }, `stopped with ${errors.length} failing step(s)`);
       logger.info({ abandoned }, "stopped");
-      return { abandoned };
+      return { abandoned, errors };
     })();
     return stopping;
   };

@@ -1,14 +1,15 @@
 // Rejected input goes to the dead-letter topic with its reason. Payloads up to 64 KiB travel inline
 // (base64); larger ones are stored under quarantine/ in the blob bucket and referenced by URI.
-import type { GatewayError } from "../errors/gateway-error.js";
-import { asGatewayError } from "../errors/gateway-error.js";
-import type { BlobStore } from "../exporters/s3/blob-store.js";
-import { quarantineKey } from "../exporters/s3/blob-keys.js";
-import type { RecordLocation, RecordProducer } from "../exporters/kafka/record-producer.js";
-import { deadLetterRecord, type PayloadType } from "../exporters/kafka/records.js";
-import { sha256Hex } from "../processors/images/image-processor.js";
-import type { Transport } from "../telemetry/metrics.js";
-import type { DependencyHealth } from "./dependency-health.js";
+import type { GatewayError } from "../../errors/gateway-error.js";
+import { asGatewayError } from "../../errors/gateway-error.js";
+import type { BlobStore } from "../s3/blob-store.js";
+import { quarantineKey } from "../s3/blob-keys.js";
+import type { RecordLocation, RecordProducer } from "../kafka/record-producer.js";
+import { deadLetterRecord } from "../kafka/records.js";
+import type { PayloadType } from "../../model/ingest.js";
+import { createHash } from "node:crypto";
+import type { Transport } from "../../telemetry/metrics.js";
+import type { FailureReporter } from "../../model/ingest.js";
 
 export const INLINE_PAYLOAD_LIMIT = 64 * 1024;
 
@@ -30,11 +31,12 @@ export class DeadLetterWriter {
     private readonly keyPrefix: string,
     private readonly blobs: BlobStore,
     private readonly records: RecordProducer,
-    private readonly health: DependencyHealth,
+    private readonly health: FailureReporter,
     private readonly onProduced: (topic: string, location: RecordLocation) => void,
   ) {}
 
-  /** True once the dead letter is durable; otherwise the retryable error that prevented it. */
+  /** True once the dead letter is durable; otherwise the error that prevented it (only a retryable one
+   *  marks its dependency down). */
   async write(input: DeadLetterInput): Promise<true | GatewayError> {
     try {
       let payloadBase64: string | null = null;
@@ -42,7 +44,7 @@ export class DeadLetterWriter {
       if (input.raw.length <= INLINE_PAYLOAD_LIMIT) {
         payloadBase64 = input.raw.toString("base64");
       } else {
-        const sha256 = await sha256Hex(input.raw);
+        const sha256 = createHash("sha256").update(input.raw).digest("hex");
         const day = new Date(input.receivedAtMs).toISOString().slice(0, 10);
         const key = quarantineKey(this.keyPrefix, day, sha256);
         try {
@@ -56,7 +58,7 @@ export class DeadLetterWriter {
           quarantineUri = put.uri;
         } catch (err) {
           const e = asGatewayError(err);
-          this.health.reportFailure("s3", e.message);
+          if (!e.permanent) this.health.reportFailure("s3", e.message);
           return e;
         }
       }
@@ -79,7 +81,7 @@ export class DeadLetterWriter {
         return true;
       } catch (err) {
         const e = asGatewayError(err);
-        this.health.reportFailure("kafka", e.message);
+        if (e.code === "GW_ERR_KAFKA_UNAVAILABLE") this.health.reportFailure("kafka", e.message);
         return e;
       }
     } catch (err) {

@@ -1,4 +1,4 @@
-// Extension points of the gateway, for components that live beside the pipeline (the job driver):
+// Extension points of the gateway (the plugin API), for components that live beside the pipeline (the job driver, a plugin in jobs/):
 // listeners told about produced records and ended runs, and extra HTTP routes on the HTTP port.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
