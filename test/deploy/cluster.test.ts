@@ -331,7 +331,10 @@ describe("overlays/prod on a real API server, as Argo CD syncs it", { timeout: 3
     expect(operatorRun.status, operatorRun.stderr).toBe(0);
     const gatewayConfig = applied.find((o) => o.kind === "ConfigMap" && typeof (o["data"] as Record<string, string> | undefined)?.["jobs.json"] === "string");
     const jobs = JSON.parse((gatewayConfig?.["data"] as Record<string, string>)["jobs.json"] as string) as { kubernetes?: { image?: string; serviceAccount?: string } };
-    expect(jobs.kubernetes?.image, "jobs.json kubernetes.image is the policy's image").toBe(policy.image);
+    // The launcher's image: SIMGATE_JOBS_K8S_IMAGE of the gateway's Deployment (set by components/images), else jobs.json.
+    const gatewayDeployment = applied.find((o) => o.kind === "Deployment" && (o["metadata"] as { name?: string }).name === "simgate-gateway") as { spec: { template: { spec: { containers: { env?: { name: string; value?: string }[] }[] } } } } | undefined;
+    const envImage = gatewayDeployment?.spec.template.spec.containers[0]?.env?.find((e) => e.name === "SIMGATE_JOBS_K8S_IMAGE")?.value;
+    expect(envImage ?? jobs.kubernetes?.image, "the launcher's image is the policy's image").toBe(policy.image);
     expect(jobs.kubernetes?.serviceAccount ?? "simgate-spark").toBe(policy.serviceAccount);
     // The policy binds everyone, an administrator included.
     const admin = cluster.kubectl(["create", "--dry-run=server", "-f", "-"], { input: JSON.stringify(wapApplication((s) => (s["image"] = "docker.io/library/busybox:1.36"))), allowFailure: true });

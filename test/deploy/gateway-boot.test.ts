@@ -10,7 +10,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, expect, test } from "vitest";
 import { startGateway, type TestGateway } from "../support/gateway.js";
-import { isObject, renderKustomization, type Json, type JsonObject, type Resource } from "./kustomize-lite.js";
+import { isObject, type Json, type JsonObject, type Resource } from "./kustomize-lite.js";
+import { renderWithKustomize } from "./render.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const dir = mkdtempSync(join(tmpdir(), "simgate-deploy-boot-"));
@@ -22,7 +23,8 @@ afterAll(async () => {
 });
 
 function find(items: readonly { resource: Resource }[], kind: string, name: string): Resource {
-  const hit = items.find(({ resource }) => resource.kind === kind && resource.metadata["name"] === name);
+  // A generated ConfigMap by its name before kustomize's content hash.
+  const hit = items.find(({ resource }) => resource.kind === kind && (resource.metadata["name"] === name || (kind === "ConfigMap" && new RegExp(`^${name}-[a-z0-9]{10}$`).test(String(resource.metadata["name"])))));
   if (!hit) throw new Error(`${kind} ${name} not rendered`);
   return hit.resource;
 }
@@ -32,7 +34,7 @@ function obj(value: Json | undefined): JsonObject {
 }
 
 test("the dev overlay's gateway config boots the gateway, which answers the Deployment's probes and drains on SIGTERM", async () => {
-  const items = renderKustomization(join(ROOT, "deploy/k8s/overlays/dev"));
+  const items = renderWithKustomize(join(ROOT, "deploy/k8s/overlays/dev"));
   const configFile = join(dir, "gateway.json");
   const data = obj(find(items, "ConfigMap", "simgate-gateway")["data"] as Json);
   writeFileSync(configFile, String(data["gateway.json"]));

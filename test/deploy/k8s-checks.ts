@@ -207,6 +207,18 @@ export function checkReferences(items: readonly RenderedResource[], externalSecr
         }
       }
     }
+    if (r.kind === "CronJob" || r.kind === "Job") {
+      const job = r.kind === "CronJob" ? obj(obj(obj(r["spec"] as Json)["jobTemplate"])["spec"]) : obj(r["spec"] as Json);
+      const spec = obj(obj(job["template"])["spec"]);
+      const sa = str(spec["serviceAccountName"]);
+      if (sa !== undefined && sa !== "default") need(r, "ServiceAccount", sa);
+      for (const c of allContainers(spec)) fromContainerLike(r, c);
+      for (const v of list(spec["volumes"]).filter(isObject)) {
+        need(r, "ConfigMap", str(obj(v["configMap"])["name"]), obj(v["configMap"])["optional"] === true);
+        need(r, "Secret", str(obj(v["secret"])["secretName"]), obj(v["secret"])["optional"] === true);
+        need(r, "PersistentVolumeClaim", str(obj(v["persistentVolumeClaim"])["claimName"]));
+      }
+    }
     if (r.kind === "SparkApplication" || r.kind === "ScheduledSparkApplication") {
       const spec = r.kind === "SparkApplication" ? obj(r["spec"] as Json) : obj(obj(r["spec"] as Json)["template"]);
       for (const role of ["driver", "executor"]) {

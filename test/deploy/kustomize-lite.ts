@@ -1,6 +1,7 @@
-// Renders the Kustomizations under deploy/ without kubectl or kustomize, for the offline manifest
-// tests. It understands exactly the subset deploy/ uses, and refuses anything else loudly, so a
-// kustomization that grows a feature the tests cannot render fails here instead of being half-checked:
+// The manifest tests' shared types and file helpers (readManifestFile, reachableFiles, resourceId). The
+// manifests themselves are rendered with real kustomize (render.ts), since deploy/ uses configMapGenerator,
+// Components and image transformers. renderKustomization below is a small renderer kept for quick checks
+// of hand-made fixtures; it understands only this subset and refuses anything else loudly:
 //   - `resources`: YAML files (one or more documents) and directories holding a kustomization;
 //   - `patches`: inline JSON 6902 patches (`op` add, replace or remove) with a `target` selecting by
 //     kind, name, namespace, group and version - applied in order, each target must match something.
@@ -198,7 +199,9 @@ export function reachableFiles(dir: string, acc: Set<string> = new Set()): Set<s
   if (file === undefined || acc.has(file)) return acc;
   acc.add(file);
   const k = load(readFileSync(file, "utf8"));
-  const resources = isObject(k) && Array.isArray(k["resources"]) ? k["resources"] : [];
+  // resources and components (directories or files), and a component's configurations files.
+  const listed = (key: string): unknown[] => (isObject(k) && Array.isArray(k[key]) ? k[key] : []);
+  const resources = [...listed("resources"), ...listed("components"), ...listed("configurations")];
   for (const entry of resources) {
     if (typeof entry !== "string") continue;
     const path = resolve(dir, entry);

@@ -1,5 +1,5 @@
-// Offline validation of deploy/k8s and deploy/argocd: every kustomization is rendered without kubectl
-// (kustomize-lite.ts), every custom resource is validated against the operators' real CRD schemas
+// Offline validation of deploy/k8s and deploy/argocd: every kustomization is rendered with real
+// kustomize (render.ts: `kubectl kustomize`), every custom resource is validated against the operators' real CRD schemas
 // (test/support/crd-schema.ts; Strimzi 1.2.0, Spark operator v2.5.2, Argo CD v3.5.1), core resources
 // get sanity checks (k8s-checks.ts), and the pieces are checked to be wired to each other: the gateway's
 // config loads through the gateway's own loader, topics exist for its topic map, addresses point at
@@ -16,6 +16,7 @@ import { loadConfig } from "../../gateway/src/config/load-config.js";
 import { loadJobsConfig } from "../../gateway/src/jobs/jobs-config.js";
 import { knownCustomResourceTypes, loadCrdValidator, locateCrdsDir, validateCustomResource } from "../support/crd-schema.js";
 import { coreSchemaProblems, isKubernetesType } from "./core-schema.js";
+import { renderWithKustomize } from "./render.js";
 import { checkBasics, checkReferences, checkServices, checkWorkloads } from "./k8s-checks.js";
 import {
   isObject,
@@ -36,9 +37,29 @@ const K8S = join(ROOT, "deploy", "k8s");
 const ARGOCD = join(ROOT, "deploy", "argocd");
 const NAMESPACE = "simgate";
 /** Created out of band in production (deploy/README.md, "Secrets"); committed only in overlays/dev. */
-const EXTERNAL_SECRETS = ["simgate-s3", "simgate-gateway-auth", "simgate-superset"];
-/** Manifests deliberately outside every kustomization. */
-const STANDALONE = ["deploy/argocd/root.yaml", "deploy/k8s/base/spark-jobs/templates/wap-sparkapplication.yaml"];
+const SECRET_KEYS: Record<string, string[]> = {
+  "simgate-s3-gateway": ["S3_ACCESS_KEY", "S3_SECRET_KEY"],
+  "simgate-s3-spark": ["S3_ACCESS_KEY", "S3_SECRET_KEY"],
+  "simgate-s3-trino": ["S3_ACCESS_KEY", "S3_SECRET_KEY"],
+  "simgate-s3-nessie": ["S3_ACCESS_KEY", "S3_SECRET_KEY"],
+  "simgate-s3-backup": ["S3_ACCESS_KEY", "S3_SECRET_KEY"],
+  "simgate-s3-restore": ["S3_ACCESS_KEY", "S3_SECRET_KEY"],
+  "simgate-gateway-auth": ["token"],
+  "simgate-superset": ["secret-key", "admin-password", "database-uri", "trino-uri"],
+  "superset-postgres": ["username", "password"],
+  "nessie-postgres": ["NESSIE_DB_USER", "NESSIE_DB_PASSWORD"],
+  "nessie-oidc": ["NESSIE_OIDC_ISSUER", "NESSIE_OIDC_CLIENT_ID", "NESSIE_WRITER_PRINCIPAL", "NESSIE_READER_PRINCIPAL"],
+  "nessie-internal": ["NESSIE_CACHE_INVALIDATION_TOKEN"],
+  "simgate-nessie-client": ["NESSIE_AUTH_TYPE"],
+  "simgate-nessie-reader": ["NESSIE_AUTH_TOKEN"],
+  "trino-internal": ["shared-secret"],
+  "trino-users": ["password.db"],
+  "trino-tls": ["tls-combined.pem", "ca.crt"],
+};
+const EXTERNAL_SECRETS = Object.keys(SECRET_KEYS);
+/** Kustomizations that no overlay or Argo CD Application includes: run by hand (deploy/README.md). */
+const TEMPLATES = ["deploy/k8s/base/spark-jobs/templates", "deploy/k8s/base/nessie/templates"];
+const WAP_TEMPLATE = "deploy/k8s/base/spark-jobs/templates/wap-sparkapplication.yaml";
 const EXPECTED_CRD_TYPES = [
   "kafka.strimzi.io/v1/Kafka",
   "kafka.strimzi.io/v1/KafkaNodePool",
@@ -68,18 +89,24 @@ function yamlFiles(dir: string): string[] {
     });
 }
 
-const KUSTOMIZATIONS = [...kustomizationDirs(K8S), ...kustomizationDirs(ARGOCD)].map((d) => relative(ROOT, d));
+/** Kustomization directories, Components excepted (they only render inside a kustomization). */
+const KUSTOMIZATIONS = [...kustomizationDirs(K8S), ...kustomizationDirs(ARGOCD)]
+  .filter((d) => obj(load(readFileSync(kustomizationFile(d) as string, "utf8")) as Json)["kind"] !== "Component")
+  .map((d) => relative(ROOT, d));
 
 function render(relDir: string): RenderedResource[] {
-  return renderKustomization(join(ROOT, relDir));
+  return renderWithKustomize(join(ROOT, relDir));
 }
 
 function obj(value: Json | undefined): JsonObject {
   return isObject(value) ? value : {};
 }
 
+/** The object of that kind and name; a generated ConfigMap (configMapGenerator) by its name before the
+ *  content hash kustomize appends. */
 function find(items: readonly RenderedResource[], kind: string, name: string): Resource {
-  const hit = items.find(({ resource }) => resource.kind === kind && resource.metadata["name"] === name);
+  const named = (r: Resource): boolean => r.metadata["name"] === name || (kind === "ConfigMap" && new RegExp(`^${name}-[a-z0-9]{10}$`).test(String(r.metadata["name"])));
+  const hit = items.find(({ resource }) => resource.kind === kind && named(resource));
   if (!hit) throw new Error(`${kind} ${name} not rendered`);
   return hit.resource;
 }
@@ -126,7 +153,7 @@ function containerEnv(items: readonly RenderedResource[], c: JsonObject): Record
     if (typeof cm["name"] === "string") for (const [k, v] of Object.entries(configMap(cm["name"]))) env[k] = String(v);
     if (typeof sec["name"] === "string") {
       const data = secret(sec["name"]);
-      const keys = Object.keys(data).length > 0 ? Object.keys(data) : ["S3_ACCESS_KEY", "S3_SECRET_KEY"];
+      const keys = Object.keys(data).length > 0 ? Object.keys(data) : (SECRET_KEYS[sec["name"]] ?? []);
       for (const k of keys) env[k] = String(data[k]);
     }
   }
@@ -185,19 +212,22 @@ describe("deploy/ as a whole", () => {
     const orphans = [...yamlFiles(K8S), ...yamlFiles(ARGOCD)]
       .filter((f) => !reached.has(f))
       .map((f) => relative(ROOT, f))
-      .filter((f) => !STANDALONE.includes(f));
+      // Files a generator reads (configMapGenerator `files`) are not resources.
+      .filter((f) => /\.ya?ml$/.test(f));
     expect(orphans).toEqual([]);
   });
 
-  test("the standalone manifests (root Application, WAP SparkApplication template) match their CRDs", () => {
-    const items = STANDALONE.flatMap((f) => readManifestFile(join(ROOT, f)));
-    expect(items.map(({ resource }) => resource.kind).sort()).toEqual(["Application", "SparkApplication"]);
+  test("the templates run by hand (a WAP run, a Nessie restore) render with pinned images and match their schemas", () => {
+    const items = TEMPLATES.flatMap((d) => render(d));
+    expect(items.map(({ resource }) => resource.kind).sort()).toEqual(["Job", "SparkApplication"]);
     expect(customResourceProblems(items)).toEqual([]);
+    const wap = find(items, "SparkApplication", "simgate-wap-parking-entries-manual");
+    expect(String(obj(wap["spec"] as Json)["image"])).toBe(String(obj(obj(find(render("deploy/k8s/overlays/prod"), "ScheduledSparkApplication", "simgate-maintenance")["spec"] as Json)["template"])["image"]));
   });
 
   test.each(["dev", "prod"])("overlays/%s: every ConfigMap, Secret, volume and service account referred to exists", (env) => {
     const items = render(`deploy/k8s/overlays/${env}`);
-    const template = readManifestFile(join(ROOT, STANDALONE[1] as string));
+    const template = TEMPLATES.flatMap((d) => render(d));
     const { problems, externalSecretsUsed } = checkReferences([...items, ...template], env === "prod" ? EXTERNAL_SECRETS : []);
     expect(problems).toEqual([]);
     if (env === "prod") {
@@ -307,11 +337,9 @@ describe("deploy/ as a whole", () => {
     const container = containerOf(deployment, "gateway");
     expect(obj(container["readinessProbe"])["httpGet"]).toMatchObject({ path: "/readyz", port: "http" });
     expect(obj(container["livenessProbe"])["httpGet"]).toMatchObject({ path: "/healthz", port: "http" });
-    expect(obj(obj(obj(deployment["spec"] as Json)["template"])["metadata"])["annotations"]).toMatchObject({
-      "prometheus.io/scrape": "true",
-      "prometheus.io/port": "8080",
-      "prometheus.io/path": "/metrics",
-    });
+    // Scraped through the Prometheus operator: /metrics on the Service's http port.
+    const monitor = find(items, "ServiceMonitor", "simgate-gateway");
+    expect(obj(monitor["spec"] as Json)["endpoints"]).toEqual([{ port: "http", path: "/metrics", interval: "15s" }]);
     expect(obj(spec["nodeSelector"])).toEqual({ "nvidia.com/gpu.present": "true" });
     expect(spec["tolerations"]).toEqual([{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }]);
     expect(spec["serviceAccountName"]).toBe("simgate-gateway");
@@ -399,7 +427,7 @@ describe("deploy/ as a whole", () => {
   test("Spark jobs: the WAP template and the maintenance schedule run lakehouse-jobs from the image", () => {
     const items = render("deploy/k8s/overlays/prod");
     const scheduled = find(items, "ScheduledSparkApplication", "simgate-maintenance");
-    const wap = readManifestFile(join(ROOT, STANDALONE[1] as string))[0]?.resource as Resource;
+    const wap = readManifestFile(join(ROOT, WAP_TEMPLATE))[0]?.resource as Resource;
     for (const [name, spec] of [
       ["maintenance", obj(obj(scheduled["spec"] as Json)["template"])],
       ["wap", obj(wap["spec"] as Json)],
@@ -468,7 +496,10 @@ describe("deploy/ as a whole", () => {
     const root = readManifestFile(join(ROOT, "deploy/argocd/root.yaml"))[0]?.resource as Resource;
     const rootSource = obj(obj(root["spec"] as Json)["source"]);
     expect(rootSource["path"]).toBe("deploy/argocd/apps");
-    const apps = render("deploy/argocd/apps").map(({ resource }) => resource);
+    // The platform's Applications (project simgate); the operators' come from Helm charts (test/deploy/argocd.test.ts).
+    const apps = render("deploy/argocd/apps")
+      .map(({ resource }) => resource)
+      .filter((a) => obj(a["spec"] as Json)["project"] === "simgate");
     const components = readdirSync(join(K8S, "overlays", "prod"))
       .filter((d) => statSync(join(K8S, "overlays", "prod", d)).isDirectory())
       .sort();
@@ -477,7 +508,8 @@ describe("deploy/ as a whole", () => {
       const spec = obj(app["spec"] as Json);
       const source = obj(spec["source"]);
       expect(source["repoURL"]).toBe(rootSource["repoURL"]);
-      expect(source["targetRevision"]).toBe("main");
+      // Production follows the release branch, moved only by promotion (deploy/README.md, "Promotion").
+      expect(source["targetRevision"]).toBe("release/prod");
       expect(kustomizationFile(join(ROOT, String(source["path"])))).toBeDefined();
       expect(obj(obj(spec["syncPolicy"])["automated"])).toMatchObject({ prune: true, selfHeal: true });
       expect(obj(spec["destination"])["server"]).toBe("https://kubernetes.default.svc");
@@ -512,7 +544,7 @@ describe("the checks can fail", () => {
     const badTopic = { ...topic, spec: { ...obj(topic["spec"] as Json), partitions: 0 } };
     expect(loadCrdValidator("KafkaTopic").validate(badTopic).errors).toEqual(["/spec/partitions: must be >= 1"]);
 
-    const wap = readManifestFile(join(ROOT, STANDALONE[1] as string))[0]?.resource as Resource;
+    const wap = readManifestFile(join(ROOT, WAP_TEMPLATE))[0]?.resource as Resource;
     const badWap = structuredClone(wap) as unknown as { apiVersion: string; spec: Record<string, unknown> };
     badWap.spec["type"] = "Go";
     delete badWap.spec["sparkVersion"];

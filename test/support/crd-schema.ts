@@ -11,6 +11,7 @@
 // x-kubernetes-list-type "set" and "map" demand. What it cannot: the CEL rules of x-kubernetes-validations
 // (listed in `celRules` so a caller can see what went unchecked) and admission webhooks.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
@@ -60,12 +61,25 @@ export interface CrdVersion {
   readonly schema: JsonObject;
 }
 
-/** Every served version of every CRD in the directory, keyed by `apiVersion/kind`. */
+/** Where deploy/local/crds (run by scripts/setup) puts the CRDs that ../shared/crds does not hold
+ *  (Prometheus operator PodMonitor/ServiceMonitor, Argo CD AppProject): $SIMGATE_CACHE/crds. */
+export function extraCrdsDir(env: NodeJS.ProcessEnv = process.env): string {
+  const cache = env["SIMGATE_CACHE"] !== undefined && env["SIMGATE_CACHE"] !== "" ? env["SIMGATE_CACHE"] : join(homedir(), ".cache", "simgate");
+  return join(cache, "crds");
+}
+
+/** Every served version of every CRD in the directory (and in extraCrdsDir(), when it exists), keyed by
+ *  `apiVersion/kind`. */
 export function readCrds(dir: string = locateCrdsDir()): Map<string, CrdVersion> {
   const out = new Map<string, CrdVersion>();
-  for (const name of readdirSync(dir).sort()) {
-    if (!/\.ya?ml$/.test(name)) continue;
-    const file = join(dir, name);
+  const extra = extraCrdsDir();
+  const files = [dir, ...(existsSync(extra) ? [extra] : [])].flatMap((d) =>
+    readdirSync(d)
+      .sort()
+      .map((name) => join(d, name)),
+  );
+  for (const file of files) {
+    if (!/\.ya?ml$/.test(file)) continue;
     for (const doc of loadAll(readFileSync(file, "utf8"))) {
       if (!isObject(doc) || doc["kind"] !== "CustomResourceDefinition") continue;
       const spec = doc["spec"];

@@ -36,7 +36,8 @@ export function sparkApplicationFor(request: SparkApplicationRequest, options: S
     "simgate.io/topic": labelValue(request.topic),
     "simgate.io/wap-run-id": labelValue(request.wapRunId),
   };
-  const envFrom = [{ configMapRef: { name: "simgate-stack" } }, { secretRef: { name: "simgate-s3" } }];
+  // Addresses; the Spark jobs' own S3 key (warehouse read/write); their Nessie client credentials.
+  const envFrom = [{ configMapRef: { name: "simgate-stack" } }, { secretRef: { name: "simgate-s3-spark" } }, { secretRef: { name: "simgate-nessie-client" } }];
   return {
     apiVersion: "sparkoperator.k8s.io/v1beta2",
     kind: "SparkApplication",
@@ -56,7 +57,8 @@ export function sparkApplicationFor(request: SparkApplicationRequest, options: S
       mainApplicationFile: "local:///opt/simgate/lakehouse-jobs/entrypoints/wap.py",
       arguments: ["--topic", request.topic, "--wap-run-id", request.wapRunId],
       restartPolicy: { type: "Never" },
-      timeToLiveSeconds: 86400,
+      // The operator deletes a finished run (and its driver pod) an hour after it ends.
+      timeToLiveSeconds: 3600,
       sparkConf: {
         "spark.driver.extraClassPath": "/opt/simgate/jars/*",
         "spark.executor.extraClassPath": "/opt/simgate/jars/*",

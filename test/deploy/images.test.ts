@@ -1,0 +1,178 @@
+// Images and Dockerfiles (issue 11): every image is named once (deploy/k8s/components/images) and pinned;
+// the Dockerfiles build from a context without .venv/node_modules, on a supported Node LTS, verify every
+// downloaded jar against Maven Central's checksum, and run as a numeric non-root user.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { load } from "js-yaml";
+import { afterAll, describe, expect, test } from "vitest";
+import { isObject, type Json, type JsonObject, type RenderedResource } from "./kustomize-lite.js";
+import { renderWithKustomize } from "./render.js";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const K8S = join(ROOT, "deploy", "k8s");
+const IMAGES_DIR = join(K8S, "images");
+const render = (rel: string): RenderedResource[] => renderWithKustomize(join(ROOT, rel));
+const dockerfile = (name: string): string => readFileSync(join(IMAGES_DIR, name, "Dockerfile"), "utf8");
+const tmpDirs: string[] = [];
+afterAll(() => {
+  for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
+});
+
+interface ImageEntry {
+  name: string;
+  newName: string;
+  newTag?: string;
+  digest?: string;
+}
+const component = load(readFileSync(join(K8S, "components", "images", "kustomization.yaml"), "utf8")) as { images: ImageEntry[] };
+
+function yamlFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((e) => {
+    const p = join(dir, e);
+    return statSync(p).isDirectory() ? yamlFiles(p) : /\.ya?ml$/.test(e) ? [p] : [];
+  });
+}
+
+/** Every image reference in a rendered object: containers, Spark applications, SIMGATE_JOBS_K8S_IMAGE. */
+function imagesIn(value: Json, path = ""): { path: string; image: string }[] {
+  if (Array.isArray(value)) return value.flatMap((v, i) => imagesIn(v, `${path}/${i}`));
+  if (!isObject(value)) return [];
+  const out: { path: string; image: string }[] = [];
+  for (const [k, v] of Object.entries(value)) {
+    if (k === "image" && typeof v === "string") out.push({ path: `${path}/image`, image: v });
+    else if (k === "env" && Array.isArray(v)) {
+      for (const e of v.filter(isObject)) if (e["name"] === "SIMGATE_JOBS_K8S_IMAGE") out.push({ path: `${path}/env/SIMGATE_JOBS_K8S_IMAGE`, image: String(e["value"]) });
+    } else out.push(...imagesIn(v as Json, `${path}/${k}`));
+  }
+  return out;
+}
+
+describe("images named once, pinned", () => {
+  test("the images Component pins every image to a tag (or digest), never latest", () => {
+    expect(component.images.length).toBeGreaterThanOrEqual(9);
+    for (const i of component.images) {
+      expect(i.newName, i.name).toMatch(/^[a-z0-9./-]+$/);
+      expect(i.newTag ?? i.digest, i.name).toBeDefined();
+      expect(i.newTag, i.name).not.toBe("latest");
+      if (i.digest !== undefined) expect(i.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    }
+    expect(new Set(component.images.map((i) => i.name)).size).toBe(component.images.length);
+  });
+
+  test("no manifest names an image except by a logical name of the Component", () => {
+    const logical = new Set(component.images.map((i) => i.name));
+    const problems: string[] = [];
+    for (const file of yamlFiles(K8S).filter((f) => !f.includes(`${join("components", "images")}`))) {
+      const text = readFileSync(file, "utf8");
+      for (const m of text.matchAll(/^\s*-?\s*image:\s*(\S+)/gm)) if (!logical.has(m[1] as string)) problems.push(`${relative(ROOT, file)}: image ${m[1]}`);
+      for (const m of text.matchAll(/SIMGATE_JOBS_K8S_IMAGE[\s\S]{0,40}?value:\s*(\S+)/g)) if (!logical.has(m[1] as string)) problems.push(`${relative(ROOT, file)}: SIMGATE_JOBS_K8S_IMAGE ${m[1]}`);
+      if (/registry\.example\.com|ghcr\.io|trinodb\/|amazon\//.test(text)) problems.push(`${relative(ROOT, file)}: a registry name outside components/images`);
+    }
+    // gateway.json / jobs.json name no image either (the job driver's comes from SIMGATE_JOBS_K8S_IMAGE).
+    for (const f of ["gateway.json", "jobs.json"]) expect(readFileSync(join(K8S, "base", "gateway", f), "utf8")).not.toMatch(/"image"\s*:|lakehouse-jobs/);
+    expect(problems).toEqual([]);
+  });
+
+  test.each(["dev", "prod"])("overlays/%s: every rendered image reference is a pinned image of the Component", (env) => {
+    const pinned = new Set(component.images.map((i) => `${i.newName}${i.newTag !== undefined ? `:${i.newTag}` : ""}${i.digest !== undefined ? `@${i.digest}` : ""}`));
+    const items = [...render(`deploy/k8s/overlays/${env}`), ...render("deploy/k8s/base/spark-jobs/templates"), ...render("deploy/k8s/base/nessie/templates")];
+    const refs = items.flatMap(({ resource }) => imagesIn(resource as unknown as Json).map((r) => ({ ...r, id: `${resource.kind}/${String(resource.metadata["name"])}` })));
+    expect(refs.length).toBeGreaterThan(10);
+    expect(refs.filter((r) => !pinned.has(r.image)).map((r) => `${r.id}${r.path}: ${r.image}`)).toEqual([]);
+    // The gateway starts WAP runs with exactly the image the maintenance runs.
+    const lakehouse = refs.filter((r) => r.image.includes("lakehouse-jobs")).map((r) => r.image);
+    expect(new Set(lakehouse).size).toBe(1);
+    expect(refs.some((r) => r.path.endsWith("SIMGATE_JOBS_K8S_IMAGE"))).toBe(true);
+  });
+});
+
+describe("Dockerfiles", () => {
+  test(".dockerignore keeps the virtualenv, node_modules, git and the stack's state out of the build context, and no COPY source", () => {
+    const ignore = readFileSync(join(ROOT, ".dockerignore"), "utf8")
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l !== "" && !l.startsWith("#"));
+    for (const p of [".git", "**/.venv", "**/node_modules", ".simgate", "**/__pycache__"]) expect(ignore).toContain(p);
+    for (const name of readdirSync(IMAGES_DIR)) {
+      for (const m of dockerfile(name).matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {
+        for (const src of (m[1] as string).split(/\s+/)) {
+          const top = src.split("/")[0] as string;
+          expect(ignore, `${name}: COPY ${src}`).not.toContain(top);
+          expect(existsSync(join(ROOT, src)), `${name}: COPY ${src} exists`).toBe(true);
+        }
+      }
+    }
+  });
+
+  test("the gateway image runs on Node 22 LTS (pinned release), as a numeric non-root user", () => {
+    const text = dockerfile("gateway");
+    const node = /^ARG NODE_IMAGE=node:(\d+)\.(\d+)\.(\d+)-bookworm-slim$/m.exec(text);
+    expect(node?.[1]).toBe("22");
+    expect(text.match(/^FROM \$\{NODE_IMAGE\}/gm)).toHaveLength(2);
+  });
+
+  test.each(["gateway", "lakehouse-jobs", "superset"])("%s: the last USER is numeric and not root; the manifests run it as that user", (name) => {
+    const users = [...dockerfile(name).matchAll(/^USER (\S+)$/gm)].map((m) => m[1] as string);
+    const last = users.at(-1) as string;
+    expect(last).toMatch(/^[1-9]\d*(:\d+)?$/);
+    const uid = Number(last.split(":")[0]);
+    const items = render("deploy/k8s/overlays/prod").map(({ resource }) => resource);
+    const pods = items.flatMap((r) => {
+      const spec = isObject(r["spec"]) ? (r["spec"] as JsonObject) : {};
+      const template = r.kind === "CronJob" ? (spec["jobTemplate"] as JsonObject)?.["spec"] : spec;
+      const podSpec = isObject(template) && isObject(template["template"]) ? (template["template"]["spec"] as JsonObject) : undefined;
+      return podSpec === undefined ? [] : [podSpec];
+    });
+    const using = pods.filter((p) => [...((p["initContainers"] as JsonObject[] | undefined) ?? []), ...(p["containers"] as JsonObject[])].some((c) => String(c["image"]).includes(`simgate/${name}:`)));
+    expect(using.length).toBeGreaterThan(0);
+    for (const p of using) expect((p["securityContext"] as JsonObject)["runAsUser"]).toBe(uid);
+  });
+
+  test("lakehouse-jobs: every jar is verified against the SHA-1 Maven Central publishes, for the versions of deploy/local/versions.env", () => {
+    const text = dockerfile("lakehouse-jobs");
+    const args = Object.fromEntries([...text.matchAll(/^ARG ([A-Z0-9_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+    const versions = Object.fromEntries(
+      readFileSync(join(ROOT, "deploy/local/versions.env"), "utf8")
+        .split("\n")
+        .filter((l) => /^[A-Z0-9_]+=/.test(l))
+        .map((l) => l.split("=") as [string, string]),
+    );
+    expect(args).toMatchObject({
+      ICEBERG_VERSION: versions["ICEBERG_VERSION"],
+      NESSIE_VERSION: versions["NESSIE_VERSION"],
+      SPARK_VERSION: versions["SPARK_VERSION"],
+      KAFKA_CLIENTS_VERSION: versions["SPARK_KAFKA_CLIENTS_VERSION"],
+      COMMONS_POOL2_VERSION: versions["SPARK_COMMONS_POOL2_VERSION"],
+    });
+    const entries = [...text.matchAll(/"([0-9a-f]{40}) (\S+\.jar)"/g)].map((m) => ({ sha1: m[1] as string, path: (m[2] as string).replace(/\$\{([A-Z0-9_]+)\}/g, (_x, v: string) => String(args[v])) }));
+    expect(entries).toHaveLength(7);
+    // Maven's local repository of the stack (scripts/setup -> deploy/local/fetch) holds each jar with the
+    // .sha1 file it downloaded from Maven Central.
+    const m2 = join(process.env["SIMGATE_CACHE"] ?? join(homedir(), ".cache", "simgate"), "m2");
+    for (const e of entries) {
+      const published = readFileSync(join(m2, `${e.path}.sha1`), "utf8").trim().slice(0, 40);
+      expect(e.sha1, e.path).toBe(published);
+    }
+
+    // The download-and-verify step itself, run against that repository (file://): it passes, and one
+    // wrong checksum fails it.
+    const run = /^RUN (set -eux; mkdir -p \/opt\/simgate\/jars;[\s\S]*?done)$/m.exec(text)?.[1] as string;
+    expect(run).toBeDefined();
+    const script = (dir: string, body: string): string => body.replaceAll("/opt/simgate/jars", join(dir, "jars"));
+    const env = { ...process.env, ...args, MAVEN: `file://${m2}` } as NodeJS.ProcessEnv;
+    const good = mkdtempSync(join(tmpdir(), "simgate-jars-"));
+    tmpDirs.push(good);
+    const ok = spawnSync("bash", ["-c", script(good, run)], { encoding: "utf8", env, timeout: 120_000 });
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(readdirSync(join(good, "jars")).sort()).toEqual(entries.map((e) => e.path.split("/").at(-1) as string).sort());
+    const bad = mkdtempSync(join(tmpdir(), "simgate-jars-"));
+    tmpDirs.push(bad);
+    const tampered = run.replace(entries[0]?.sha1 as string, "0".repeat(40));
+    const fail = spawnSync("bash", ["-c", script(bad, tampered)], { encoding: "utf8", env, timeout: 120_000 });
+    expect(fail.status).not.toBe(0);
+    expect(fail.stdout + fail.stderr).toMatch(/FAILED/);
+  });
+});
