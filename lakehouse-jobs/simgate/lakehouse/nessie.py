@@ -13,6 +13,8 @@ from typing import Any, Iterator
 
 import requests
 
+from .nessie_auth import NessieAuth
+
 
 class NessieError(RuntimeError):
     pass
@@ -33,7 +35,11 @@ class NessieClient:
     def __init__(self, uri: str, timeout: float = 30.0, session: requests.Session | None = None) -> None:
         self.uri = uri.rstrip("/")
         self.timeout = timeout
-        self.http = session or requests.Session()
+        if session is None:
+            # The job's Nessie credentials (NESSIE_AUTH_*; none on the local stack) go on every call.
+            session = requests.Session()
+            session.auth = NessieAuth.from_env().requests_auth(timeout)
+        self.http = session
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, f"{self.uri}{path}", timeout=self.timeout, **kwargs)

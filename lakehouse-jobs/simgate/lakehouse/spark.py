@@ -14,6 +14,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from .nessie_auth import NessieAuth
 from .settings import StackSettings
 
 
@@ -54,7 +55,6 @@ def build_spark_session(
         f"{cat}.uri": s.nessie_uri,
         f"{cat}.client-api-version": "2",
         f"{cat}.ref": ref,
-        f"{cat}.authentication.type": "NONE",
         f"{cat}.warehouse": s.warehouse,
         f"{cat}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
         f"{cat}.s3.endpoint": s.s3_endpoint,
@@ -74,6 +74,7 @@ def build_spark_session(
         # row-based reads, 0 of 4. Row-based reads cost little at these sizes.
         "spark.sql.iceberg.vectorization.enabled": os.environ.get("SIMGATE_ICEBERG_VECTORIZATION", "false"),
     }
+    conf.update(NessieAuth.from_env().catalog_properties(cat))
     conf.update(extra_conf or {})
     builder = SparkSession.builder.appName(app_name).master(
         master or os.environ.get("SIMGATE_SPARK_MASTER", "local[2]")
