@@ -69,20 +69,18 @@ find_java() {
 }
 
 # superset_env: the environment of the local Superset (deploy/local/stack, deploy/local/superset-import).
-# Its config is the cluster's (superset_config.py in deploy/k8s/base/superset/config.yaml), which reads
-# the metadata database and the secret key from the environment: SQLite and a key in the state folder.
+# Its config is the cluster's (deploy/k8s/base/superset/superset_config.py), which reads the metadata
+# database and the secret key from the environment (SQLite and a key in the state folder), followed by
+# deploy/local/superset/local_overrides.py (no Redis, no TLS on loopback).
 superset_env() {
   local dir="$SIMGATE_STATE/data/superset"
   mkdir -p "$dir"
   [ -s "$dir/secret-key" ] || python3 -c 'import secrets;print(secrets.token_urlsafe(42))' >"$dir/secret-key"
-  configmap_key "$SIMGATE_ROOT/deploy/k8s/base/superset/config.yaml" superset_config.py >"$dir/superset_config.py"
+  cat "$SIMGATE_ROOT/deploy/k8s/base/superset/superset_config.py" "$SIMGATE_ROOT/deploy/local/superset/local_overrides.py" \
+    >"$dir/superset_config.py"
   export SUPERSET_CONFIG_PATH="$dir/superset_config.py" SUPERSET_DATABASE_URI="sqlite:///$dir/superset.db"
   export SUPERSET_HOME="$dir" FLASK_APP=superset SUPERSET_SECRET_KEY
   SUPERSET_SECRET_KEY=$(cat "$dir/secret-key")
   export SIMGATE_TRINO_SQLALCHEMY_URI="trino://superset@$SIMGATE_STACK_HOST:$TRINO_PORT/iceberg"
 }
 
-# configmap_key FILE KEY: the text of one data key of a ConfigMap manifest (Superset's Python has PyYAML).
-configmap_key() {
-  "$SUPERSET_VENV/bin/python" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["data"][sys.argv[2]], end="")' "$1" "$2"
-}

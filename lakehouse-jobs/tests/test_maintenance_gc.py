@@ -21,8 +21,10 @@ from simgate.lakehouse.wap import run_wap, tag_name, use_reference, wap_session
 
 from conftest import as_record, event
 
-# Files younger than this are never swept: what another test writes right now (not yet committed) is safe.
-MIN_AGE = timedelta(seconds=60)
+# Files younger than this are never swept (a writer's files before its commit are safe; the suite runs
+# one Spark test at a time). The test waits out this age after its last write, a fixed wait for a known
+# threshold, so every superseded file of its topic is old enough to go.
+MIN_AGE = timedelta(seconds=5)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +92,7 @@ def test_compaction_and_gc_give_the_bucket_back_and_keep_every_live_file(spark, 
     live_refs = ["main", tags[0], newest.tag, keep]
     expected = {ref: rows_at(spark, settings, tables, ref) for ref in live_refs}
     grown = warehouse_bytes(s3, settings, topic)
+    time.sleep(MIN_AGE.total_seconds() + 1)
 
     dry = collect(spark, settings, nessie, cutoff=timedelta(0), min_age=MIN_AGE, dry_run=True)
     assert dry.deletable_files > 0 and dry.deleted_files == 0
