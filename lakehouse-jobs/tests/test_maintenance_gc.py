@@ -121,7 +121,7 @@ def test_an_orphaned_image_is_removed_after_its_grace_period_and_not_before(spar
     bucket = "simgate-blobs"
     run_id = f"run-{uuid.uuid4().hex[:8]}"
     prefix = f"runs/{run_id}/"
-    topic = kafka.create("blobs")
+    topic = kafka.create("blobs", partitions=4)  # two records: some partitions stay empty, as in real topics
     referenced = f"{prefix}events/{run_id}-1/entry.png"
     untrusted = f"{prefix}events/{run_id}-2/entry.png"
     orphan = f"{prefix}events/{run_id}-3/entry.png"  # stored, but its event never reached Kafka

@@ -67,8 +67,10 @@ def referenced_uris(spark: SparkSession, settings, topics: list[str], bucket: st
             marks = watermarks(settings, topic)
         except TopicNotFound:
             marks = {}
-        ranges = [PartitionRange(p, low, high) for p, (low, high) in marks.items() if high > low]
-        if ranges:
+        # Every partition, empty ones included: Spark's Kafka source refuses specific offsets that leave a
+        # partition of the topic out.
+        ranges = [PartitionRange(p, low, high) for p, (low, high) in sorted(marks.items())]
+        if any(r.end > r.start for r in ranges):
             raw = read_ranges(spark, settings, topic, ranges).select(F.col("value").cast("string").alias("text"))
             frames.append(raw.select(F.explode(F.regexp_extract_all("text", F.lit(f"({pattern})"), 1)).alias("uri")))
         tables = TopicTables(settings.catalog, topic)
