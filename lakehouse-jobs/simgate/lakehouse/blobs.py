@@ -23,18 +23,17 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from .gc import IcebergFiles
+from .gc import CamelCaseReport, IcebergFiles
 from .kafka_source import PartitionRange, TopicNotFound, read_ranges, watermarks
 from .tables import TopicTables, table_exists
 
 
 @dataclass
-class BlobReport:
+class BlobReport(CamelCaseReport):
     dry_run: bool
     grace_seconds: float
     referenced: int = 0
@@ -45,13 +44,6 @@ class BlobReport:
     deleted: int = 0
     sample: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in self.__dict__.items():
-            first, *others = key.split("_")
-            out[first + "".join(o.title() for o in others)] = value
-        return out
 
 
 def uri_pattern(bucket: str) -> re.Pattern[str]:

@@ -32,8 +32,19 @@ from typing import Any, Iterator
 from .nessie import NessieClient, Reference
 
 
+class CamelCaseReport:
+    """A report printed as JSON: its fields in camelCase, as the jobs' result lines are."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in self.__dict__.items():
+            first, *others = key.split("_")
+            out[first + "".join(o.title() for o in others)] = value
+        return out
+
+
 @dataclass
-class GcReport:
+class GcReport(CamelCaseReport):
     dry_run: bool
     cutoff: str
     references: int = 0
@@ -48,12 +59,6 @@ class GcReport:
     sample: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in self.__dict__.items():
-            first, *others = key.split("_")
-            out[first + "".join(o.title() for o in others)] = value
-        return out
 
 
 def parse_duration(text: str) -> timedelta:
