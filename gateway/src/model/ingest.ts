@@ -39,7 +39,7 @@ export interface FailureReporter {
   reportFailure(dependency: "kafka" | "s3", error: string): void;
 }
 
-/** What the sequencer needs of dependency health: readiness, which dependency is down, and reporting. */
-export interface HealthView extends Readiness, FailureReporter {
+/** What the sequencer needs of dependency health: readiness, and which dependency is down. */
+export interface HealthView extends Readiness {
   status(): Record<string, { up: boolean }>;
 }

@@ -1,23 +1,17 @@
 // One event's way through the gateway: validate → images → blobs → record → ack. The stages are
-// injected (built in the composition root, gateway.ts); this file only sequences them and turns every
-// outcome into exactly one ack. "accepted" is answered only after the blobs are stored and Kafka has
-// acknowledged the record.
+// injected (built in the composition root, service/gateway.ts) as the interfaces of model/stages.ts;
+// this file only sequences them and turns every outcome into exactly one ack. "accepted" is answered
+// only after the blobs are stored and Kafka has acknowledged the record. Keys, topics and records are
+// the exporters' business, health the exporters' and the receivers'.
 import { simgate } from "../generated/simgate.js";
 import { GatewayError, asGatewayError } from "../errors/gateway-error.js";
 import { errorSpec, isErrorCode } from "../errors/catalogue.js";
-import type { EventValidator } from "../processors/validate/validator.js";
-import type { ValidEvent } from "../processors/validate/event-schema.js";
-import type { ImageProcessor, ProcessedImage } from "../processors/images/image-processor.js";
-import type { BlobStore } from "../exporters/s3/blob-store.js";
-import { imageKey } from "../exporters/s3/blob-keys.js";
-import type { RecordLocation, RecordProducer } from "../exporters/kafka/record-producer.js";
-import { eventRecord, runEndRecord, runStartRecord, type StoredImage } from "../exporters/kafka/records.js";
+import type { RecordLocation } from "../model/outcome.js";
+import type { BlobExporter, DeadLetterExporter, ImageStage, MessageChecks, PipelineEvents, RecordExporter } from "../model/stages.js";
 import type { GatewayMetrics, Outcome, Transport } from "../telemetry/metrics.js";
 import type { Logger } from "../telemetry/logger.js";
 import { DedupeCache } from "./dedupe-cache.js";
 import { bytesSha256, eventFingerprint } from "./event-fingerprint.js";
-import type { DeadLetterWriter } from "../exporters/dead-letter/dead-letter-writer.js";
-import type { PipelineEvents, RecordKind } from "../plugins/plugin-api.js";
 import type { HealthView, IncomingEvent, IngestConsumer, MessageOrigin, PayloadType } from "../model/ingest.js";
 import { RunLedger, runMessageFingerprint } from "./run-ledger.js";
 
@@ -32,27 +26,21 @@ export interface RunRecording {
 export interface PipelineStages {
   /** Optional: records each run's accepted messages (recording.mode). */
   recorder?: RunRecording;
-  validator: EventValidator;
-  images: ImageProcessor;
-  blobs: BlobStore;
-  records: RecordProducer;
-  deadLetter: DeadLetterWriter;
+  validator: MessageChecks;
+  images: ImageStage;
+  blobs: BlobExporter;
+  records: RecordExporter;
+  deadLetter: DeadLetterExporter;
   health: HealthView;
+  /** Told when a run has ended (the plugins' listeners, fanned out by the composition root). */
+  events?: PipelineEvents;
 }
 
-/** When an image's key is HEADed before its (always conditional) PUT; see config/schema.ts. */
-export type CheckExisting = "conditional" | "always" | "on-retry";
-
 export interface PipelineSettings {
-  gatewayId: string;
-  keyPrefix: string;
-  topicMap: Readonly<Record<string, string>>;
-  runsTopic: string;
   maxMessageBytes: number;
   dedupeEntries: number;
   /** Runs remembered for the run lifecycle (run-ledger.ts). */
   maxRuns: number;
-  checkExisting: CheckExisting;
 }
 
 interface Stored {
@@ -73,10 +61,7 @@ function retryLater(err: GatewayError): simgate.v1.IRetryLater {
 
 export class EventPipeline implements IngestConsumer {
   private readonly accepted: DedupeCache<Stored>;
-  /** Event ids whose blobs this gateway has started to store (for s3.checkExisting = on-retry). */
-  private readonly attempted: DedupeCache<true>;
   private readonly inProgress = new Map<string, { event: simgate.v1.IEvent; ack: Promise<simgate.v1.IAck> }>();
-  private readonly listeners: PipelineEvents[] = [];
   private readonly runs: RunLedger;
   private draining = false;
 
@@ -88,31 +73,11 @@ export class EventPipeline implements IngestConsumer {
   ) {
     this.accepted = new DedupeCache(settings.dedupeEntries);
     this.runs = new RunLedger(settings.maxRuns);
-    this.attempted = new DedupeCache(settings.checkExisting === "on-retry" ? settings.dedupeEntries : 0);
-  }
-
-  addListener(listener: PipelineEvents): void {
-    this.listeners.push(listener);
   }
 
   /** From now on new events are answered retry-later (GW_ERR_DRAINING). */
   startDraining(): void {
     this.draining = true;
-  }
-
-  private notify(fn: (l: PipelineEvents) => void): void {
-    for (const l of this.listeners) {
-      try {
-        fn(l);
-      } catch (err) {
-        this.logger.error({ err }, "a pipeline listener threw");
-      }
-    }
-  }
-
-  private produced(topic: string, location: RecordLocation, kind: RecordKind): void {
-    this.metrics.recordsProduced.inc({ topic });
-    this.notify((l) => l.onRecordProduced?.(topic, location, kind));
   }
 
   /** Answers one event; never throws. A RunStart or RunEnd of its run being handled is waited for
@@ -180,11 +145,10 @@ export class EventPipeline implements IngestConsumer {
         throw new GatewayError("GW_ERR_MESSAGE_TOO_LARGE", `message of ${input.raw.length} bytes exceeds ${this.settings.maxMessageBytes}`);
       }
       const event = this.stages.validator.validateEvent(input.event);
-      const topic = this.settings.topicMap[event.eventType];
-      if (topic === undefined) throw new GatewayError("GW_ERR_UNKNOWN_EVENT_TYPE", `event type ${event.eventType} has no topic`);
+      this.stages.records.checkRoutable(event.eventType);
       const processed = await Promise.all(event.images.map((img, i) => this.stages.images.process(img, `images[${i}] (${img.view})`)));
-      const stored = await this.storeImages(event, processed);
-      const record = await this.produce(eventRecord(topic, event, stored, receivedAtMs, this.settings.gatewayId), "event");
+      const stored = await this.stages.blobs.store(event, processed);
+      const record = await this.stages.records.publishEvent(event, stored, receivedAtMs);
       const blobs = stored.map((s) => ({ view: s.view, uri: s.uri, sha256: s.sha256, sizeBytes: s.sizeBytes, contentType: s.contentType, width: s.width, height: s.height }));
       const fingerprint = eventFingerprint(input.event, (i, img) => (img.encoding === simgate.v1.ImageEncoding.IMAGE_ENCODING_RAW_RGBA8 ? bytesSha256(img) : (processed[i]?.sha256 ?? bytesSha256(img))));
       this.accepted.set(event.eventId, { blobs, record, fingerprint });
@@ -211,53 +175,6 @@ export class EventPipeline implements IngestConsumer {
     // answer names it; GW_ERR_NOT_READY is retired (docs/errors.md).
     const code = down.includes("kafka") || !down.includes("s3") ? "GW_ERR_KAFKA_UNAVAILABLE" : "GW_ERR_STORAGE_UNAVAILABLE";
     return new GatewayError(code, `not ready: ${down.join(", ") || "starting"} unavailable`);
-  }
-
-  private async storeImages(event: ValidEvent, images: ProcessedImage[]): Promise<StoredImage[]> {
-    const mode = this.settings.checkExisting;
-    // A resend (the sender says so: attempt > 0) looks first in every mode, so that images a first send
-    // already stored (before a restart, beyond the dedupe window) are not uploaded again.
-    const headFirst = mode === "always" || event.attempt > 0 || (mode === "on-retry" && this.attempted.get(event.eventId) !== undefined);
-    if (mode === "on-retry") this.attempted.set(event.eventId, true);
-    return Promise.all(
-      images.map(async (img) => {
-        const key = imageKey(this.settings.keyPrefix, event.runId, event.eventId, img.view, img.extension);
-        const t0 = performance.now();
-        try {
-          const put = await this.stages.blobs.put({
-            key,
-            bytes: img.bytes,
-            contentType: img.contentType,
-            sha256: img.sha256,
-            headFirst,
-            metadata: { width: String(img.width), height: String(img.height), "run-id": event.runId, "event-id": event.eventId, view: img.view },
-          });
-          if (put.uploaded) this.metrics.blobBytes.inc(img.bytes.length);
-          this.metrics.blobRequests.inc({ request: "put" }, put.requests.put);
-          this.metrics.blobRequests.inc({ request: "head" }, put.requests.head);
-          this.metrics.blobSeconds.observe((performance.now() - t0) / 1000);
-          return { view: img.view, cameraPrimPath: img.cameraPrimPath, uri: put.uri, sha256: img.sha256, sizeBytes: img.bytes.length, contentType: img.contentType, width: img.width, height: img.height };
-        } catch (err) {
-          const e = asGatewayError(err);
-          if (e.code === "GW_ERR_STORAGE_UNAVAILABLE") this.stages.health.reportFailure("s3", e.message);
-          throw e;
-        }
-      }),
-    );
-  }
-
-  private async produce(record: Parameters<RecordProducer["send"]>[0], kind: RecordKind): Promise<RecordLocation> {
-    const t0 = performance.now();
-    try {
-      const location = await this.stages.records.send(record);
-      this.metrics.produceSeconds.observe({ topic: record.topic }, (performance.now() - t0) / 1000);
-      this.produced(record.topic, location, kind);
-      return location;
-    } catch (err) {
-      const e = asGatewayError(err);
-      if (e.code === "GW_ERR_KAFKA_UNAVAILABLE") this.stages.health.reportFailure("kafka", e.message);
-      throw e;
-    }
   }
 
   private async failure(err: GatewayError, input: IncomingEvent, eventId: string, sequence: number, receivedAtMs: number): Promise<simgate.v1.IAck> {
@@ -318,7 +235,7 @@ export class EventPipeline implements IngestConsumer {
         }
         if (state.ended) throw new GatewayError("GW_ERR_RUN_ENDED", `run ${run.runId} has ended on this gateway; a RunStart after its RunEnd is refused`);
         if (!this.stages.health.ready) throw this.notReady();
-        const location = await this.produce(runStartRecord(this.settings.runsTopic, run, Date.now(), this.settings.gatewayId), "run");
+        const location = await this.stages.records.publishRunStart(run, Date.now());
         state.started = { fingerprint, location };
         if (this.stages.recorder) await this.stages.recorder.runStarted(message);
         return { runId, accepted: location };
@@ -342,9 +259,9 @@ export class EventPipeline implements IngestConsumer {
         }
         await this.runs.settled(run.runId);
         if (!this.stages.health.ready && !this.draining) throw this.notReady();
-        const location = await this.produce(runEndRecord(this.settings.runsTopic, run, Date.now(), this.settings.gatewayId), "run");
+        const location = await this.stages.records.publishRunEnd(run, Date.now());
         state.ended = { fingerprint, location };
-        this.notify((l) => l.onRunEnded?.(run.runId, location));
+        this.stages.events?.onRunEnded?.(run.runId, location);
         // Not awaited: it closes the file and uploads it; shutdown waits for it (RunRecorder.close).
         if (this.stages.recorder) void this.stages.recorder.runEnded(message);
         return { runId, accepted: location };

@@ -3,7 +3,7 @@
 // the oldest idle runs are forgotten. Memory only: after a restart the ledger starts empty (see
 // docs/records.md, "Run lifecycle").
 import { createHash } from "node:crypto";
-import type { RecordLocation } from "../exporters/kafka/record-producer.js";
+import type { RecordLocation } from "../model/outcome.js";
 
 export interface AcceptedRunMessage {
   fingerprint: string;

@@ -2,16 +2,7 @@
 // listeners told about produced records and ended runs, and extra HTTP routes on the HTTP port.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
-import type { RecordLocation } from "../exporters/kafka/record-producer.js";
-
-export type RecordKind = "event" | "run" | "dead-letter";
-
-/** Told after Kafka acknowledged a record. Listeners must not throw or block; errors are logged. */
-export interface PipelineEvents {
-  onRecordProduced?(topic: string, location: RecordLocation, kind: RecordKind): void;
-  /** A run's end record is in the runs topic (after onRecordProduced for it). */
-  onRunEnded?(runId: string, location: RecordLocation): void;
-}
+import type { PipelineEvents } from "../model/stages.js";
 
 /** An extra HTTP route, matched on the exact path (query string ignored). Auth is the route's job. */
 export interface HttpRoute {

@@ -4,9 +4,11 @@
 import { GatewayError } from "../errors/gateway-error.js";
 import type { GatewayConfig } from "../config/schema.js";
 import { createKafka } from "../exporters/kafka/kafka-client.js";
+import { KafkaExporter } from "../exporters/kafka/kafka-exporter.js";
 import { RecordProducer } from "../exporters/kafka/record-producer.js";
 import { TopicAdmin } from "../exporters/kafka/topic-admin.js";
 import { BlobStore } from "../exporters/s3/blob-store.js";
+import { ImageExporter } from "../exporters/s3/image-exporter.js";
 import { HttpServer } from "../http/http-server.js";
 import { ImageProcessor } from "../processors/images/image-processor.js";
 import { EventValidator } from "../processors/validate/validator.js";
@@ -17,6 +19,7 @@ import type { Logger } from "../telemetry/logger.js";
 import { GatewayMetrics } from "../telemetry/metrics.js";
 import { DeadLetterWriter } from "../exporters/dead-letter/dead-letter-writer.js";
 import { DependencyHealth } from "./dependency-health.js";
+import { fanOut } from "./plugin-events.js";
 import { EventPipeline } from "../pipeline/event-pipeline.js";
 import { InFlightLimiter } from "../receivers/flow/in-flight.js";
 import type { GatewayPlugin } from "../plugins/plugin-api.js";
@@ -94,10 +97,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     maxClockSkewMs: config.limits.maxClockSkewMs,
   });
   const images = new ImageProcessor({ verify: config.images.verify, rawFormat: config.images.rawFormat, maxImagePixels: config.limits.maxImagePixels });
-  let pipeline: EventPipeline | undefined;
+  const events = fanOut(plugins.flatMap((p) => (p.events ? [p.events] : [])), logger);
+  const imageExporter = new ImageExporter(blobs, { keyPrefix: config.s3.keyPrefix, checkExisting: config.s3.checkExisting, rememberedEventIds: config.dedupe.maxEntries }, health, metrics);
+  const kafkaExporter = new KafkaExporter(records, { gatewayId: config.gatewayId, topicMap: config.kafka.topicMap, runsTopic: config.kafka.runsTopic }, health, metrics, events.onRecordProduced);
   const deadLetter = new DeadLetterWriter(config.kafka.deadLetterTopic, config.s3.keyPrefix, blobs, records, health, (topic, location) => {
     metrics.recordsProduced.inc({ topic });
-    for (const p of plugins) p.events?.onRecordProduced?.(topic, location, "dead-letter");
+    events.onRecordProduced(topic, location, "dead-letter");
   });
   let recorder: RunRecorder | undefined;
   if (config.recording.mode !== "off") {
@@ -110,22 +115,12 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
     });
     logger.info({ mode: config.recording.mode, directory: config.recording.directory }, "recording accepted runs");
   }
-  pipeline = new EventPipeline(
-    { validator, images, blobs, records, deadLetter, health, ...(recorder ? { recorder } : {}) },
-    {
-      gatewayId: config.gatewayId,
-      keyPrefix: config.s3.keyPrefix,
-      topicMap: config.kafka.topicMap,
-      runsTopic: config.kafka.runsTopic,
-      maxMessageBytes: config.limits.maxMessageBytes,
-      dedupeEntries: config.dedupe.maxEntries,
-      maxRuns: config.dedupe.maxRuns,
-      checkExisting: config.s3.checkExisting,
-    },
+  const pipeline = new EventPipeline(
+    { validator, images, blobs: imageExporter, records: kafkaExporter, deadLetter, health, events, ...(recorder ? { recorder } : {}) },
+    { maxMessageBytes: config.limits.maxMessageBytes, dedupeEntries: config.dedupe.maxEntries, maxRuns: config.dedupe.maxRuns },
     metrics,
     logger,
   );
-  for (const p of plugins) if (p.events) pipeline.addListener(p.events);
 
   // Start: dependencies first (the first probe creates the topics), then plugins, then receivers. Each
   // started part registers how to stop it; a failed start stops what already started, in reverse.

@@ -1,36 +1,25 @@
-// Rejected input goes to the dead-letter topic with its reason. Payloads up to 64 KiB travel inline
-// (base64); larger ones are stored under quarantine/ in the blob bucket and referenced by URI.
+// The dead-letter exporter: rejected input goes to the dead-letter topic with its reason. Payloads up to
+// 64 KiB travel inline (base64); larger ones are stored under quarantine/ in the blob bucket and
+// referenced by URI. Only a retryable failure marks its dependency down.
+import { createHash } from "node:crypto";
 import type { GatewayError } from "../../errors/gateway-error.js";
 import { asGatewayError } from "../../errors/gateway-error.js";
-import type { BlobStore } from "../s3/blob-store.js";
-import { quarantineKey } from "../s3/blob-keys.js";
-import type { RecordLocation, RecordProducer } from "../kafka/record-producer.js";
-import { deadLetterRecord } from "../kafka/records.js";
-import type { PayloadType } from "../../model/ingest.js";
-import { createHash } from "node:crypto";
-import type { Transport } from "../../telemetry/metrics.js";
 import type { FailureReporter } from "../../model/ingest.js";
+import type { DeadLetterInput, RecordLocation } from "../../model/outcome.js";
+import type { DeadLetterExporter } from "../../model/stages.js";
+import type { RecordSender } from "../kafka/kafka-exporter.js";
+import { deadLetterRecord } from "../kafka/records.js";
+import { quarantineKey } from "../s3/blob-keys.js";
+import type { BlobWriter } from "../s3/image-exporter.js";
 
 export const INLINE_PAYLOAD_LIMIT = 64 * 1024;
 
-export interface DeadLetterInput {
-  err: GatewayError;
-  raw: Buffer;
-  transport: Transport;
-  /** What raw is: the message type it was sent as (a WebSocket frame is a ClientFrame or text). */
-  payloadType: PayloadType;
-  connectionId: string;
-  eventId: string | null;
-  runId: string | null;
-  receivedAtMs: number;
-}
-
-export class DeadLetterWriter {
+export class DeadLetterWriter implements DeadLetterExporter {
   constructor(
     private readonly topic: string,
     private readonly keyPrefix: string,
-    private readonly blobs: BlobStore,
-    private readonly records: RecordProducer,
+    private readonly blobs: BlobWriter,
+    private readonly records: RecordSender,
     private readonly health: FailureReporter,
     private readonly onProduced: (topic: string, location: RecordLocation) => void,
   ) {}

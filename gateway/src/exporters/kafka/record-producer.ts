@@ -10,13 +10,8 @@
 import { Partitioners, type Kafka, type Producer, type RecordMetadata } from "kafkajs";
 import { GatewayError } from "../../errors/gateway-error.js";
 import type { Logger } from "../../telemetry/logger.js";
+import type { RecordLocation } from "../../model/outcome.js";
 import { isPermanentKafkaError } from "./kafka-errors.js";
-
-export interface RecordLocation {
-  topic: string;
-  partition: number;
-  offset: number;
-}
 
 export interface OutgoingRecord {
   topic: string;

@@ -1,20 +1,10 @@
 // Record values and keys exactly as docs/records.md (schema version 1) describes them.
 import type { PayloadType } from "../../model/ingest.js";
+import type { StoredImage } from "../../model/outcome.js";
 import type { ValidEvent, ValidRunEnd, ValidRunStart } from "../../model/valid-event.js";
 import type { OutgoingRecord } from "./record-producer.js";
 
 export const SCHEMA_VERSION = 1;
-
-export interface StoredImage {
-  view: string;
-  cameraPrimPath: string;
-  uri: string;
-  sha256: string;
-  sizeBytes: number;
-  contentType: string;
-  width: number;
-  height: number;
-}
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
@@ -89,8 +79,6 @@ export function runEndRecord(topic: string, run: ValidRunEnd, atMs: number, gate
   };
   return { topic, key: run.runId, value: JSON.stringify(value), headers: runHeaders(run.runId) };
 }
-
-export type { PayloadType };
 
 export interface DeadLetter {
   code: string;

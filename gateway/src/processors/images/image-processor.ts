@@ -4,6 +4,8 @@
 import { createHash } from "node:crypto";
 import sharp from "sharp";
 import { GatewayError } from "../../errors/gateway-error.js";
+import type { ProcessedImage } from "../../model/outcome.js";
+import type { ImageStage } from "../../model/stages.js";
 import { IMAGE_ENCODINGS, type ValidImage } from "../validate/event-schema.js";
 import { checkJpeg, checkPng, checkPngData, checkWebp, type StructureResult } from "./structure.js";
 
@@ -11,17 +13,6 @@ export interface ImageOptions {
   verify: "container" | "structural" | "decode";
   rawFormat: "png" | "webp";
   maxImagePixels: number;
-}
-
-export interface ProcessedImage {
-  view: string;
-  cameraPrimPath: string;
-  bytes: Buffer;
-  contentType: string;
-  extension: string;
-  width: number;
-  height: number;
-  sha256: string;
 }
 
 const FORMATS = {
@@ -40,7 +31,7 @@ function asBuffer(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
-export class ImageProcessor {
+export class ImageProcessor implements ImageStage {
   constructor(private readonly options: ImageOptions) {}
 
   async process(image: ValidImage, where: string): Promise<ProcessedImage> {

@@ -3,6 +3,7 @@
 import type { z } from "zod";
 import { simgate } from "../../generated/simgate.js";
 import { GatewayError } from "../../errors/gateway-error.js";
+import type { MessageChecks } from "../../model/stages.js";
 import {
   buildEventSchema,
   codeForPath,
@@ -54,7 +55,7 @@ function plainEvent(event: simgate.v1.IEvent): Record<string, unknown> {
   };
 }
 
-export class EventValidator {
+export class EventValidator implements MessageChecks {
   private readonly schema: ReturnType<typeof buildEventSchema>;
 
   constructor(limits: ValidationLimits) {
