@@ -13,7 +13,6 @@ import { fileURLToPath } from "node:url";
 import { load, loadAll } from "js-yaml";
 import { afterAll, describe, expect, test } from "vitest";
 import { loadConfig } from "../../gateway/src/config/load-config.js";
-import { loadJobsConfig } from "../../gateway/src/jobs/jobs-config.js";
 import { knownCustomResourceTypes, loadCrdValidator, locateCrdsDir, validateCustomResource } from "../support/crd-schema.js";
 import { coreSchemaProblems, isKubernetesType } from "./core-schema.js";
 import { renderWithKustomize } from "./render.js";
@@ -318,8 +317,11 @@ describe("deploy/ as a whole", () => {
     const environment = containerEnv(items, container);
     expect(environment["SIMGATE_JOBS_CONFIG"]).toBe("/etc/simgate/jobs.json");
     const dir = tmp();
-    writeFileSync(join(dir, "jobs.json"), String(obj(find(items, "ConfigMap", "simgate-gateway")["data"] as Json)["jobs.json"]));
-    const jobs = loadJobsConfig({ ...environment, SIMGATE_JOBS_CONFIG: join(dir, "jobs.json") });
+    const data = obj(find(items, "ConfigMap", "simgate-gateway")["data"] as Json);
+    writeFileSync(join(dir, "gateway.json"), String(data["gateway.json"]));
+    writeFileSync(join(dir, "jobs.json"), String(data["jobs.json"]));
+    // The job driver's section of the gateway's one configuration, as the gateway loads it.
+    const jobs = loadConfig({ configFile: join(dir, "gateway.json"), env: { ...environment, SIMGATE_JOBS_CONFIG: join(dir, "jobs.json") } }).jobs;
     expect(jobs.launcher).toBe("kubernetes");
     // What it creates runs as the drivers' service account, from the same image as the maintenance.
     expect(find(items, "ServiceAccount", jobs.kubernetes.serviceAccount)).toBeDefined();

@@ -14,8 +14,12 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: "SIMGATE_GRPC_PORT", path: ["grpc", "port"], kind: "int" },
   { name: "SIMGATE_GRPC_STREAM_WINDOW_BYTES", path: ["grpc", "streamWindowBytes"], kind: "int" },
   { name: "SIMGATE_GRPC_CONNECTION_WINDOW_BYTES", path: ["grpc", "connectionWindowBytes"], kind: "int" },
+  { name: "SIMGATE_GRPC_MAX_CONCURRENT_STREAMS", path: ["grpc", "maxConcurrentStreams"], kind: "int" },
+  { name: "SIMGATE_GRPC_KEEPALIVE_TIME_MS", path: ["grpc", "keepaliveTimeMs"], kind: "int" },
+  { name: "SIMGATE_GRPC_KEEPALIVE_TIMEOUT_MS", path: ["grpc", "keepaliveTimeoutMs"], kind: "int" },
   { name: "SIMGATE_HTTP_PORT", path: ["http", "port"], kind: "int" },
   { name: "SIMGATE_WS_PATH", path: ["http", "wsPath"], kind: "string" },
+  { name: "SIMGATE_HTTP_KEEPALIVE_TIMEOUT_MS", path: ["http", "keepAliveTimeoutMs"], kind: "int" },
   { name: "SIMGATE_TOKEN", path: ["auth", "token"], kind: "string" },
   { name: "SIMGATE_TLS_CERT", path: ["tls", "certFile"], kind: "string" },
   { name: "SIMGATE_TLS_KEY", path: ["tls", "keyFile"], kind: "string" },
@@ -28,6 +32,11 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: "SIMGATE_PRODUCE_TIMEOUT_MS", path: ["kafka", "produceTimeoutMs"], kind: "int" },
   { name: "SIMGATE_KAFKA_REQUEST_TIMEOUT_MS", path: ["kafka", "requestTimeoutMs"], kind: "int" },
   { name: "SIMGATE_KAFKA_CONNECTION_TIMEOUT_MS", path: ["kafka", "connectionTimeoutMs"], kind: "int" },
+  { name: "SIMGATE_KAFKA_MAX_BATCH_RECORDS", path: ["kafka", "maxBatchRecords"], kind: "int" },
+  { name: "SIMGATE_KAFKA_CLIENT_RETRIES", path: ["kafka", "clientRetries"], kind: "int" },
+  { name: "SIMGATE_KAFKA_RETRY_INITIAL_MS", path: ["kafka", "retryInitialMs"], kind: "int" },
+  { name: "SIMGATE_KAFKA_RETRY_MAX_MS", path: ["kafka", "retryMaxMs"], kind: "int" },
+  { name: "SIMGATE_KAFKA_RESEND_MAX_MS", path: ["kafka", "resendMaxMs"], kind: "int" },
   { name: "S3_ENDPOINT", path: ["s3", "endpoint"], kind: "string" },
   { name: "S3_REGION", path: ["s3", "region"], kind: "string" },
   { name: "S3_ACCESS_KEY", path: ["s3", "accessKeyId"], kind: "string" },
@@ -37,6 +46,8 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: "SIMGATE_S3_CHECK_EXISTING", path: ["s3", "checkExisting"], kind: "string" },
   { name: "SIMGATE_S3_TIMEOUT_MS", path: ["s3", "requestTimeoutMs"], kind: "int" },
   { name: "SIMGATE_S3_MAX_SOCKETS", path: ["s3", "maxSockets"], kind: "int" },
+  { name: "SIMGATE_S3_CONNECTION_TIMEOUT_MS", path: ["s3", "connectionTimeoutMs"], kind: "int" },
+  { name: "SIMGATE_S3_MAX_ATTEMPTS", path: ["s3", "maxAttempts"], kind: "int" },
   { name: "SIMGATE_RAW_FORMAT", path: ["images", "rawFormat"], kind: "string" },
   { name: "SIMGATE_IMAGE_VERIFY", path: ["images", "verify"], kind: "string" },
   { name: "SIMGATE_MAX_IMAGES", path: ["images", "maxPerEvent"], kind: "int" },
@@ -51,12 +62,39 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: "SIMGATE_DEDUPE_RUNS", path: ["dedupe", "maxRuns"], kind: "int" },
   { name: "SIMGATE_HEALTH_INTERVAL_MS", path: ["health", "checkIntervalMs"], kind: "int" },
   { name: "SIMGATE_PROBE_TIMEOUT_MS", path: ["health", "probeTimeoutMs"], kind: "int" },
+  { name: "SIMGATE_PROBE_RETRIES", path: ["health", "probeRetries"], kind: "int" },
   { name: "SIMGATE_DRAIN_TIMEOUT_MS", path: ["shutdown", "drainTimeoutMs"], kind: "int" },
   { name: "SIMGATE_LOG_LEVEL", path: ["log", "level"], kind: "string" },
   { name: "SIMGATE_RECORDING", path: ["recording", "mode"], kind: "string" },
   { name: "SIMGATE_RECORDING_DIR", path: ["recording", "directory"], kind: "string" },
   { name: "SIMGATE_RECORDING_PREFIX", path: ["recording", "keyPrefix"], kind: "string" },
+  { name: "SIMGATE_JOBS_LAUNCHER", path: ["jobs", "launcher"], kind: "string" },
+  { name: "SIMGATE_JOBS_TOPICS", path: ["jobs", "topics"], kind: "list" },
+  { name: "SIMGATE_JOBS_ON_RUN_END", path: ["jobs", "onRunEnd"], kind: "bool" },
+  { name: "SIMGATE_JOBS_EVERY_RECORDS", path: ["jobs", "everyRecords"], kind: "int" },
+  { name: "SIMGATE_JOBS_EVERY_MS", path: ["jobs", "everyMs"], kind: "int" },
+  { name: "SIMGATE_JOBS_MAX_CONCURRENT", path: ["jobs", "maxConcurrent"], kind: "int" },
+  { name: "SIMGATE_JOBS_MAX_ATTEMPTS", path: ["jobs", "maxAttempts"], kind: "int" },
+  { name: "SIMGATE_JOBS_BACKOFF_MS", path: ["jobs", "backoffMs"], kind: "int" },
+  { name: "SIMGATE_JOBS_BACKOFF_MAX_MS", path: ["jobs", "backoffMaxMs"], kind: "int" },
+  { name: "SIMGATE_JOBS_TIMEOUT_MS", path: ["jobs", "timeoutMs"], kind: "int" },
+  { name: "SIMGATE_JOBS_MAINTENANCE_EVERY_MS", path: ["jobs", "maintenanceEveryMs"], kind: "int" },
+  { name: "SIMGATE_JOBS_HISTORY_SIZE", path: ["jobs", "historySize"], kind: "int" },
+  { name: "SIMGATE_JOBS_PYTHON", path: ["jobs", "local", "python"], kind: "string" },
+  { name: "SIMGATE_WAP_CONFIG", path: ["jobs", "local", "wapConfigFile"], kind: "string" },
+  { name: "SIMGATE_JOBS_K8S_API", path: ["jobs", "kubernetes", "apiUrl"], kind: "string" },
+  { name: "SIMGATE_JOBS_K8S_NAMESPACE", path: ["jobs", "kubernetes", "namespace"], kind: "string" },
+  { name: "SIMGATE_JOBS_K8S_TOKEN_FILE", path: ["jobs", "kubernetes", "tokenFile"], kind: "string" },
+  { name: "SIMGATE_JOBS_K8S_CA_FILE", path: ["jobs", "kubernetes", "caFile"], kind: "string" },
+  { name: "SIMGATE_JOBS_K8S_IMAGE", path: ["jobs", "kubernetes", "image"], kind: "string" },
+  { name: "SIMGATE_JOBS_K8S_POLL_MS", path: ["jobs", "kubernetes", "pollMs"], kind: "int" },
+  { name: "SIMGATE_JOBS_K8S_LEASE", path: ["jobs", "kubernetes", "leaseName"], kind: "string" },
 ];
+
+/** Read for backwards compatibility only: a JSON file holding the `jobs` section alone (the job
+ *  driver's own file before it became a section of the one configuration). Its keys go over the
+ *  `jobs` section of SIMGATE_CONFIG's file, and the environment over both. */
+export const LEGACY_JOBS_FILE_ENV = "SIMGATE_JOBS_CONFIG";
 
 /** Parses one environment value; throws with the variable's name when it is malformed. */
 export function parseEnvValue(binding: EnvBinding, raw: string): unknown {
@@ -90,9 +128,10 @@ export function parseEnvValue(binding: EnvBinding, raw: string): unknown {
 
 /** SIMGATE_* variables that are not the gateway's but that its environment may carry (other parts of
  *  the product: the job driver, the WAP jobs, the demo scripts, the recorder). */
-const OTHER_PREFIXES = ["SIMGATE_JOBS_", "SIMGATE_WAP_", "SIMGATE_SPARK_", "SIMGATE_ICEBERG_"];
+const OTHER_PREFIXES = ["SIMGATE_WAP_", "SIMGATE_SPARK_", "SIMGATE_ICEBERG_", "SIMGATE_GC_", "SIMGATE_BLOB_GRACE"];
 const OTHER_NAMES = new Set([
   "SIMGATE_CONFIG",
+  LEGACY_JOBS_FILE_ENV,
   "SIMGATE_CACHE",
   "SIMGATE_CATALOG",
   "SIMGATE_CRDS_DIR",

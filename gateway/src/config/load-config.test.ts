@@ -62,7 +62,54 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ env: { SIMGATE_TOPIC_MAP: "parking.entry=a,parking.exit=b,parking.entry=c" } })).toThrow(/SIMGATE_TOPIC_MAP: parking\.entry is mapped twice/);
   });
 
-  it("names SIMGATE_* variables nothing reads", () => {
-    expect(unknownEnvNames({ SIMGATE_MAX_INFLIGHT: "4", SIMGATE_TOKEN: "x", SIMGATE_JOBS_TOPICS: "t", PATH: "/bin", SIMGATE_CONFIG: "f" })).toEqual(["SIMGATE_MAX_INFLIGHT"]);
+  it("names SIMGATE_* variables nothing reads, a misspelt job driver variable included", () => {
+    expect(unknownEnvNames({ SIMGATE_MAX_INFLIGHT: "4", SIMGATE_TOKEN: "x", SIMGATE_JOBS_TOPICS: "t", PATH: "/bin", SIMGATE_CONFIG: "f", SIMGATE_JOBS_CONFIG: "j", SIMGATE_JOBS_LAUNCHR: "local" })).toEqual([
+      "SIMGATE_JOBS_LAUNCHR",
+      "SIMGATE_MAX_INFLIGHT",
+    ]);
+  });
+
+  it("gives the knobs that used to be hard-coded their documented defaults", () => {
+    const c = loadConfig({ env: {} });
+    expect(c.kafka).toMatchObject({ clientRetries: 2, retryInitialMs: 200, retryMaxMs: 2000, resendMaxMs: 1000, maxBatchRecords: 500 });
+    expect(c.s3).toMatchObject({ connectionTimeoutMs: 3000, maxAttempts: 2, maxSockets: 0 });
+    expect(c.grpc).toMatchObject({ maxConcurrentStreams: 128, keepaliveTimeMs: 0, keepaliveTimeoutMs: 20_000 });
+    expect(c.http.keepAliveTimeoutMs).toBe(5000);
+    expect(c.health.probeRetries).toBe(1);
+    const set = loadConfig({ env: { SIMGATE_KAFKA_CLIENT_RETRIES: "5", SIMGATE_GRPC_KEEPALIVE_TIME_MS: "30000", SIMGATE_S3_MAX_ATTEMPTS: "3" } });
+    expect([set.kafka.clientRetries, set.grpc.keepaliveTimeMs, set.s3.maxAttempts]).toEqual([5, 30_000, 3]);
+  });
+});
+
+describe("the job driver's section (jobs)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "gw-config-jobs-"));
+
+  it("is part of the one configuration: defaults, the file's jobs key, SIMGATE_JOBS_* over both", () => {
+    expect(loadConfig({ env: {} }).jobs).toMatchObject({ launcher: "none", topics: [], onRunEnd: true, maxConcurrent: 1, kubernetes: { leaseName: "simgate-gateway-jobs", leaseDurationMs: 15_000 } });
+    const file = join(dir, "gw.json");
+    writeFileSync(file, JSON.stringify({ grpc: { port: 6000 }, jobs: { launcher: "kubernetes", maxAttempts: 7, kubernetes: { pollMs: 900 } } }));
+    const c = loadConfig({ configFile: file, env: { SIMGATE_JOBS_MAX_ATTEMPTS: "2", SIMGATE_JOBS_TOPICS: "a, b", SIMGATE_WAP_CONFIG: "/etc/wap.json" } });
+    expect(c.jobs).toMatchObject({ launcher: "kubernetes", maxAttempts: 2, topics: ["a", "b"], kubernetes: { pollMs: 900 }, local: { wapConfigFile: "/etc/wap.json" } });
+  });
+
+  it("still reads the old job driver file (SIMGATE_JOBS_CONFIG) into the jobs section, over the main file's", () => {
+    const main = join(dir, "main.json");
+    const jobs = join(dir, "jobs.json");
+    writeFileSync(main, JSON.stringify({ jobs: { launcher: "local", everyMs: 5 } }));
+    writeFileSync(jobs, JSON.stringify({ launcher: "kubernetes", topics: ["t"] }));
+    const c = loadConfig({ configFile: main, env: { SIMGATE_JOBS_CONFIG: jobs } });
+    expect(c.jobs).toMatchObject({ launcher: "kubernetes", everyMs: 5, topics: ["t"] });
+  });
+
+  it("fails with the one ConfigError, naming the key and its variable", () => {
+    expect(() => loadConfig({ env: { SIMGATE_JOBS_MAX_CONCURRENT: "0" } })).toThrow(ConfigError);
+    expect(() => loadConfig({ env: { SIMGATE_JOBS_MAX_CONCURRENT: "0" } })).toThrow(/jobs\.maxConcurrent \(env SIMGATE_JOBS_MAX_CONCURRENT\)/);
+    expect(() => loadConfig({ env: { SIMGATE_JOBS_LAUNCHER: "spark" } })).toThrow(/jobs\.launcher/);
+    expect(() => loadConfig({ env: { SIMGATE_JOBS_ON_RUN_END: "maybe" } })).toThrow(/SIMGATE_JOBS_ON_RUN_END: expected true or false/);
+    const bad = join(dir, "bad.json");
+    writeFileSync(bad, "{ not json");
+    expect(() => loadConfig({ env: { SIMGATE_JOBS_CONFIG: bad } })).toThrow(/SIMGATE_JOBS_CONFIG file/);
+    writeFileSync(bad, JSON.stringify({ jobs: { lancher: "local" } }));
+    expect(() => loadConfig({ configFile: bad, env: {} })).toThrow(/jobs.*lancher/);
   });
 });

@@ -1,9 +1,10 @@
-// Loads the configuration: defaults ← JSON file (--config or SIMGATE_CONFIG) ← environment variables.
-// Fails fast with the offending key named.
+// Loads the configuration, the job driver's section included: defaults ← JSON file (--config or
+// SIMGATE_CONFIG) ← the legacy jobs file (SIMGATE_JOBS_CONFIG, its keys into `jobs`) ← environment
+// variables. Fails fast with a ConfigError naming the offending key.
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { configSchema, type GatewayConfig } from "./schema.js";
-import { ENV_BINDINGS, parseEnvValue } from "./env.js";
+import { ENV_BINDINGS, LEGACY_JOBS_FILE_ENV, parseEnvValue } from "./env.js";
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -39,24 +40,33 @@ export interface LoadOptions {
   overrides?: Tree;
 }
 
+/** A JSON object from a file; a ConfigError naming the file otherwise. */
+function readJsonObject(file: string, what: string): Tree {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${what} ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("expected a JSON object");
+    return parsed as Tree;
+  } catch (err) {
+    throw new ConfigError(`${what} ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 export function loadConfig(options: LoadOptions = {}): GatewayConfig {
   const env = options.env ?? process.env;
   let tree: Tree = {};
   const file = options.configFile ?? env["SIMGATE_CONFIG"];
-  if (file !== undefined && file !== "") {
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (err) {
-      throw new ConfigError(`config file ${file}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    try {
-      const parsed: unknown = JSON.parse(text);
-      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("expected a JSON object");
-      tree = parsed as Tree;
-    } catch (err) {
-      throw new ConfigError(`config file ${file}: ${err instanceof Error ? err.message : String(err)}`);
-    }
+  if (file !== undefined && file !== "") tree = readJsonObject(file, "config file");
+  const jobsFile = env[LEGACY_JOBS_FILE_ENV];
+  if (jobsFile !== undefined && jobsFile !== "") {
+    const section = tree["jobs"];
+    const base = typeof section === "object" && section !== null && !Array.isArray(section) ? (section as Tree) : {};
+    tree["jobs"] = { ...base, ...readJsonObject(jobsFile, `${LEGACY_JOBS_FILE_ENV} file`) };
   }
   for (const binding of ENV_BINDINGS) {
     const raw = env[binding.name];

@@ -1,11 +1,78 @@
-// The gateway's configuration: every option, its default and its unit. Parsed once at start-up into a
-// fully resolved GatewayConfig (times in milliseconds, sizes in bytes). See gateway/README.md.
+// The gateway's configuration, its plugins' included (the job driver's `jobs` section): every option,
+// its default and its unit. Parsed once at start-up into a fully resolved GatewayConfig (times in
+// milliseconds, sizes in bytes). See gateway/README.md.
 import { z } from "zod";
 
 const MiB = 1024 * 1024;
 const port = z.number().int().min(0).max(65535);
 const topicName = z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, "a Kafka topic name ([A-Za-z0-9._-], 1..249)");
 const eventType = z.string().regex(/^[a-z0-9._-]{1,64}$/, "an event type ([a-z0-9._-], 1..64)");
+
+/** The job driver (a plugin, gateway/src/jobs/): which launcher starts the WAP jobs and when. It is
+ *  off unless a launcher is chosen, so a gateway without Spark runs as before. */
+const jobsSection = z
+  .object({
+    /** "none": no jobs are started (the driver still counts records and shows /jobs); "local": spawn
+     *  the WAP job from the project's Python; "kubernetes": create SparkApplications. */
+    launcher: z.enum(["none", "local", "kubernetes"]).default("none"),
+    /** Topics with a WAP job. Empty: every event topic of the gateway's topic map. */
+    topics: z.array(topicName).default([]),
+    /** Start a topic's job when its run ends (a run-end record was produced). */
+    onRunEnd: z.boolean().default(true),
+    /** Start a topic's job after this many records since its last start (0 = off). */
+    everyRecords: z.number().int().min(0).default(0),
+    /** Start a topic's job this long after its first record not yet handed to a job (0 = off). */
+    everyMs: z.number().int().min(0).default(0),
+    /** Jobs running at once over all topics (one topic never runs twice at once). On a 2-core
+     *  machine one Spark job at a time; it also runs entries before exits when a run end starts both. */
+    maxConcurrent: z.number().int().min(1).default(1),
+    /** Attempts per job, the first included; then the job is given up until the next trigger. */
+    maxAttempts: z.number().int().min(1).default(4),
+    /** Back-off before attempt n+1: backoffMs * 2^(n-1), at most backoffMaxMs. */
+    backoffMs: z.number().int().min(0).default(10_000),
+    backoffMaxMs: z.number().int().min(0).default(300_000),
+    /** A job running longer is stopped and counts as failed. */
+    timeoutMs: z.number().int().min(1000).default(30 * 60_000),
+    /** Storage maintenance (simgate.lakehouse.maintenance: compaction, manifest rewrite on main) every
+     *  this many ms, queued with the WAP runs so it never runs beside them (0 = off; local launcher
+     *  only: in a cluster it is a ScheduledSparkApplication). */
+    maintenanceEveryMs: z.number().int().min(0).default(0),
+    /** Finished runs kept for /jobs. */
+    historySize: z.number().int().min(1).default(50),
+    local: z
+      .object({
+        /** Python of the project's venv (pyspark, the lakehouse-jobs package). Default <repo>/.venv/bin/python. */
+        python: z.string().min(1).optional(),
+        /** The job's JSON configuration (passed as --config). */
+        wapConfigFile: z.string().min(1).optional(),
+        /** Extra environment for the job (the stack settings are passed through from the gateway's). */
+        env: z.record(z.string(), z.string()).default({}),
+      })
+      .strict()
+      .prefault({}),
+    kubernetes: z
+      .object({
+        /** API server; in a pod, https://kubernetes.default.svc. */
+        apiUrl: z.string().url().default("https://kubernetes.default.svc"),
+        /** Namespace of the SparkApplications; default: the service account's namespace file, else "simgate". */
+        namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).optional(),
+        tokenFile: z.string().default("/var/run/secrets/kubernetes.io/serviceaccount/token"),
+        caFile: z.string().default("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"),
+        image: z.string().min(1).default("registry.example.com/simgate/lakehouse-jobs:0.1.0"),
+        serviceAccount: z.string().min(1).default("simgate-spark"),
+        /** How often a running SparkApplication's state is read. */
+        pollMs: z.number().int().min(100).default(5_000),
+        executorInstances: z.number().int().min(1).default(2),
+        /** Leader election among the gateway replicas (leader-lease.ts): only the holder of this
+         *  coordination.k8s.io Lease starts jobs. "" turns it off (a single replica). */
+        leaseName: z.union([z.literal(""), z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/)]).default("simgate-gateway-jobs"),
+        /** A holder that has not renewed for this long is replaced; it renews every leaseDurationMs / 7.5 (client-go's 15 s / 2 s). */
+        leaseDurationMs: z.number().int().min(3000).default(15_000),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
 
 export const configSchema = z
   .object({
@@ -24,6 +91,13 @@ export const configSchema = z
         /** HTTP/2 receive window per connection: the most one connection can have buffered, unread, over
          *  all its streams. */
         connectionWindowBytes: z.number().int().min(65535).max(2 ** 31 - 1).default(16 * MiB),
+        /** Concurrent streams (calls) one connection may open (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). */
+        maxConcurrentStreams: z.number().int().min(1).default(128),
+        /** How often the server pings an idle connection to find a dead peer (0 = never, grpc-js'
+         *  default). Behind a load balancer that drops idle connections, below its idle timeout. */
+        keepaliveTimeMs: z.number().int().min(0).default(0),
+        /** How long the server waits for a ping's answer before it closes the connection. */
+        keepaliveTimeoutMs: z.number().int().min(1).default(20_000),
       })
       .strict()
       .prefault({}),
@@ -33,6 +107,8 @@ export const configSchema = z
         port: port.default(8080),
         /** Path of the WebSocket endpoint on the HTTP port. */
         wsPath: z.string().regex(/^\/[A-Za-z0-9/_.-]*$/).default("/v1/events"),
+        /** How long an idle HTTP keep-alive connection (probes, /metrics scrapes) is kept open. */
+        keepAliveTimeoutMs: z.number().int().min(0).default(5_000),
       })
       .strict()
       .prefault({}),
@@ -80,6 +156,14 @@ export const configSchema = z
         connectionTimeoutMs: z.number().int().min(50).default(3_000),
         /** Largest number of records in one produce request. */
         maxBatchRecords: z.number().int().min(1).default(500),
+        /** Retries of the client's own requests (connecting, metadata) before a produce fails. */
+        clientRetries: z.number().int().min(0).default(2),
+        /** First and longest wait between the client's retries (exponential in between). */
+        retryInitialMs: z.number().int().min(1).default(200),
+        retryMaxMs: z.number().int().min(1).default(2_000),
+        /** Longest wait between the producer's resends of an unanswered produce request (within
+         *  produceTimeoutMs; their number follows from produceTimeoutMs / requestTimeoutMs). */
+        resendMaxMs: z.number().int().min(1).default(1_000),
       })
       .strict()
       .prefault({})
@@ -106,6 +190,11 @@ export const configSchema = z
         /** Sockets to the store kept open at most; 0 = twice limits.maxInFlight, at least 64 (an event
          *  has up to images.maxPerEvent uploads in flight). */
         maxSockets: z.number().int().min(0).default(0),
+        /** Connecting to the store (at most requestTimeoutMs). */
+        connectionTimeoutMs: z.number().int().min(50).default(3_000),
+        /** Attempts per request by the S3 client, the first included (a retryable failure after the
+         *  last is answered retry-later). */
+        maxAttempts: z.number().int().min(1).default(2),
       })
       .strict()
       .prefault({}),
@@ -172,6 +261,8 @@ export const configSchema = z
         /** How long one probe may take before its dependency counts as down. Generous on purpose: a
          *  busy event loop must not look like an outage. */
         probeTimeoutMs: z.number().int().min(100).default(5_000),
+        /** Retries of the Kafka probe's own requests within one probe. */
+        probeRetries: z.number().int().min(0).default(1),
       })
       .strict()
       .prefault({}),
@@ -202,8 +293,10 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    jobs: jobsSection.prefault({}),
   })
   .strict();
 
 export type GatewayConfig = z.output<typeof configSchema>;
 export type GatewayConfigInput = z.input<typeof configSchema>;
+export type JobsConfig = GatewayConfig["jobs"];

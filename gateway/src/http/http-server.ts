@@ -16,6 +16,8 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 export interface HttpServerOptions {
   host: string;
   port: number;
+  /** How long an idle keep-alive connection stays open. */
+  keepAliveTimeoutMs: number;
   tls?: { cert: Buffer; key: Buffer } | undefined;
 }
 
@@ -33,7 +35,7 @@ export class HttpServer {
   ) {
     const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
     this.server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler) : createHttpServer(handler);
-    this.server.keepAliveTimeout = 5000;
+    this.server.keepAliveTimeout = options.keepAliveTimeoutMs;
   }
 
   addRoute(route: HttpRoute): void {

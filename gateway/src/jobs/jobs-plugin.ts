@@ -3,12 +3,11 @@
 import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { Registry } from "prom-client";
-import type { GatewayConfig } from "../config/schema.js";
+import type { GatewayConfig, JobsConfig } from "../config/schema.js";
 import type { GatewayPlugin } from "../plugins/plugin-api.js";
 import type { Logger } from "../telemetry/logger.js";
 import { JobDriver, type JobDriverObserver } from "./job-driver.js";
 import { jobsRoute } from "./jobs-http.js";
-import { loadJobsConfig, type JobsConfig } from "./jobs-config.js";
 import { JobsMetrics } from "./jobs-metrics.js";
 import type { Clock, JobLauncher, JobOutcome } from "./job-types.js";
 import { KubernetesClient } from "./kubernetes-client.js";
@@ -143,10 +142,11 @@ export function createJobsPlugin(options: JobsPluginOptions): JobsPlugin {
   };
 }
 
-/** The factory the `simgate gateway` command registers: options from SIMGATE_JOBS_* (see jobs-config.ts). */
+/** The factory the `simgate gateway` command registers: options from the configuration's `jobs`
+ *  section (config/schema.ts; SIMGATE_JOBS_* in the environment). */
 export function jobsPluginFactory(context: { config: GatewayConfig; logger: Logger }): JobsPlugin {
   return createJobsPlugin({
-    config: loadJobsConfig(),
+    config: context.config.jobs,
     eventTopics: Object.values(context.config.kafka.topicMap),
     logger: context.logger.child({ component: "jobs" }),
   });

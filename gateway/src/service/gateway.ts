@@ -54,11 +54,15 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
   const topics = [...new Set([...Object.values(config.kafka.topicMap), config.kafka.deadLetterTopic, config.kafka.runsTopic])];
 
   // Exporters.
-  const { brokers, clientId, requestTimeoutMs, connectionTimeoutMs } = config.kafka;
-  const producerKafka = createKafka({ brokers, clientId, retries: 2, requestTimeoutMs, connectionTimeoutMs }, logger);
-  const adminKafka = createKafka({ brokers, clientId: `${clientId}-admin`, retries: 1, requestTimeoutMs: config.health.probeTimeoutMs, connectionTimeoutMs }, logger);
+  const { brokers, clientId, requestTimeoutMs, connectionTimeoutMs, retryInitialMs, retryMaxMs } = config.kafka;
+  const producerKafka = createKafka({ brokers, clientId, retries: config.kafka.clientRetries, retryInitialMs, retryMaxMs, requestTimeoutMs, connectionTimeoutMs }, logger);
+  const adminKafka = createKafka({ brokers, clientId: `${clientId}-admin`, retries: config.health.probeRetries, retryInitialMs, retryMaxMs, requestTimeoutMs: config.health.probeTimeoutMs, connectionTimeoutMs }, logger);
   const admin = new TopicAdmin(adminKafka);
-  const records = new RecordProducer(producerKafka, { produceTimeoutMs: config.kafka.produceTimeoutMs, requestTimeoutMs, maxBatchRecords: config.kafka.maxBatchRecords }, logger);
+  const records = new RecordProducer(
+    producerKafka,
+    { produceTimeoutMs: config.kafka.produceTimeoutMs, requestTimeoutMs, maxBatchRecords: config.kafka.maxBatchRecords, resendInitialMs: retryInitialMs, resendMaxMs: config.kafka.resendMaxMs },
+    logger,
+  );
   const blobs = new BlobStore({
     ...config.s3,
     maxSockets: config.s3.maxSockets > 0 ? config.s3.maxSockets : Math.max(64, config.limits.maxInFlight * 2),
@@ -165,14 +169,23 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       maxInFlightPerConnection: config.limits.maxInFlightPerConnection,
       whenFull: config.limits.whenFull,
     };
-    http = new HttpServer({ host: config.host, port: config.http.port, tls }, health, metrics, logger);
+    http = new HttpServer({ host: config.host, port: config.http.port, keepAliveTimeoutMs: config.http.keepAliveTimeoutMs, tls }, health, metrics, logger);
     for (const p of plugins) {
       for (const r of p.routes ?? []) http.addRoute(r);
       if (p.status) http.addStatus(p.name, () => p.status?.());
     }
     ws = new WebSocketReceiver({ ...receiverLimits, path: config.http.wsPath }, pipeline, limiter, auth, metrics, logger);
     ws.attach(http.server);
-    grpc = new GrpcReceiver({ ...receiverLimits, host: config.host, port: config.grpc.port, streamWindowBytes: config.grpc.streamWindowBytes, connectionWindowBytes: config.grpc.connectionWindowBytes, tls }, pipeline, limiter, health, auth, metrics, logger);
+    const { streamWindowBytes, connectionWindowBytes, maxConcurrentStreams, keepaliveTimeMs, keepaliveTimeoutMs } = config.grpc;
+    grpc = new GrpcReceiver(
+      { ...receiverLimits, host: config.host, port: config.grpc.port, streamWindowBytes, connectionWindowBytes, maxConcurrentStreams, keepaliveTimeMs, keepaliveTimeoutMs, tls },
+      pipeline,
+      limiter,
+      health,
+      auth,
+      metrics,
+      logger,
+    );
     const grpcReceiver = grpc;
     const wsReceiver = ws;
     const httpServer = http;

@@ -6,6 +6,8 @@ export interface KafkaClientOptions {
   brokers: string[];
   clientId: string;
   retries: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
   requestTimeoutMs: number;
   connectionTimeoutMs: number;
 }
@@ -16,7 +18,7 @@ export function createKafka(options: KafkaClientOptions, logger: Logger): Kafka 
     brokers: options.brokers,
     connectionTimeout: options.connectionTimeoutMs,
     requestTimeout: options.requestTimeoutMs,
-    retry: { retries: options.retries, initialRetryTime: 200, maxRetryTime: 2000 },
+    retry: { retries: options.retries, initialRetryTime: options.retryInitialMs, maxRetryTime: options.retryMaxMs },
     logLevel: logLevel.INFO,
     logCreator: () => (entry: LogEntry) => {
       const { message, ...rest } = entry.log;

@@ -67,7 +67,7 @@ function fakeKafka(broker: FakeBroker): Kafka {
 
 function setUp(broker: Partial<FakeBroker> = {}) {
   const b: FakeBroker = { log: new Map(), requests: [], producersCreated: 0, failures: [], ...broker };
-  const producer = new RecordProducer(fakeKafka(b), { produceTimeoutMs: 10_000, requestTimeoutMs: 1_000, maxBatchRecords: 100 }, pino({ level: "silent" }));
+  const producer = new RecordProducer(fakeKafka(b), { produceTimeoutMs: 10_000, requestTimeoutMs: 1_000, maxBatchRecords: 100, resendInitialMs: 200, resendMaxMs: 1_000 }, pino({ level: "silent" }));
   producer.setPartitionCounts(new Map([["t", 3], ["u", 2]]));
   return { b, producer };
 }

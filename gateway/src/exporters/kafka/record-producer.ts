@@ -32,6 +32,9 @@ export interface RecordProducerOptions {
   /** One request's timeout (the client's requestTimeout, and the broker's wait for acks). */
   requestTimeoutMs: number;
   maxBatchRecords: number;
+  /** First and longest wait between resends of an unanswered request. */
+  resendInitialMs: number;
+  resendMaxMs: number;
 }
 
 export class RecordProducer {
@@ -68,7 +71,7 @@ export class RecordProducer {
         allowAutoTopicCreation: false,
         createPartitioner: Partitioners.DefaultPartitioner,
         // Enough resends (each after at most requestTimeoutMs + 1 s) to last until produceTimeoutMs.
-        retry: { retries: Math.ceil(this.options.produceTimeoutMs / this.options.requestTimeoutMs) + 1, initialRetryTime: 200, maxRetryTime: 1000 },
+        retry: { retries: Math.ceil(this.options.produceTimeoutMs / this.options.requestTimeoutMs) + 1, initialRetryTime: this.options.resendInitialMs, maxRetryTime: this.options.resendMaxMs },
       });
       try {
         await producer.connect();

@@ -11,7 +11,7 @@ function s3Error(name: string, status: number): S3ServiceException {
 }
 
 function fakeStore(fault?: unknown) {
-  const store = new BlobStore({ endpoint: "http://127.0.0.1:1", region: "us-east-1", accessKeyId: "a", secretAccessKey: "b", bucket: "blobs", forcePathStyle: true, requestTimeoutMs: 1000, maxSockets: 4 });
+  const store = new BlobStore({ endpoint: "http://127.0.0.1:1", region: "us-east-1", accessKeyId: "a", secretAccessKey: "b", bucket: "blobs", forcePathStyle: true, requestTimeoutMs: 1000, connectionTimeoutMs: 500, maxAttempts: 1, maxSockets: 4 });
   const objects = new Map<string, { body: Buffer; metadata: Record<string, string> }>();
   const calls: string[] = [];
   vi.spyOn(store.s3, "send").mockImplementation((async (command: unknown) => {

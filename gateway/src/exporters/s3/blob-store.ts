@@ -22,6 +22,9 @@ export interface BlobStoreOptions {
   bucket: string;
   forcePathStyle: boolean;
   requestTimeoutMs: number;
+  connectionTimeoutMs: number;
+  /** Attempts per request, the first included. */
+  maxAttempts: number;
   maxSockets: number;
 }
 
@@ -90,10 +93,10 @@ export class BlobStore {
       // S3Proxy and other S3-compatible stores do not all accept the SDK's default flexible checksums.
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
-      maxAttempts: 2,
+      maxAttempts: options.maxAttempts,
       requestHandler: {
         requestTimeout: options.requestTimeoutMs,
-        connectionTimeout: Math.min(options.requestTimeoutMs, 3000),
+        connectionTimeout: Math.min(options.requestTimeoutMs, options.connectionTimeoutMs),
         httpAgent: new Agent(agentOptions),
         httpsAgent: new HttpsAgent(agentOptions),
       },

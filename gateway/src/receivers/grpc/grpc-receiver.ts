@@ -30,6 +30,10 @@ export interface GrpcReceiverOptions {
   /** HTTP/2 receive windows (flow-control.ts). */
   streamWindowBytes: number;
   connectionWindowBytes: number;
+  maxConcurrentStreams: number;
+  /** Server pings on idle connections (0 = none) and how long to wait for their answer. */
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
 }
 
 type EventIn = Decoded<simgate.v1.Event>;
@@ -90,7 +94,8 @@ export class GrpcReceiver {
       // and quarantined instead of failing the call.
       "grpc.max_receive_message_length": options.maxMessageBytes * 2,
       "grpc.max_send_message_length": 4 * 1024 * 1024,
-      "grpc.max_concurrent_streams": 128,
+      "grpc.max_concurrent_streams": options.maxConcurrentStreams,
+      ...(options.keepaliveTimeMs > 0 ? { "grpc.keepalive_time_ms": options.keepaliveTimeMs, "grpc.keepalive_timeout_ms": options.keepaliveTimeoutMs } : {}),
       // Channelz (grpc-js' introspection service) is not served here; its per-call bookkeeping is off.
       "grpc.enable_channelz": 0,
     });
