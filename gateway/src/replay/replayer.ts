@@ -1,15 +1,23 @@
 // Replays a recording to a gateway: run start, the events (paced by simulation time, N times faster,
 // or as fast as acks allow, with at most `concurrency` unacknowledged), run end. Events answered
 // retry-later or not answered are resent with the same event id; a checkpoint remembers which frames
-// have their final answer so that an interrupted replay resumes without resending them.
+// have their final answer so that an interrupted replay resumes without resending them. The parts:
+// channel-supervisor.ts (one channel, reconnects, giving up), pending-window.ts (resends, ack
+// timeouts), pacer.ts (simulation-time pacing), run-rewrite.ts (--as-run); this file reads the
+// recording, sends the run messages and keeps the summary and the checkpoint.
 import { createHash } from "node:crypto";
 import { stat } from "node:fs/promises";
 import "../recording/protobuf-numbers.js";
 import type { simgate } from "../generated/simgate.js";
 import type { RecordingError } from "../recording/errors.js";
 import { RecordingReader } from "../recording/reader.js";
+import { ChannelSupervisor } from "./channel-supervisor.js";
 import { Checkpoint } from "./checkpoint.js";
-import { TransportError, type EventChannel, type ReplayTransport, type RunOutcome } from "./transport.js";
+import { ReplayControl, Stopped, backoffMs, bump, count } from "./control.js";
+import { Pacer } from "./pacer.js";
+import { PendingWindow, type FinalOutcome, type Pending } from "./pending-window.js";
+import { RunRewrite } from "./run-rewrite.js";
+import { TransportError, type ReplayTransport, type RunOutcome } from "./transport.js";
 
 export interface ReplayOptions {
   path: string;
@@ -85,54 +93,20 @@ export interface ReplaySummary {
   fatal: string | null;
 }
 
-interface Pending {
-  offset: number;
-  event: simgate.v1.IEvent;
-  bytes: number;
-  /** Sends that count against maxAttempts. */
-  attempts: number;
-  /** Every send, lost channels included. */
-  sends: number;
-  /** The channel of the last send. */
-  channel: EventChannel | null;
-  /** Waiting for a channel or for the transport to take it. */
-  sending: boolean;
-  sentAt: number;
-  retryTimer: NodeJS.Timeout | null;
-  lastCode: string;
-}
-
 const RESEND_CHECK_MS = 250;
 const GRACE_ON_INTERRUPT_MS = 5_000;
-
-export function count(map: Record<string, number>): number {
-  return Object.values(map).reduce((a, b) => a + b, 0);
-}
-
-function bump(map: Record<string, number>, key: string, by = 1): void {
-  map[key] = (map[key] ?? 0) + by;
-}
-
-function backoffMs(attempt: number): number {
-  return Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
-}
-
-class Stopped extends Error {}
 
 export async function replay(options: ReplayOptions): Promise<ReplaySummary> {
   return new Replayer(options).run();
 }
 
+/** Reads the recording and sends run start, the events (through the pending window, paced) and run
+ *  end; keeps the summary and the checkpoint. */
 class Replayer {
-  private readonly inflight = new Map<string, Pending>();
-  private readonly wakers = new Set<() => void>();
-  private channel: EventChannel | null = null;
-  private connecting: Promise<EventChannel> | null = null;
-  private unreachableSince: number | null = null;
-  private channelFailures = 0;
-  private reconnectNotBefore = 0;
-  private lastChannelProblem = "";
-  private fatal: string | null = null;
+  private readonly control: ReplayControl;
+  private readonly window: PendingWindow;
+  private readonly channels: ChannelSupervisor;
+  private rewrite = new RunRewrite("", undefined);
   private frontier = 0;
   private checkpoint!: Checkpoint;
   private readonly s: ReplaySummary;
@@ -167,18 +141,23 @@ class Replayer {
       interrupted: false,
       fatal: null,
     };
+    this.control = new ReplayControl(o.signal);
+    this.window = new PendingWindow({ ackTimeoutMs: o.ackTimeoutMs, maxAttempts: o.maxAttempts }, this.control, this.s, (p, outcome, code) => this.settled(p, outcome, code));
+    this.channels = new ChannelSupervisor(o.transport, o.giveUpAfterMs, this.control, { onAck: (ack) => this.window.onAck(ack), onClosed: (channel, reason) => this.window.onClosed(channel, reason) }, (m) => o.progress?.note(m));
+    this.window.sendThrough(this.channels);
   }
 
   async run(): Promise<ReplaySummary> {
     const started = performance.now();
     const reader = await RecordingReader.open(this.o.path);
-    const sweeper = setInterval(() => this.resendOverdue(), RESEND_CHECK_MS);
-    const onAbort = (): void => this.wake();
+    const sweeper = setInterval(() => this.window.resendOverdue(), RESEND_CHECK_MS);
+    const onAbort = (): void => this.control.wake();
     this.o.signal?.addEventListener("abort", onAbort);
     try {
       const recordedRunId = reader.header.run?.runId ?? "";
+      this.rewrite = new RunRewrite(recordedRunId, this.o.asRunId);
       this.s.recordedRunId = recordedRunId;
-      this.s.runId = this.o.asRunId ?? recordedRunId;
+      this.s.runId = this.rewrite.runId;
       const identity = { recording: createHash("sha256").update(reader.headerPayload).digest("hex"), runId: this.s.runId };
       if (this.o.checkpointPath) {
         const opened = await Checkpoint.open(this.o.checkpointPath, identity);
@@ -191,23 +170,19 @@ class Replayer {
       this.o.progress?.start(this.progressState());
       await this.sendAll(reader);
     } catch (err) {
-      if (!(err instanceof Stopped)) this.fatal ??= err instanceof Error ? err.message : String(err);
-      if (this.o.signal?.aborted && !this.fatal) await this.graceForInflight();
+      if (!(err instanceof Stopped)) this.control.fatal ??= err instanceof Error ? err.message : String(err);
+      if (this.control.aborted && !this.control.fatal) await this.graceForInflight();
     } finally {
       clearInterval(sweeper);
       this.o.signal?.removeEventListener("abort", onAbort);
-      for (const p of this.inflight.values()) {
-        if (p.retryTimer) clearTimeout(p.retryTimer);
-        bump(this.s.failedByCode, p.lastCode || "REPLAY_NO_ACK");
-      }
-      this.inflight.clear();
-      this.channel?.close();
+      for (const code of this.window.abandon()) bump(this.s.failedByCode, code);
+      this.channels.close();
       await this.checkpoint?.save();
       await reader.close();
       await this.o.transport.close();
       this.s.elapsedMs = performance.now() - started;
-      this.s.interrupted = this.o.signal?.aborted ?? false;
-      this.s.fatal = this.fatal;
+      this.s.interrupted = this.control.aborted;
+      this.s.fatal = this.control.fatal;
       if (this.checkpoint) this.s.totals = structuredClone(this.checkpoint.totals);
       this.o.progress?.stop(this.progressState());
     }
@@ -218,12 +193,12 @@ class Replayer {
     let recordedRunStart: simgate.v1.IRunStart | null = reader.header.run ?? null;
     let recordedRunEnd: simgate.v1.IRunEnd | null = null;
     const byType: Record<string, number> = {};
-    let paceOrigin: { wallMs: number; simSeconds: number } | null = null;
+    const pacer = new Pacer(this.o.speed);
     this.frontier = reader.dataOffset;
     let damaged: string | null = null;
 
     for await (const item of reader.frames({ skipCorrupt: this.o.skipCorrupt })) {
-      this.checkStopped();
+      this.control.checkStopped();
       if (item.kind === "corrupt") {
         this.s.corrupt.push(item.error);
         this.o.progress?.note(item.error.describe());
@@ -249,41 +224,26 @@ class Replayer {
         }
         this.frontier = item.offset;
         await this.ensureRunStarted(recordedRunStart);
-        const event = this.rewrite(frame.event);
-        const sim = event.simTimeSeconds ?? 0;
-        if (this.o.speed !== "max") {
-          paceOrigin ??= { wallMs: Date.now(), simSeconds: sim };
-          await this.sleepUntil(paceOrigin.wallMs + ((sim - paceOrigin.simSeconds) * 1000) / this.o.speed);
-        }
+        const event = this.rewrite.event(frame.event);
+        const due = pacer.dueAt(event.simTimeSeconds ?? 0);
+        if (due !== undefined) await this.control.sleepUntil(due);
         const id = event.eventId ?? "";
         // At most `concurrency` open events, and never two with the same id (a recording may hold a
         // duplicated id on purpose): their acks could not be told apart.
-        await this.until(() => this.inflight.size < this.o.concurrency && !this.inflight.has(id));
-        const pending: Pending = {
-          offset: item.offset,
-          event,
-          bytes: item.byteLength,
-          attempts: 0,
-          sends: 0,
-          channel: null,
-          sending: false,
-          sentAt: 0,
-          retryTimer: null,
-          lastCode: "",
-        };
-        this.inflight.set(id, pending);
+        await this.until(() => this.window.size < this.o.concurrency && !this.window.has(id));
+        const pending = this.window.open(item.offset, event, item.byteLength);
         this.frontier = item.offset + item.byteLength;
         this.s.sent += 1;
-        await this.transmit(pending, true);
+        await this.window.sendFirst(pending);
         this.o.progress?.update(this.progressState());
       }
     }
     // What was sent gets its answers (and its checkpoint entries) even when the recording is damaged.
     this.frontier = damaged ? this.frontier : Number.MAX_SAFE_INTEGER;
-    await this.until(() => this.inflight.size === 0);
-    this.checkpoint.advance(this.lowestOpen());
+    await this.until(() => this.window.size === 0);
+    this.checkpoint.advance(this.window.lowestOffset(this.frontier));
     if (damaged) {
-      this.fatal = damaged;
+      this.control.fatal = damaged;
       return;
     }
     await this.ensureRunStarted(recordedRunStart);
@@ -321,12 +281,12 @@ class Replayer {
       this.checkpoint.runStarted = true;
       return;
     }
-    const runStart = this.rewriteRunStart(recorded);
+    const runStart = this.rewrite.runStart(recorded);
     const outcome = await this.sendRunMessage("run start", () => this.o.transport.startRun(runStart));
     this.s.runStart = describeRun(outcome);
     if (outcome.kind !== "accepted") {
       bump(this.s.rejectedByCode, `run start: ${outcome.code}`);
-      this.fatal = `the gateway refused the run start: ${outcome.kind === "rejected" ? outcome.code : ""} ${outcome.message}`;
+      this.control.fatal = `the gateway refused the run start: ${outcome.kind === "rejected" ? outcome.code : ""} ${outcome.message}`;
       throw new Stopped();
     }
     this.checkpoint.runStarted = true;
@@ -337,7 +297,7 @@ class Replayer {
   private async sendRunMessage(what: string, send: () => Promise<RunOutcome>): Promise<RunOutcome> {
     const since = Date.now();
     for (let attempt = 1; ; attempt++) {
-      this.checkStopped();
+      this.control.checkStopped();
       let wait: number;
       try {
         const outcome = await send();
@@ -348,172 +308,18 @@ class Replayer {
       } catch (err) {
         if (!(err instanceof TransportError)) throw err;
         if (Date.now() - since > this.o.giveUpAfterMs) {
-          this.fatal = `${what}: the gateway at ${this.o.transport.target} was not reachable for ${this.o.giveUpAfterMs} ms: ${err.message}`;
+          this.control.fatal = `${what}: the gateway at ${this.o.transport.target} was not reachable for ${this.o.giveUpAfterMs} ms: ${err.message}`;
           throw new Stopped();
         }
         this.o.progress?.note(`${what}: ${err.message}; retrying`);
         wait = backoffMs(attempt);
       }
-      await this.sleep(wait);
+      await this.control.sleep(wait);
     }
   }
 
-  private rewrite(event: simgate.v1.IEvent): simgate.v1.IEvent {
-    const as = this.o.asRunId;
-    if (!as) return event;
-    const from = this.s.recordedRunId;
-    const id = event.eventId ?? "";
-    const eventId = from && id.startsWith(from) ? as + id.slice(from.length) : `${as}-${id}`;
-    return { ...event, runId: as, eventId };
-  }
-
-  private rewriteRunStart(runStart: simgate.v1.IRunStart): simgate.v1.IRunStart {
-    const as = this.o.asRunId;
-    if (!as) return runStart;
-    const lineage = runStart.lineage ?? {};
-    return { ...runStart, runId: as, lineage: { ...lineage, extra: { ...(lineage.extra ?? {}), "replay.of": this.s.recordedRunId } } };
-  }
-
-  private async getChannel(): Promise<EventChannel> {
-    if (this.channel) return this.channel;
-    this.connecting ??= (async () => {
-      for (let attempt = 1; ; attempt++) {
-        // After a lost channel, wait out the back-off: a gateway that accepts connections and then fails
-        // every stream must not be hammered, nor make events use up their attempts.
-        await this.sleepUntil(this.reconnectNotBefore);
-        this.checkStopped();
-        this.checkReachable();
-        try {
-          const ref: { channel: EventChannel | null } = { channel: null };
-          ref.channel = await this.o.transport.openChannel({
-            onAck: (ack) => this.onAck(ack),
-            onClosed: (reason) => this.onClosed(ref.channel, reason),
-          });
-          this.channel = ref.channel;
-          return ref.channel;
-        } catch (err) {
-          if (!(err instanceof TransportError)) throw err;
-          this.unreachableSince ??= Date.now();
-          this.checkReachable(err.message);
-          this.o.progress?.note(`${err.message}; reconnecting`);
-          await this.sleep(backoffMs(attempt));
-        }
-      }
-    })().finally(() => {
-      this.connecting = null;
-    });
-    return this.connecting;
-  }
-
-  /** Stops the replay when the gateway has not answered anything for giveUpAfterMs. */
-  private checkReachable(detail = this.lastChannelProblem): void {
-    if (this.unreachableSince !== null && Date.now() - this.unreachableSince > this.o.giveUpAfterMs) {
-      this.fatal = `the gateway at ${this.o.transport.target} was not reachable for ${this.o.giveUpAfterMs} ms: ${detail}`;
-      this.wake();
-      throw new Stopped();
-    }
-  }
-
-  /** The channel is gone: back off before the next one, and resend what was sent on it. */
-  private channelLost(channel: EventChannel | null, reason: string): void {
-    for (const p of this.inflight.values()) if (!p.retryTimer && (p.channel === channel || channel === null)) p.sentAt = 0;
-    if (channel !== null && this.channel !== channel) return; // an older channel, already replaced
-    this.channel = null;
-    this.lastChannelProblem = reason;
-    this.channelFailures += 1;
-    this.reconnectNotBefore = Date.now() + backoffMs(this.channelFailures);
-    if (this.inflight.size === 0) return;
-    this.unreachableSince ??= Date.now();
-    this.o.progress?.note(`${reason}; resending ${this.inflight.size} unacknowledged events`);
-  }
-
-  private onClosed(channel: EventChannel | null, reason: string): void {
-    if (channel === null) return;
-    this.channelLost(channel, reason);
-    this.resendOverdue();
-  }
-
-  /**
-   * Sends (again). `counted` sends use up one of the event's maxAttempts: the first, after retry-later,
-   * after an ack timeout. Resends because the channel was lost do not: that is the gateway being away,
-   * bounded by giveUpAfterMs instead.
-   */
-  private async transmit(p: Pending, counted: boolean): Promise<void> {
-    if (counted) {
-      if (p.attempts >= this.o.maxAttempts) {
-        this.finish(p, "failed", p.lastCode || "REPLAY_NO_ACK");
-        return;
-      }
-      p.attempts += 1;
-    }
-    if (p.sends > 0) this.s.resends += 1;
-    p.sends += 1;
-    p.sentAt = Date.now();
-    let channel: EventChannel | null = null;
-    p.sending = true; // the sweeper leaves it alone while it waits for a channel
-    try {
-      channel = await this.getChannel();
-      p.channel = channel;
-      // A resend says so (Event.attempt), so the gateway looks for images it may already have stored
-      // instead of uploading them again.
-      await channel.send(p.sends > 1 ? { ...p.event, attempt: p.sends - 1 } : p.event);
-      p.sentAt = Date.now(); // the ack timeout runs from here
-      this.s.bytesSent += p.bytes;
-    } catch (err) {
-      if (err instanceof Stopped) return;
-      if (!(err instanceof TransportError)) throw err;
-      this.channelLost(channel, err.message);
-      p.lastCode = "REPLAY_TRANSPORT";
-      p.sentAt = 0; // resent by the sweeper once a channel is back
-    } finally {
-      p.sending = false;
-    }
-  }
-
-  /** Resends events whose ack is overdue (or whose channel went away). */
-  private resendOverdue(): void {
-    if (this.fatal) return;
-    const now = Date.now();
-    for (const p of this.inflight.values()) {
-      if (p.retryTimer || p.sending) continue;
-      const lost = p.sentAt === 0;
-      if (!lost && now - p.sentAt <= this.o.ackTimeoutMs) continue;
-      if (!lost) p.lastCode = "REPLAY_ACK_TIMEOUT";
-      p.sentAt = now; // claimed: the next sweep does not send it twice
-      void this.transmit(p, !lost).catch((err: unknown) => this.fail(err));
-    }
-  }
-
-  private onAck(ack: simgate.v1.Ack): void {
-    // Any answer shows the gateway is there.
-    this.unreachableSince = null;
-    this.channelFailures = 0;
-    const p = this.inflight.get(ack.eventId);
-    // A late answer to an earlier send of an event that is already settled, or not ours: ignore.
-    if (!p) return;
-    if (ack.sequence && p.event.sequence && ack.sequence !== p.event.sequence) return;
-    if (ack.accepted) {
-      if (ack.accepted.record?.topic) bump(this.s.recordsByTopic, ack.accepted.record.topic);
-      this.finish(p, "accepted");
-    }
-    else if (ack.duplicate) this.finish(p, "duplicate");
-    else if (ack.rejected) this.finish(p, "rejected", ack.rejected.code || "GW_ERR_INTERNAL");
-    else if (ack.retryLater) {
-      this.s.retryLaterAnswers += 1;
-      p.lastCode = ack.retryLater.code || "GW_ERR_INTERNAL";
-      if (p.retryTimer) return;
-      const delay = Math.max(ack.retryLater.retryAfterMs ?? 0, backoffMs(p.attempts));
-      p.retryTimer = setTimeout(() => {
-        p.retryTimer = null;
-        if (this.inflight.get(p.event.eventId ?? "") !== p) return;
-        void this.transmit(p, true).catch((err: unknown) => this.fail(err));
-      }, delay);
-    }
-  }
-
-  private finish(p: Pending, outcome: "accepted" | "duplicate" | "rejected" | "failed", code = ""): void {
-    if (p.retryTimer) clearTimeout(p.retryTimer);
-    this.inflight.delete(p.event.eventId ?? "");
+  /** An event left the window: counted, and its checkpoint entry written. */
+  private settled(p: Pending, outcome: FinalOutcome, code: string): void {
     const totals = this.checkpoint.totals;
     if (outcome === "accepted") {
       this.s.accepted += 1;
@@ -527,40 +333,22 @@ class Replayer {
     } else {
       bump(this.s.failedByCode, code);
     }
-    if (outcome === "failed") this.checkpoint.advance(this.lowestOpen());
-    else this.checkpoint.markDone(p.offset, this.lowestOpen());
+    const lowest = this.window.lowestOffset(this.frontier);
+    if (outcome === "failed") this.checkpoint.advance(lowest);
+    else this.checkpoint.markDone(p.offset, lowest);
     this.o.progress?.update(this.progressState());
-    this.wake();
-  }
-
-  private lowestOpen(): number {
-    let lowest = this.frontier;
-    for (const p of this.inflight.values()) lowest = Math.min(lowest, p.offset);
-    return lowest;
-  }
-
-  private fail(err: unknown): void {
-    this.fatal ??= err instanceof Error ? err.message : String(err);
-    this.wake();
-  }
-
-  private checkStopped(): void {
-    if (this.fatal || this.o.signal?.aborted) throw new Stopped();
-  }
-
-  private wake(): void {
-    for (const w of [...this.wakers]) w();
+    this.control.wake();
   }
 
   /** Waits until `condition` holds; on abort gives in-flight events a short grace to be answered. */
   private async until(condition: () => boolean): Promise<void> {
     while (!condition()) {
-      if (this.fatal) throw new Stopped();
-      if (this.o.signal?.aborted) {
+      if (this.control.fatal) throw new Stopped();
+      if (this.control.aborted) {
         await this.graceForInflight();
         throw new Stopped();
       }
-      await this.waitForChange(1_000);
+      await this.control.waitForChange(1_000);
     }
   }
 
@@ -569,30 +357,7 @@ class Replayer {
     if (this.graceUsed) return;
     this.graceUsed = true;
     const deadline = Date.now() + (this.o.interruptGraceMs ?? GRACE_ON_INTERRUPT_MS);
-    while (this.inflight.size > 0 && Date.now() < deadline && !this.fatal) await this.waitForChange(deadline - Date.now());
-  }
-
-  private waitForChange(timeoutMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.wakers.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(1, timeoutMs));
-      this.wakers.add(done);
-    });
-  }
-
-  private async sleep(ms: number): Promise<void> {
-    await this.sleepUntil(Date.now() + ms);
-  }
-
-  private async sleepUntil(wallMs: number): Promise<void> {
-    while (Date.now() < wallMs) {
-      this.checkStopped();
-      await this.waitForChange(Math.min(1_000, wallMs - Date.now()));
-    }
+    while (this.window.size > 0 && Date.now() < deadline && !this.control.fatal) await this.control.waitForChange(deadline - Date.now());
   }
 
   private progressState(): ProgressState {
@@ -603,7 +368,7 @@ class Replayer {
       accepted: this.s.accepted,
       duplicate: this.s.duplicate,
       rejected: count(this.s.rejectedByCode),
-      inFlight: this.inflight.size,
+      inFlight: this.window.size,
       resends: this.s.resends,
     };
   }

@@ -1,5 +1,6 @@
 // The end-of-replay report, for people (lines) and for scripts (JSON).
-import { count, type ReplaySummary } from "./replayer.js";
+import { count } from "./control.js";
+import type { ReplaySummary } from "./replayer.js";
 
 function codes(map: Record<string, number>): string {
   const entries = Object.entries(map).filter(([, n]) => n > 0);
