@@ -18,6 +18,8 @@ const topics = { entries: `parking-entries-${suffix}`, exits: `parking-exits-${s
 const runId = uniqueId("wap-run");
 const recording = join(dir, "flawed.simrec");
 const gateways: TestGateway[] = [];
+/** Production's event ids per topic after the first run, read back from the tables on main. */
+let firstProduction: Record<string, string[]> | undefined;
 
 // The flaw the simulator marks → the reason the lakehouse must give (docs/recording-format.md, "Flaws").
 const REASON_OF_FLAW: Record<string, string> = {
@@ -75,6 +77,14 @@ async function finishedRuns(gw: TestGateway, count: number): Promise<JobRun[]> {
     8 * 60_000,
     1000,
   );
+}
+
+/** Reads the topics' production and untrusted tables on Nessie's main with Spark (the lakehouse's own
+ *  query module), as a reader of the lakehouse would. */
+function dumpTables(): Record<string, { production: string[]; untrusted: Array<[string | null, string[]]> }> {
+  const dump = spawnSync(PYTHON, ["-m", "simgate.lakehouse.queries", "--dump", topics.entries, "--dump", topics.exits], { cwd: REPO_ROOT, encoding: "utf8", timeout: 600_000 });
+  expect(dump.status, dump.stderr.slice(-2000)).toBe(0);
+  return JSON.parse(dump.stdout.trim().split("\n").at(-1) ?? "{}") as Record<string, { production: string[]; untrusted: Array<[string | null, string[]]> }>;
 }
 
 async function nessieJson(path: string): Promise<Record<string, unknown> | undefined> {
@@ -149,9 +159,8 @@ describe("the gateway drives the WAP jobs", () => {
     }
 
     // The tables themselves, read back on main: each valid event once, each flawed one with its reason.
-    const dump = spawnSync(PYTHON, ["-m", "simgate.lakehouse.queries", "--dump", topics.entries, "--dump", topics.exits], { cwd: REPO_ROOT, encoding: "utf8", timeout: 600_000 });
-    expect(dump.status, dump.stderr.slice(-2000)).toBe(0);
-    const tables = JSON.parse(dump.stdout.trim().split("\n").at(-1) ?? "{}") as Record<string, { production: string[]; untrusted: Array<[string | null, string[]]> }>;
+    const tables = dumpTables();
+    firstProduction = Object.fromEntries([topics.entries, topics.exits].map((t) => [t, tables[t]?.production ?? []]));
     const records = await runRecords([topics.entries, topics.exits], runId);
     for (const topic of [topics.entries, topics.exits]) {
       const ofTopic = records.filter((r) => r.record.topic === topic);
@@ -184,6 +193,13 @@ describe("the gateway drives the WAP jobs", () => {
       expect(result.untrusted).toBeGreaterThan(0);
       // Every copy with an event id already published is refused as such.
       expect(result.reasons["duplicate_of_published"]).toBeGreaterThan(0);
+    }
+    // The production tables, read back on main, hold exactly what the first run published.
+    expect(firstProduction, "the first test read production back").toBeDefined();
+    const tables = dumpTables();
+    for (const topic of [topics.entries, topics.exits]) {
+      expect(tables[topic]?.production).toEqual(firstProduction?.[topic]);
+      expect(new Set(tables[topic]?.production).size).toBe(tables[topic]?.production.length);
     }
   }, 900_000);
 });
