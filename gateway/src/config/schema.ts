@@ -205,8 +205,8 @@ export const configSchema = z
         /** How encoded images are verified: "container" walks the container without decoding pixels (PNG
          *  chunks with CRC-32s, IHDR combinations, IEND last; JPEG segments to EOI with nothing after;
          *  WebP RIFF size); "structural" also inflates PNG data to its exact size (catches CRC-valid PNGs
-         *  with broken zlib data, ~14x the cost); "decode" also fully decodes them with sharp. See
-         *  gateway/README.md for what each guarantees and the measured costs. */
+         *  with broken zlib data, at a cost: test/bench/design-measurements.md); "decode" also fully decodes
+         *  them with sharp. See gateway/README.md for what each guarantees. */
         verify: z.enum(["container", "structural", "decode"]).default("container"),
         /** Images per event. */
         maxPerEvent: z.number().int().min(0).default(8),
@@ -298,5 +298,4 @@ export const configSchema = z
   .strict();
 
 export type GatewayConfig = z.output<typeof configSchema>;
-export type GatewayConfigInput = z.input<typeof configSchema>;
 export type JobsConfig = GatewayConfig["jobs"];
