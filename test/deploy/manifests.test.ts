@@ -286,8 +286,10 @@ describe("deploy/ as a whole", () => {
     const mount = (Array.isArray(container["volumeMounts"]) ? container["volumeMounts"] : []).filter(isObject).find((m) => m["mountPath"] === "/etc/simgate");
     expect(mount?.["name"]).toBe("config");
     const dir = tmp();
-    writeFileSync(join(dir, "gateway.json"), String(obj(find(items, "ConfigMap", "simgate-gateway")["data"] as Json)["gateway.json"]));
-    const config = loadConfig({ configFile: join(dir, "gateway.json"), env: environment });
+    const files = obj(find(items, "ConfigMap", "simgate-gateway")["data"] as Json);
+    writeFileSync(join(dir, "gateway.json"), String(files["gateway.json"]));
+    writeFileSync(join(dir, "jobs.json"), String(files["jobs.json"]));
+    const config = loadConfig({ configFile: join(dir, "gateway.json"), env: { ...environment, SIMGATE_JOBS_CONFIG: join(dir, "jobs.json") } });
 
     expect(config.host).toBe("0.0.0.0");
     expect(config.auth.token).toBeDefined();
