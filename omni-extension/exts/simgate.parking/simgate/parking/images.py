@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,60 @@ def check_pixels(data: Any) -> None:
     dtype = str(getattr(data, "dtype", "uint8"))
     if dtype != "uint8":
         raise ImageEncodingError(CODE_BAD_PIXELS, f"expected uint8 pixels, got {dtype}")
+
+
+class FramePool:
+    """Copies of the renderer's frame into recycled buffers, for the simulation thread.
+
+    The rgb annotator made with ``do_array_copy=False`` hands over a view of Replicator's own host buffer,
+    which the next finished frame overwrites: the pixels must be copied before the update returns. A new
+    array per copy (what ``get_data`` does with ``do_array_copy=True``) costs an allocation and a page fault
+    per 4 KiB page when the earlier copies are still held by the worker; here the copy goes into a buffer of
+    this pool that nobody holds any more (its only reference is the pool's, as Replicator recycles its own
+    output arrays), so it costs one memcpy. The copy is a memoryview assignment, which keeps the GIL: numpy's
+    copy releases it for large arrays, and a worker thread that takes it then may keep Kit's main thread
+    waiting for up to the interpreter's switch interval (5 ms). At most ``keep`` buffers per shape are kept;
+    beyond that a copy is a new array (counted in ``allocated``), never a wait."""
+
+    def __init__(self, keep: int = 8) -> None:
+        import numpy  # Kit always has it (the annotator's arrays are numpy arrays)
+
+        self._np = numpy
+        self.keep = keep
+        self._buffers: dict[tuple[tuple[int, ...], str], list[Any]] = {}
+        self.reused = 0
+        self.allocated = 0
+
+    def prepare(self, shape: tuple[int, ...], count: int = 2, dtype: str = "uint8") -> None:
+        """Buffers made and touched in advance (at run start, not during an update)."""
+        buffers = self._buffers.setdefault((tuple(shape), dtype), [])
+        while len(buffers) < min(count, self.keep):
+            buffer = self._np.empty(shape, dtype)
+            buffer.fill(0)  # fault the pages in now
+            buffers.append(buffer)
+
+    def _free_buffer(self, shape: tuple[int, ...], dtype: str) -> Any:
+        buffers = self._buffers.setdefault((shape, dtype), [])
+        for i in range(len(buffers)):
+            if sys.getrefcount(buffers[i]) == 2:  # the list's reference and getrefcount's argument: nobody else
+                self.reused += 1
+                return buffers[i]
+        buffer = self._np.empty(shape, dtype)
+        self.allocated += 1
+        if len(buffers) < self.keep:
+            buffers.append(buffer)
+        return buffer
+
+    def copy_of(self, data: Any) -> Any:
+        """A copy of ``data`` (a numpy array) that stays as it is until its holders drop it."""
+        np = self._np
+        data = np.asarray(data)
+        buffer = self._free_buffer(tuple(data.shape), str(data.dtype))
+        if data.flags.c_contiguous:
+            memoryview(buffer).cast("B")[:] = memoryview(data).cast("B")
+        else:
+            np.copyto(buffer, data)
+        return buffer
 
 
 @dataclass(frozen=True)
