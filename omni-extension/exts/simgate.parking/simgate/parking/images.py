@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import struct
 import sys
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +53,7 @@ class FramePool:
     waiting for up to the interpreter's switch interval (5 ms). At most ``keep`` buffers per shape are kept;
     beyond that a copy is a new array (counted in ``allocated``), never a wait."""
 
-    def __init__(self, keep: int = 8) -> None:
+    def __init__(self, keep: int = 16) -> None:
         import numpy  # Kit always has it (the annotator's arrays are numpy arrays)
 
         self._np = numpy
@@ -62,12 +63,20 @@ class FramePool:
         self.allocated = 0
 
     def prepare(self, shape: tuple[int, ...], count: int = 2, dtype: str = "uint8") -> None:
-        """Buffers made and touched in advance (at run start, not during an update)."""
+        """Buffers made and touched in advance (at run start, not during an update): a new buffer's first copy
+        would page-fault every page of it on the simulation thread."""
         buffers = self._buffers.setdefault((tuple(shape), dtype), [])
         while len(buffers) < min(count, self.keep):
             buffer = self._np.empty(shape, dtype)
             buffer.fill(0)  # fault the pages in now
-            buffers.append(buffer)
+            buffers.append(buffer)  # (list.append is atomic: the simulation thread may scan the list meanwhile)
+
+    def prepare_in_background(self, shape: tuple[int, ...], count: int, dtype: str = "uint8") -> threading.Thread:
+        """The same on a short-lived thread of its own, for the buffers a backlog of the worker would need."""
+        thread = threading.Thread(target=self.prepare, args=(tuple(shape), count, dtype), name="simgate-frame-pool",
+                                  daemon=True)
+        thread.start()
+        return thread
 
     def _free_buffer(self, shape: tuple[int, ...], dtype: str) -> Any:
         buffers = self._buffers.setdefault((shape, dtype), [])
