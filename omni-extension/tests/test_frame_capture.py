@@ -94,7 +94,7 @@ def test_the_copy_keeps_the_gil_so_no_worker_thread_gets_in_between() -> None:
     spinner.start()
     try:
         got_in = 0
-        for _ in range(30):
+        for _ in range(80):
             before = ticks[0]
             copy = pool.copy_of(source)
             got_in += ticks[0] != before
@@ -102,7 +102,9 @@ def test_the_copy_keeps_the_gil_so_no_worker_thread_gets_in_between() -> None:
     finally:
         stop.set()
         spinner.join()
-    assert got_in == 0
+    # numpy's copy lets the spinner in on one copy in four to twenty (measured); the pool's copy only if this process is
+    # preempted for longer than the switch interval in the middle of it (a loaded machine): at most once
+    assert got_in <= 1
     assert sys.getswitchinterval() > 0  # (the interpreter's setting is left alone)
 
 
