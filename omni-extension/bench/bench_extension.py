@@ -218,6 +218,8 @@ def run_condition(name: str, args, gateway=None) -> dict:
         session = extension._session
         result["events"] = session.stats.events if session is not None else 0
         snapshot = extension.worker.snapshot()
+        pool = extension._frame_pool
+        result["pool"] = (pool.reused, pool.allocated) if pool is not None else (0, 0)
         worker = extension.worker
         if name == "full":
             gateway.thaw()
@@ -293,12 +295,14 @@ def update_row(result: dict, off: Optional[dict]) -> list[str]:
         f"{ms(percentile(result['lateness'], 0.99))} / {ms(max(result['lateness']))}",
         f"{worker.get('accepted', '-')}/{worker.get('spool_frames', '-')}/{worker.get('outbox_dropped', '-')}/"
         f"{worker.get('spool_dropped', '-')}" if worker else "-",
+        f"{result['pool'][0]} / {result['pool'][1]}" if "pool" in result else "-",
     ]
 
 
 UPDATE_HEADER = ["condition", "update CPU ms p50 / p99 / max", "added CPU ms p50 / p99 (on - off)", "CPU > 5 ms (in a GC pause)",
                  "update wall ms p50 / p99 / max", "added wall ms p50 / p99", "wall > 5 ms: cause",
-                 "wake-up lateness ms p99 / max", "accepted/spooled/outbox dropped/spool dropped"]
+                 "wake-up lateness ms p99 / max", "accepted/spooled/outbox dropped/spool dropped",
+                 "frame buffers reused / newly allocated"]
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 import numpy as np
 
@@ -51,20 +52,39 @@ def test_the_stand_in_annotator_copies_by_default_and_otherwise_hands_over_its_r
 
 def test_the_pool_reuses_only_buffers_that_nobody_holds() -> None:
     pool = FramePool(keep=2)
+    pool.prepare((48, 64, 4), count=2)
     a = pool.copy_of(frame(1))
     b = pool.copy_of(frame(2))
-    assert (a[0, 0, 0], b[0, 0, 0], pool.allocated) == (1, 2, 2)
-    c = pool.copy_of(frame(3))  # both held: a new array, never one of theirs
+    assert (a[0, 0, 0], b[0, 0, 0], pool.reused, pool.allocated) == (1, 2, 2, 0)
+    c = pool.copy_of(frame(3))  # both held and the pool is at its limit: a new array, never one of theirs
     assert c is not a and c is not b and (a[0, 0, 0], b[0, 0, 0], c[0, 0, 0]) == (1, 2, 3)
-    assert pool.allocated == 3 and pool.reused == 0
+    assert pool.allocated == 1
     held_a_address = a.ctypes.data
     del a  # the worker built its bytes and let go
     d = pool.copy_of(frame(4))
-    assert d.ctypes.data == held_a_address and pool.reused == 1 and b[0, 0, 0] == 2
+    assert d.ctypes.data == held_a_address and pool.reused == 3 and b[0, 0, 0] == 2
     view_of_b = b[:1]  # a view keeps its base alive: b is still held
     del b
     e = pool.copy_of(frame(5))
-    assert e.ctypes.data != view_of_b.ctypes.data and view_of_b[0, 0, 0] == 2
+    assert e.ctypes.data != view_of_b.ctypes.data and view_of_b[0, 0, 0] == 2 and pool.allocated == 2
+
+
+def test_when_the_worker_falls_behind_the_pool_grows_on_its_own_thread_not_on_the_simulation_thread() -> None:
+    pool = FramePool(keep=8)
+    pool.prepare((48, 64, 4), count=2)
+    held = [pool.copy_of(frame(1)), pool.copy_of(frame(2))]  # the last free buffer taken: the pool grows
+    buffers = pool._buffers[((48, 64, 4), "uint8")]
+    deadline = time.monotonic() + 10
+    while len(buffers) < 2 + FramePool.GROW_BY and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(buffers) == 2 + FramePool.GROW_BY
+    while len(held) < 20:  # the worker holds everything: the pool grows up to keep, then new arrays
+        held.append(pool.copy_of(frame(len(held) + 1)))
+        deadline = time.monotonic() + 10
+        while pool._growing and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(buffers) == 8 and pool.allocated == 20 - 8
+    assert [int(h[0, 0, 0]) for h in held] == list(range(1, 21))  # nothing overwritten
 
 
 def test_a_prepared_pool_allocates_nothing_during_the_run_and_copies_strided_views_too() -> None:

@@ -351,11 +351,11 @@ class ParkingGateExtension(omni.ext.IExt):
         resolution = (self._settings.image_width, self._settings.image_height)
         if self._frame_pool is None:
             self._frame_pool = FramePool()
-        # Buffers touched at run start rather than during an update: two per camera now, the rest of the pool
-        # (for a worker that falls behind) on a thread of its own.
-        shape = (resolution[1], resolution[0], 4)
-        self._frame_pool.prepare(shape, 2 * len(self._settings.camera_prim_paths))
-        self._frame_pool.prepare_in_background(shape, self._frame_pool.keep)
+        # Buffers touched at run start rather than during an update: two per camera now, two more on a thread
+        # of its own; the pool grows there too when the worker falls behind (images.FramePool).
+        shape, cameras = (resolution[1], resolution[0], 4), len(self._settings.camera_prim_paths)
+        self._frame_pool.prepare(shape, 2 * cameras)
+        self._frame_pool.prepare_in_background(shape, 4 * cameras)
         for camera in self._settings.camera_prim_paths:
             render_product = rep.create.render_product(camera, resolution)
             self._captures[camera] = (render_product, None)

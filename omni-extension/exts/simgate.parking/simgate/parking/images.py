@@ -46,49 +46,71 @@ class FramePool:
     The rgb annotator made with ``do_array_copy=False`` hands over a view of Replicator's own host buffer,
     which the next finished frame overwrites: the pixels must be copied before the update returns. A new
     array per copy (what ``get_data`` does with ``do_array_copy=True``) costs an allocation and a page fault
-    per 4 KiB page when the earlier copies are still held by the worker; here the copy goes into a buffer of
+    per 4 KiB page whenever earlier copies are still held by the worker; here the copy goes into a buffer of
     this pool that nobody holds any more (its only reference is the pool's, as Replicator recycles its own
     output arrays), so it costs one memcpy. The copy is a memoryview assignment, which keeps the GIL: numpy's
     copy releases it for large arrays, and a worker thread that takes it then may keep Kit's main thread
-    waiting for up to the interpreter's switch interval (5 ms). At most ``keep`` buffers per shape are kept;
-    beyond that a copy is a new array (counted in ``allocated``), never a wait."""
+    waiting for up to the interpreter's switch interval (5 ms).
 
-    def __init__(self, keep: int = 16) -> None:
+    Buffers are made and touched off the simulation thread: ``prepare`` at run start, and a short-lived
+    thread that adds ``GROW_BY`` more whenever the last free buffer is taken (the worker has fallen behind and
+    holds the others), up to ``keep`` per shape. Only when all ``keep`` are held does a copy go into a new
+    array on the simulation thread (counted in ``allocated``): never a wait, never a lost picture. Buffers
+    stay allocated once made (at most ``keep`` x the frame size)."""
+
+    GROW_BY = 4
+
+    def __init__(self, keep: int = 32) -> None:
         import numpy  # Kit always has it (the annotator's arrays are numpy arrays)
 
         self._np = numpy
         self.keep = keep
         self._buffers: dict[tuple[tuple[int, ...], str], list[Any]] = {}
+        self._growing: set[tuple[tuple[int, ...], str]] = set()
         self.reused = 0
         self.allocated = 0
 
     def prepare(self, shape: tuple[int, ...], count: int = 2, dtype: str = "uint8") -> None:
-        """Buffers made and touched in advance (at run start, not during an update): a new buffer's first copy
-        would page-fault every page of it on the simulation thread."""
-        buffers = self._buffers.setdefault((tuple(shape), dtype), [])
+        """Buffers made and touched in advance, up to ``count`` (at run start, or on the pool's own thread): a
+        new buffer's first copy would page-fault every page of it on the simulation thread."""
+        key = (tuple(shape), dtype)
+        buffers = self._buffers.setdefault(key, [])
         while len(buffers) < min(count, self.keep):
             buffer = self._np.empty(shape, dtype)
             buffer.fill(0)  # fault the pages in now
             buffers.append(buffer)  # (list.append is atomic: the simulation thread may scan the list meanwhile)
 
     def prepare_in_background(self, shape: tuple[int, ...], count: int, dtype: str = "uint8") -> threading.Thread:
-        """The same on a short-lived thread of its own, for the buffers a backlog of the worker would need."""
-        thread = threading.Thread(target=self.prepare, args=(tuple(shape), count, dtype), name="simgate-frame-pool",
-                                  daemon=True)
+        """The same on a short-lived thread of its own."""
+        key = (tuple(shape), dtype)
+        self._growing.add(key)
+
+        def run() -> None:
+            try:
+                self.prepare(key[0], count, dtype)
+            finally:
+                self._growing.discard(key)
+
+        thread = threading.Thread(target=run, name="simgate-frame-pool", daemon=True)
         thread.start()
         return thread
 
     def _free_buffer(self, shape: tuple[int, ...], dtype: str) -> Any:
-        buffers = self._buffers.setdefault((shape, dtype), [])
+        key = (shape, dtype)
+        buffers = self._buffers.setdefault(key, [])
+        found, free = None, 0
         for i in range(len(buffers)):
             if sys.getrefcount(buffers[i]) == 2:  # the list's reference and getrefcount's argument: nobody else
-                self.reused += 1
-                return buffers[i]
-        buffer = self._np.empty(shape, dtype)
-        self.allocated += 1
-        if len(buffers) < self.keep:
-            buffers.append(buffer)
-        return buffer
+                free += 1
+                if found is None:
+                    found = buffers[i]
+        if free <= 1 and len(buffers) < self.keep and key not in self._growing:
+            self.prepare_in_background(shape, len(buffers) + self.GROW_BY, dtype)
+        if found is not None:
+            self.reused += 1
+            return found
+        self.allocated += 1  # every buffer is held: the worker is `keep` frames behind
+        return self._np.empty(shape, dtype)
 
     def copy_of(self, data: Any) -> Any:
         """A copy of ``data`` (a numpy array) that stays as it is until its holders drop it."""
