@@ -85,6 +85,17 @@ def test_when_the_worker_falls_behind_the_pool_grows_on_its_own_thread_not_on_th
             time.sleep(0.01)
     assert len(buffers) == 8 and pool.allocated == 20 - 8
     assert [int(h[0, 0, 0]) for h in held] == list(range(1, 21))  # nothing overwritten
+    pool.close()
+
+
+def test_once_the_backlog_is_gone_spare_buffers_are_freed_on_the_pools_thread() -> None:
+    pool = FramePool(keep=64)
+    pool.prepare((48, 64, 4), count=20)
+    buffers = pool._buffers[((48, 64, 4), "uint8")]
+    for value in range(30):
+        assert pool.copy_of(frame(value))[0, 0, 0] == value
+    assert len(buffers) == FramePool.SPARE + 1 and pool.trimmed == 20 - FramePool.SPARE - 1
+    pool.close()
 
 
 def test_a_prepared_pool_allocates_nothing_during_the_run_and_copies_strided_views_too() -> None:

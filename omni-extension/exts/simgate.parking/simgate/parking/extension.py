@@ -158,6 +158,9 @@ class ParkingGateExtension(omni.ext.IExt):
             settings = getattr(self, "_settings", None)
             flush_s = min((settings.shutdown_flush_ms if settings else 0) / 1000, MAX_JOIN_S)
             self._guarded("stop the worker", lambda: worker.stop(flush_s, MAX_JOIN_S))
+        pool, self._frame_pool = getattr(self, "_frame_pool", None), None
+        if pool is not None:
+            self._guarded("stop the frame pool's thread", pool.close)
         recorder, self._recorder = getattr(self, "_recorder", None), None
         if recorder is not None:
             self._guarded("close the recording", lambda: recorder.close(MAX_JOIN_S))

@@ -11,12 +11,13 @@ Errors are ``ImageEncodingError`` with a stable code, never a crash of the calle
 from __future__ import annotations
 
 import io
+import queue
 import struct
 import sys
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from .wire import simgate_pb2
 
@@ -52,23 +53,27 @@ class FramePool:
     copy releases it for large arrays, and a worker thread that takes it then may keep Kit's main thread
     waiting for up to the interpreter's switch interval (5 ms).
 
-    Buffers are made and touched off the simulation thread: ``prepare`` at run start, and a short-lived
-    thread that adds ``GROW_BY`` more whenever the last free buffer is taken (the worker has fallen behind and
-    holds the others), up to ``keep`` per shape. Only when all ``keep`` are held does a copy go into a new
-    array on the simulation thread (counted in ``allocated``): never a wait, never a lost picture. Buffers
-    stay allocated once made (at most ``keep`` x the frame size)."""
+    Buffers are made, touched and freed off the simulation thread, by the pool's own thread: ``prepare`` at
+    run start; ``GROW_BY`` more whenever the last free buffer is taken (the worker has fallen behind and
+    holds the others), up to ``keep`` per shape; and once the backlog is gone, free buffers beyond ``SPARE``
+    are handed back to that thread to be freed, one per copy. Only when all ``keep`` are held does a copy go
+    into a new array on the simulation thread (counted in ``allocated``): never a wait, never a lost picture."""
 
     GROW_BY = 4
+    SPARE = 8
 
-    def __init__(self, keep: int = 32) -> None:
+    def __init__(self, keep: int = 64) -> None:
         import numpy  # Kit always has it (the annotator's arrays are numpy arrays)
 
         self._np = numpy
         self.keep = keep
         self._buffers: dict[tuple[tuple[int, ...], str], list[Any]] = {}
         self._growing: set[tuple[tuple[int, ...], str]] = set()
+        self._requests: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._thread: Optional[threading.Thread] = None
         self.reused = 0
         self.allocated = 0
+        self.trimmed = 0
 
     def prepare(self, shape: tuple[int, ...], count: int = 2, dtype: str = "uint8") -> None:
         """Buffers made and touched in advance, up to ``count`` (at run start, or on the pool's own thread): a
@@ -80,31 +85,52 @@ class FramePool:
             buffer.fill(0)  # fault the pages in now
             buffers.append(buffer)  # (list.append is atomic: the simulation thread may scan the list meanwhile)
 
-    def prepare_in_background(self, shape: tuple[int, ...], count: int, dtype: str = "uint8") -> threading.Thread:
-        """The same on a short-lived thread of its own."""
+    def prepare_in_background(self, shape: tuple[int, ...], count: int, dtype: str = "uint8") -> None:
+        """The same on the pool's own thread."""
         key = (tuple(shape), dtype)
         self._growing.add(key)
+        self._request(("grow", key, count))
 
-        def run() -> None:
-            try:
-                self.prepare(key[0], count, dtype)
-            finally:
-                self._growing.discard(key)
+    def close(self) -> None:
+        """Ends the pool's thread (what it was asked before is done first)."""
+        if self._thread is not None:
+            self._requests.put(("stop",))
+            self._thread = None
 
-        thread = threading.Thread(target=run, name="simgate-frame-pool", daemon=True)
-        thread.start()
-        return thread
+    def _request(self, request: tuple) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._serve, name="simgate-frame-pool", daemon=True)
+            self._thread.start()
+        self._requests.put(request)
+
+    def _serve(self) -> None:
+        while True:
+            request = self._requests.get()
+            if request[0] == "stop":
+                return
+            if request[0] == "grow":
+                _, key, count = request
+                try:
+                    self.prepare(key[0], count, key[1])
+                finally:
+                    self._growing.discard(key)
+            del request  # "free": the buffer's last reference goes here, and its memory with it
 
     def _free_buffer(self, shape: tuple[int, ...], dtype: str) -> Any:
         key = (shape, dtype)
         buffers = self._buffers.setdefault(key, [])
-        found, free = None, 0
+        found, free, spare = None, 0, None
         for i in range(len(buffers)):
             if sys.getrefcount(buffers[i]) == 2:  # the list's reference and getrefcount's argument: nobody else
                 free += 1
                 if found is None:
                     found = buffers[i]
-        if free <= 1 and len(buffers) < self.keep and key not in self._growing:
+                elif free > self.SPARE + 1:
+                    spare = i
+        if spare is not None:  # the backlog is gone: one buffer fewer, freed on the pool's thread
+            self.trimmed += 1
+            self._request(("free", buffers.pop(spare)))
+        elif free <= 1 and len(buffers) < self.keep and key not in self._growing:
             self.prepare_in_background(shape, len(buffers) + self.GROW_BY, dtype)
         if found is not None:
             self.reused += 1
