@@ -70,7 +70,10 @@ class FramePool:
         self._buffers: dict[tuple[tuple[int, ...], str], list[Any]] = {}
         self._growing: set[tuple[tuple[int, ...], str]] = set()
         self._requests: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-        self._thread: Optional[threading.Thread] = None
+        # Started here (run start), never from a copy: Thread.start() waits for the new thread to run.
+        self._thread: Optional[threading.Thread] = threading.Thread(target=self._serve, name="simgate-frame-pool",
+                                                                    daemon=True)
+        self._thread.start()
         self.reused = 0
         self.allocated = 0
         self.trimmed = 0
@@ -98,10 +101,7 @@ class FramePool:
             self._thread = None
 
     def _request(self, request: tuple) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._serve, name="simgate-frame-pool", daemon=True)
-            self._thread.start()
-        self._requests.put(request)
+        self._requests.put(request)  # (after close nothing serves it: the pool is no longer used)
 
     def _serve(self) -> None:
         while True:
