@@ -395,7 +395,9 @@ def test_on_shutdown_survives_a_failing_release_and_stops_the_worker(
     assert kit.live()["render_products"] == 0  # destroyed all the same
     assert kit.live()["update_subscriptions"] == 0 and kit.live()["trigger_subscriptions"] == 0
     wait_for(lambda: worker_threads() == [])
-    wait_for(lambda: len(gateway.store.run_ends) == 1)
+    # The worker had at most the 1 s of on_shutdown: the run's end reached the gateway or waits in the spool
+    # for the next start (on a loaded machine the low-priority worker may not get the CPU within that second).
+    wait_for(lambda: len(gateway.store.run_ends) == 1 or any((tmp_path / "spool").glob("*.frame")))
 
 
 def test_hot_reload_while_playing_never_leaves_two_workers_nor_shares_the_spool(
