@@ -105,8 +105,9 @@ restore() {
   for t in $STORE_TABLES; do
     case " $found " in *" $t "*) ;; *) die "$1 holds no Nessie repository: no table '$t' (tables: ${found:-none})" ;; esac
   done
-  # Nessie caches references and objects: replacing the tables under a running server would leave it
-  # serving what it cached. Everything else must be disconnected first (kubectl scale deployment nessie --replicas=0).
+  # Nessie caches what it read: replacing the tables under a running server would leave it serving
+  # some of that. Nessie must be scaled to 0 first (deploy/README.md); this check is a safety net for
+  # when it was not (an idle server may hold no connection, so it cannot prove Nessie is down).
   others=$(PGDATABASE=postgres psql -X -v ON_ERROR_STOP=1 -v db="$PGDATABASE" -At <<'SQL'
 SELECT count(*) FROM pg_stat_activity WHERE datname = :'db' AND pid <> pg_backend_pid();
 SQL
