@@ -16,8 +16,10 @@
 # against a real PostgreSQL, the real Nessie server and the local stack's S3.
 # PostgreSQL: the libpq variables PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD.
 # S3: S3_ENDPOINT, S3_REGION, S3_PATH_STYLE (true: path-style URLs), S3_BACKUP_BUCKET, S3_ACCESS_KEY,
-# S3_SECRET_KEY. Requests are signed with SigV4 by curl (--aws-sigv4, curl 7.75 or newer), with the
-# payload's SHA-256 in x-amz-content-sha256 so that S3 refuses a body that does not match.
+# S3_SECRET_KEY. Requests are signed with SigV4 by curl (--aws-sigv4; 7.87 or newer signs with the
+# x-amz-content-sha256 value it is given): the payload's SHA-256, so that S3 refuses a body that does not
+# match. Given explicitly, it works the same on curl versions that would otherwise send UNSIGNED-PAYLOAD
+# or (before 8) no such header, which S3 refuses.
 # POSIX sh: it runs under dash (postgres image) and BusyBox (curl image).
 set -eu
 
