@@ -91,6 +91,9 @@ export async function startDeployedNessie(options: DeployedNessieOptions): Promi
     java,
     [
       "-Xmx384m",
+      // A short-lived test server: C1 only and the serial collector start it on less CPU.
+      "-XX:TieredStopAtLevel=1",
+      "-XX:+UseSerialGC",
       `-Dquarkus.http.port=${http}`,
       "-Dquarkus.http.host=127.0.0.1",
       `-Dquarkus.management.port=${management}`,
