@@ -5,6 +5,7 @@
 // ConfigMap nessie-backup-scripts), run here with the same arguments and the same environment variables:
 // dump and upload, then download and restore, after the repository has moved on and after its database
 // is gone. Nessie must then serve every branch, tag, commit and piece of content exactly as backed up.
+// PostgreSQL listens on POSTGRES_PORT when set, else on a free port; S3 is the stack's (S3_ENDPOINT).
 import { type SpawnSyncReturns, spawnSync } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -215,6 +216,8 @@ describe("the Nessie backup (pg_dump to S3) and its restore, on a real PostgreSQ
     await createRef("after-backup", "BRANCH", await ref("main"));
     const moved = await repository();
     expect(moved).not.toEqual(backedUp);
+    // Nessie holds a session (its connection pool) right now: what the check must see.
+    expect(Number(pg?.psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${DATABASE}'`))).toBeGreaterThan(0);
     const file = join(dir, "restore-refused", "nessie.dump");
     spawnSync("mkdir", ["-p", dirname(file)]);
     scriptOk("download", file);
