@@ -251,7 +251,7 @@ describe("the Nessie backup (pg_dump to S3) and its restore, on a real PostgreSQ
     const before = await ref("main");
     const after = await commit("main", "after the restore", [[["production", "parking_exits"], undefined]]);
     expect(after.hash).not.toBe(before.hash);
-  });
+  }, STARTUP_DEADLINE_MS + 60_000); // it starts Nessie again (minutes on a loaded 2-core machine)
 
   test("a backup that does not match its checksum, or is not a dump of Nessie, is refused before the database is touched", async () => {
     const digest = databaseDigest();
