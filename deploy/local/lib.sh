@@ -68,6 +68,20 @@ find_java() {
   return 1
 }
 
+# new_kafka_cluster_id [COUNT]: COUNT (default 1) new KRaft cluster ids, one a line: 16 random bytes in
+# URL-safe base64, as Kafka writes them, drawn again when they start with '-' (as Kafka's own generator
+# does): kafka-storage's option parser reads "-t -abc…" as a missing value and `stack up` failed.
+new_kafka_cluster_id() {
+  python3 - "${1:-1}" <<'PY'
+import base64, sys, uuid
+for _ in range(int(sys.argv[1])):
+    cid = "-"
+    while cid.startswith("-"):
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    print(cid)
+PY
+}
+
 # superset_env: the environment of the local Superset (deploy/local/stack, deploy/local/superset-import).
 # Its config is the cluster's (deploy/k8s/base/superset/superset_config.py), which reads the metadata
 # database and the secret key from the environment (SQLite and a key in the state folder), followed by

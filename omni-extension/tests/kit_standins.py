@@ -12,6 +12,9 @@ extension can observe it, Kit's behaviour:
   rendering. The rgb annotator returns a frame only once it is finished, ``annotator_lag`` updates after it
   was rendered (at least one frame behind the simulation); every ``skip_every``-th update renders no new
   frame. Pixel [0, 0, 0] (its first byte) of a frame is the number of the update it was rendered in (mod 256).
+  As in Replicator, the latest finished frame sits in one host buffer that the next finished frame overwrites
+  in place: ``get_data()`` copies it (a new array, Replicator's ``array.copy()``) when the annotator was made
+  with ``do_array_copy=True`` (the default of ``get_annotator``), and otherwise returns a view of that buffer.
 - PhysX trigger reports come only from gates with ``UsdPhysics.CollisionAPI`` and ``PhysxTriggerAPI`` and only
   for rigid bodies (``UsdPhysics.RigidBodyAPI``). A rigid body follows its USD animation (kinematic) or a
   function given to ``kit.physx.drive`` (dynamic); with ``/physics/updateToUsd`` false its pose is NOT
@@ -430,11 +433,22 @@ class RenderProduct:
 
 
 class Annotator:
-    def __init__(self, registry: "Replicator", name: str) -> None:
+    """omni.replicator.core's Annotator as far as the extension uses it. Replicator keeps the latest finished
+    frame in a host buffer of its own and rewrites that buffer when the renderer finishes the next frame.
+    ``get_data()`` returns a copy of it (a new array each call) when the annotator was made with
+    ``do_array_copy=True`` (``get_annotator``'s default) or the call asks for one, else a view of the buffer
+    itself, which changes under whoever still holds it once the next frame is finished (Replicator:
+    ``do_copy = do_array_copy if do_array_copy else <the annotator's do_array_copy>``)."""
+
+    def __init__(self, registry: "Replicator", name: str, device: Optional[str] = None, do_array_copy: bool = True) -> None:
         self.registry, self.name = registry, name
+        self.device, self.do_array_copy = device or "cpu", do_array_copy
         self.render_products: list[RenderProduct] = []
-        self._frames: list[tuple[int, np.ndarray]] = []  # (readable from update, pixels)
+        self._frames: list[tuple[int, int]] = []  # (readable from update, rendered in update)
+        self._host: Optional[np.ndarray] = None  # Replicator's buffer: the latest finished frame
+        self._host_frame: Optional[int] = None
         self.fail_detach = False
+        self.copies = 0  # get_data calls that returned a new array
 
     def attach(self, render_products: list[RenderProduct]) -> None:
         self.render_products = list(render_products)
@@ -447,16 +461,29 @@ class Annotator:
             self.registry.attached.remove(self)
         self.render_products = []
 
-    def get_data(self) -> Any:
-        """The latest finished frame (a new array each call, as Kit's get_data), or an empty array when none
-        is finished yet."""
-        now = self.registry.kit.updates
+    def finish_frames(self, now: int) -> None:
+        """The renderer finished what is due by update ``now``: the latest such frame goes into the host buffer
+        (in place: the same memory, as Replicator reuses it)."""
         ready = [rendered for at, rendered in self._frames if at <= now]
-        if not ready:
+        if not ready or ready[-1] == self._host_frame or not self.render_products:
+            return
+        picture = self.registry.picture(self.render_products[0].resolution)
+        if self._host is None or self._host.shape != picture.shape:
+            self._host = np.empty_like(picture)
+            np.copyto(self._host, picture)
+        self._host[0, 0, 0] = ready[-1] % 256  # the update it was rendered in; the rest of the picture is static
+        self._host_frame = ready[-1]
+
+    def get_data(self, device: Optional[str] = None, do_array_copy: bool = False, use_legacy_structure: bool = True) -> Any:
+        """The latest finished frame, copied or not (see the class), or an empty array when none is finished."""
+        if not self.render_products:
+            raise RuntimeError("Unable to get data, annotator is not attached to any render products.")
+        if self._host_frame is None:
             return np.zeros((0,), np.uint8)
-        frame = self.registry.picture(self.render_products[0].resolution).copy()
-        frame[0, 0, 0] = ready[-1] % 256  # the update it was rendered in
-        return frame
+        if do_array_copy or self.do_array_copy:
+            self.copies += 1
+            return self._host.copy()  # what Replicator does: array.copy(), a new allocation each call
+        return self._host
 
     def render(self, update: int, lag: int) -> None:
         self._frames = self._frames[-3:] + [(update + lag, update)]
@@ -492,12 +519,17 @@ class Replicator:
         self.live.append(rp)
         return rp
 
-    def get_annotator(self, name: str, *args: Any, **kwargs: Any) -> Annotator:
+    def get_annotator(self, name: str, init_params: Optional[dict] = None, render_product_idxs: Any = None,
+                      device: Optional[str] = None, do_array_copy: bool = True) -> Annotator:
         if name != "rgb":
             raise KeyError(name)
-        annotator = Annotator(self, name)
+        annotator = Annotator(self, name, device, do_array_copy)
         self.annotators.append(annotator)
         return annotator
+
+    def finish_frames(self) -> None:
+        for annotator in self.attached:
+            annotator.finish_frames(self.kit.updates)
 
     def render(self) -> None:
         kit = self.kit
@@ -614,6 +646,7 @@ class Kit:
         """One app update, in Kit's order: timeline state change and its event, time advance, physics step
         (trigger reports), the update event, then rendering (readable by the annotator later)."""
         self.updates += 1
+        self.replicator.finish_frames()  # frames rendered earlier are finished now (annotator_lag)
         self.timeline.apply_pending()
         if self.timeline.is_playing():
             self.timeline.set_current_time(self.timeline.get_current_time() + dt)

@@ -327,3 +327,22 @@ def test_run_end_waits_for_events_that_must_be_retried(tmp_path, grpc_gateway) -
     worker.stop(1.0)
     assert order[-1] == "run-end:r7" and "r7-000002" in order[:-1]
     assert store.runs == ["start:r7", "end:r7"]
+
+
+def test_the_worker_thread_yields_the_cpu_to_kits_main_thread(tmp_path, grpc_gateway) -> None:
+    """Encoding and I/O are background work: on Linux the worker lowers its own thread's priority (nice), so on
+    a busy machine it is the worker, not Kit's main thread, that waits for a core."""
+    import os
+    import sys
+
+    worker = make_worker(tmp_path, lambda: GrpcTransport(grpc_gateway.address, token="t0k"))
+    worker.start()
+    try:
+        wait_for(lambda: worker.active, what="worker active")
+        main_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        if sys.platform.startswith("linux"):
+            assert worker.thread_nice == min(19, main_nice + 10)
+            assert os.getpriority(os.PRIO_PROCESS, worker.thread_native_id) == worker.thread_nice
+            assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_nice  # only that thread
+    finally:
+        worker.stop(1.0, 1.0)

@@ -353,6 +353,17 @@ function meanLine(metrics: string): string {
   return `blob HEAD+PUT ${mean("simgate_gateway_blob_put_seconds")}, Kafka produce ${mean("simgate_gateway_produce_seconds")}, in-gateway ack ${mean("simgate_gateway_ack_seconds")}`;
 }
 
+/** The gateway's garbage collection pauses per accepted event, by kind (prom-client's
+ *  nodejs_gc_duration_seconds; main-thread pause time, so inflated on a loaded machine like any wall time). */
+function gcLine(metrics: string): string {
+  const sum = (name: string, label = ""): number =>
+    [...metrics.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? ([0-9.e+-]+)$`, "gm"))].filter((m) => (m[1] ?? "").includes(label)).reduce((t, m) => t + Number(m[2]), 0);
+  const accepted = sum("simgate_gateway_events_total", 'outcome="accepted"');
+  if (!accepted) return "n/a";
+  const kinds = ["minor", "major", "incremental", "weakcb"].map((k) => `${k} ${((sum("nodejs_gc_duration_seconds_sum", `kind="${k}"`) * 1000) / accepted).toFixed(2)}`);
+  return `${kinds.join(", ")} ms per accepted event (${accepted} events; ${sum("nodejs_gc_duration_seconds_count")} collections)`;
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const extraEnv = Object.fromEntries((process.env["BENCH_GATEWAY_ENV"] ?? "").split(",").filter(Boolean).map((kv) => kv.split("=") as [string, string]));
@@ -393,6 +404,7 @@ async function main(): Promise<void> {
         if (notAccepted.size > 0) console.log(`  not accepted by code: ${JSON.stringify(Object.fromEntries(notAccepted))}`);
         console.log(`  gateway means: ${meanLine(metrics)}`);
         console.log(`  gateway memory at the end: ${gatewayMemoryLine(metrics)}`);
+        console.log(`  gateway GC pauses: ${gcLine(metrics)}`);
       } finally {
         const exit = await gw.stop();
         if (exit !== 0) console.error(`gateway exited with ${exit}`);

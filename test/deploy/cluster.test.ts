@@ -10,7 +10,9 @@
 //   - the gateway's Kubernetes launcher creates a SparkApplication as the gateway's service account and
 //     follows the status the test writes as the Spark operator would;
 //   - the gateway's leader Lease: of two candidates exactly one leads, and the other takes over when
-//     the holder stops renewing.
+//     the holder stops renewing;
+//   - the kubectl steps of deploy/README.md's "Restore Nessie" run as written (the restore itself:
+//     test/deploy/nessie-backup.test.ts).
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
@@ -457,5 +459,49 @@ describe("overlays/prod on a real API server, as Argo CD syncs it", { timeout: 3
     await new Promise((r) => setTimeout(r, 2 * timing.leaseDurationMs));
     expect(intruder.isLeader()).toBe(false);
     await intruder.stop();
+  });
+
+  test("\"Restore Nessie\" of deploy/README.md runs as written: Argo CD paused, the CronJobs suspended, Nessie at 0, the restore Job created (the newest backup, or a named one), Argo CD given back", () => {
+    const readme = readFileSync(join(ROOT, "deploy/README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("- **Restore Nessie**"), readme.indexOf("- **Kafka upgrades**"));
+    const commands = [...section.matchAll(/`((?:for |kubectl )[^`]+)`/g)].map((m) => (m[1] as string).replace(/\s+/g, " "));
+    // What needs a controller or a pod (waits, logs, rollouts) cannot finish here; everything else runs.
+    const runnable = commands.filter((c) => !/^kubectl -n simgate (wait|logs|rollout) /.test(c));
+    expect(runnable.map((c) => c.slice(0, 40))).toHaveLength(6);
+    const run = (command: string): void => {
+      const out = spawnSync("bash", ["-c", command], {
+        cwd: ROOT,
+        encoding: "utf8",
+        timeout: 120_000,
+        env: { ...process.env, KUBECONFIG: cluster.kubeconfig, PATH: `${dirname(kubectlPath())}:${process.env["PATH"] ?? ""}` },
+      });
+      expect(out.status, `${command}\n${out.stderr}`).toBe(0);
+    };
+    const get = (args: string[]): string => cluster.kubectl(["get", ...args, "-o", "json"]).stdout;
+    const automated = (app: string): unknown => (JSON.parse(get(["application", app, "-n", "argocd"])) as { spec: { syncPolicy?: { automated?: unknown } } }).spec.syncPolicy?.automated;
+    const [pause, suspend, scale, newest, named, giveBack] = runnable as [string, string, string, string, string, string];
+    run(pause);
+    for (const app of ["simgate", "simgate-nessie", "simgate-spark-jobs"]) expect(automated(app), app).toBeUndefined();
+    run(suspend);
+    for (const c of ["simgate-nessie-gc", "simgate-retention", "nessie-backup"]) expect((JSON.parse(get(["cronjob", c, "-n", NAMESPACE])) as { spec: { suspend?: boolean } }).spec.suspend, c).toBe(true);
+    run(scale);
+    expect((JSON.parse(get(["deployment", "nessie", "-n", NAMESPACE])) as { spec: { replicas: number } }).spec.replicas).toBe(0);
+    type Job = { spec: { template: { spec: { initContainers: { name: string; env?: { name: string; value?: string }[] }[]; volumes: { name: string; configMap?: { name: string } }[] } } } };
+    const backupKey = (): string | undefined => {
+      const job = JSON.parse(get(["job", "nessie-restore", "-n", NAMESPACE])) as Job;
+      const download = job.spec.template.spec.initContainers.find((c) => c.name === "download");
+      return download?.env?.find((e) => e.name === "BACKUP_KEY")?.value;
+    };
+    run(newest);
+    expect(backupKey() ?? "").toBe("");
+    // The Job's script comes from the ConfigMap the nessie Application deployed.
+    const scripts = (JSON.parse(get(["job", "nessie-restore", "-n", NAMESPACE])) as Job).spec.template.spec.volumes.find((v) => v.name === "scripts")?.configMap?.name;
+    expect(cluster.kubectl(["get", "configmap", String(scripts), "-n", NAMESPACE, "-o", "name"]).stdout.trim()).toBe("configmap/nessie-backup-scripts");
+    cluster.kubectl(["delete", "job", "nessie-restore", "-n", NAMESPACE]);
+    run(named);
+    expect(backupKey()).toMatch(/^nessie\/\d{8}T\d{6}Z\.dump$/);
+    run(giveBack);
+    expect(automated("simgate")).toEqual({ prune: true, selfHeal: true });
+    cluster.kubectl(["delete", "job", "nessie-restore", "-n", NAMESPACE]);
   });
 });

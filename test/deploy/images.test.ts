@@ -50,16 +50,80 @@ function imagesIn(value: Json, path = ""): { path: string; image: string }[] {
   return out;
 }
 
+/**
+ * How each project numbers its releases, for the images whose exact release is not MAJOR.MINOR.PATCH:
+ * PostgreSQL has two numbers since 10 (17.6), Trino one (476). A tag with fewer numbers than an exact
+ * release ("17", "7.4", "22-slim") floats to whatever is pushed next under it, as `latest` does.
+ */
+const RELEASE_NUMBERS: Record<string, number> = { postgres: 2, trino: 1 };
+const DISTRO_SUFFIX = /^(bookworm|trixie|bullseye|alpine\d+\.\d+|ubuntu|scala\d+\.\d+|java\d+|python3|slim|jammy|noble)$/;
+
+/** Why `repository:tag[@digest]` is not pinned to one exact release, or undefined when it is. */
+function unpinned(repository: string, tag: string | undefined, digest?: string): string | undefined {
+  if (digest !== undefined && !/^sha256:[0-9a-f]{64}$/.test(digest)) return `digest ${digest} is not sha256:<64 hex>`;
+  if (tag === undefined) return digest === undefined ? "no tag and no digest" : undefined;
+  const [version = "", ...suffix] = tag.split("-");
+  const base = repository.split("/").at(-1) as string;
+  const numbers = RELEASE_NUMBERS[base] ?? 3;
+  if (!new RegExp(`^\\d+${"\\.\\d+".repeat(numbers - 1)}$`).test(version)) return `tag ${tag} is not an exact release (${numbers === 1 ? "N" : numbers === 2 ? "MAJOR.MINOR" : "MAJOR.MINOR.PATCH"})`;
+  const unknown = suffix.filter((s) => !DISTRO_SUFFIX.test(s));
+  if (unknown.length > 0) return `tag ${tag}: unknown suffix ${unknown.join("-")}`;
+  return undefined;
+}
+
+/** The images the Dockerfiles build on: FROM lines and ARG *_IMAGE defaults. */
+function baseImages(): { file: string; image: string }[] {
+  return readdirSync(IMAGES_DIR).flatMap((name) =>
+    [...dockerfile(name).matchAll(/^(?:FROM\s+(?!\$\{)(\S+)|ARG\s+[A-Z_]*IMAGE=(\S+))/gm)].map((m) => ({ file: `deploy/k8s/images/${name}/Dockerfile`, image: (m[1] ?? m[2]) as string })),
+  );
+}
+
 describe("images named once, pinned", () => {
-  test("the images Component pins every image to a tag (or digest), never latest", () => {
-    expect(component.images.length).toBeGreaterThanOrEqual(9);
+  test("the pin check refuses every floating reference: latest, a major or minor line, a bare distro tag, no tag", () => {
+    for (const [repository, tag] of [
+      ["postgres", "latest"],
+      ["postgres", "17"],
+      ["postgres", "17-bookworm"],
+      ["postgres", "bookworm"],
+      ["redis", "7.4-bookworm"],
+      ["redis", "7"],
+      ["ghcr.io/projectnessie/nessie", "0.99"],
+      ["curlimages/curl", "8"],
+      ["trinodb/trino", "latest"],
+      ["node", "22-bookworm-slim"],
+      ["registry.example.com/simgate/gateway", "main"],
+      ["redis", undefined],
+    ] as const) {
+      expect(unpinned(repository, tag), `${repository}:${String(tag)}`).toBeDefined();
+    }
+    expect(unpinned("redis", "7.4.5-bookworm", "sha256:abc")).toMatch(/digest/);
+    for (const [repository, tag] of [["postgres", "17.6-bookworm"], ["trinodb/trino", "476"], ["node", "22.23.3-bookworm-slim"], ["apache/spark", "3.5.7-scala2.12-java17-python3-ubuntu"]] as const) {
+      expect(unpinned(repository, tag), `${repository}:${tag}`).toBeUndefined();
+    }
+    expect(unpinned("redis", undefined, `sha256:${"a".repeat(64)}`)).toBeUndefined();
+  });
+
+  test("the images Component pins every image to an exact release (and a digest where one is recorded)", () => {
+    expect(component.images.length).toBeGreaterThanOrEqual(8);
+    const problems: string[] = [];
     for (const i of component.images) {
       expect(i.newName, i.name).toMatch(/^[a-z0-9./-]+$/);
-      expect(i.newTag ?? i.digest, i.name).toBeDefined();
-      expect(i.newTag, i.name).not.toBe("latest");
-      if (i.digest !== undefined) expect(i.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+      const why = unpinned(i.newName, i.newTag, i.digest);
+      if (why !== undefined) problems.push(`${i.name} (${i.newName}): ${why}`);
     }
+    expect(problems).toEqual([]);
     expect(new Set(component.images.map((i) => i.name)).size).toBe(component.images.length);
+  });
+
+  test("the Dockerfiles' base images and the operators' Helm charts are exact releases too", () => {
+    const bases = baseImages();
+    expect(bases.map((b) => b.image.split(":")[0]).sort()).toEqual(["apache/spark", "apache/superset", "node"]);
+    const problems = bases.map((b) => ({ ...b, why: unpinned(b.image.split(":")[0] as string, b.image.split(":")[1]) })).filter((b) => b.why !== undefined);
+    expect(problems).toEqual([]);
+    for (const app of ["strimzi", "spark-operator"]) {
+      const source = (load(readFileSync(join(ROOT, "deploy/argocd/apps", `${app}.yaml`), "utf8")) as { spec: { source: { chart: string; targetRevision: string } } }).spec.source;
+      expect(source.targetRevision, `${app}: chart ${source.chart}`).toMatch(/^\d+\.\d+\.\d+$/);
+    }
   });
 
   test("no manifest names an image except by a logical name of the Component", () => {
@@ -69,7 +133,7 @@ describe("images named once, pinned", () => {
       const text = readFileSync(file, "utf8");
       for (const m of text.matchAll(/^\s*-?\s*image:\s*(\S+)/gm)) if (!logical.has(m[1] as string)) problems.push(`${relative(ROOT, file)}: image ${m[1]}`);
       for (const m of text.matchAll(/SIMGATE_JOBS_K8S_IMAGE[\s\S]{0,40}?value:\s*(\S+)/g)) if (!logical.has(m[1] as string)) problems.push(`${relative(ROOT, file)}: SIMGATE_JOBS_K8S_IMAGE ${m[1]}`);
-      if (/registry\.example\.com|ghcr\.io|trinodb\/|amazon\//.test(text)) problems.push(`${relative(ROOT, file)}: a registry name outside components/images`);
+      if (/registry\.example\.com|ghcr\.io|trinodb\/|curlimages\/|amazon\//.test(text)) problems.push(`${relative(ROOT, file)}: a registry name outside components/images`);
     }
     // gateway.json / jobs.json name no image either (the job driver's comes from SIMGATE_JOBS_K8S_IMAGE).
     for (const f of ["gateway.json", "jobs.json"]) expect(readFileSync(join(K8S, "base", "gateway", f), "utf8")).not.toMatch(/"image"\s*:|lakehouse-jobs/);

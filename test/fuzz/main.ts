@@ -4,7 +4,18 @@
 //
 //   npm run fuzz                      # 10,000 frames per transport
 //   FUZZ_FRAMES=2000 FUZZ_SEED=7 npm run fuzz
-//   FUZZ_WARMUP (2000 frames per transport before the memory baseline), FUZZ_FLAT_MB (32: allowed VmHWM growth)
+//   FUZZ_WARMUP (2000 frames per transport before the memory baseline), FUZZ_SAMPLE_EVERY (1000 frames),
+//   FUZZ_LIVE_MB (4: allowed growth of the live heap), FUZZ_RSS_MB (16: allowed growth of VmRSS), FUZZ_LEAK=1
+//   (a deliberate leak in the gateway, to see the check fail; test/fuzz/leak.cjs)
+//
+// Memory rule (docs in test/faults/RESULTS.md): the gateway runs with the V8 inspector on loopback; every
+// FUZZ_SAMPLE_EVERY frames the fuzz forces a full garbage collection through it and reads the live heap
+// (process.memoryUsage: heapUsed + external) and VmRSS. Its bounded caches (dedupe window, run ledger)
+// are set small so that they are full before the measurement. After the warm-up, the measured frames
+// are cut in two halves: the live heap must not grow by more than FUZZ_LIVE_MB from the first half to
+// the second (median of each half's samples), and neither may VmRSS by more than FUZZ_RSS_MB (highest
+// sample of each half). A leak grows in both halves, a plateau (V8 reserving heap space, allocator
+// arenas) only before it is reached. VmHWM is printed, not checked: it only ever rises.
 //
 // Mutations, in turns, of an event taken from a simulated recording (each with a fresh event id first):
 //   bitflip    1 to 8 random bits flipped
@@ -18,7 +29,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import WebSocket from "ws";
-import { ensureGatewayBuilt, GATEWAY_MAIN, REPO_ROOT } from "../support/gateway.js";
+import { ensureGatewayBuilt, freePort, GATEWAY_MAIN, REPO_ROOT } from "../support/gateway.js";
 import { contract, FaultStack, GatewayProc, log, recordingFrames, topicsFor } from "../faults/harness.js";
 
 const run = promisify(execFile);
@@ -26,7 +37,13 @@ const FRAMES = Number(process.env["FUZZ_FRAMES"] ?? 10_000);
 const SEED = Number(process.env["FUZZ_SEED"] ?? 12);
 const PARALLEL = 8;
 const WARMUP = Number(process.env["FUZZ_WARMUP"] ?? 2000);
-const FLAT_MB = Number(process.env["FUZZ_FLAT_MB"] ?? 32);
+const SAMPLE_EVERY = Number(process.env["FUZZ_SAMPLE_EVERY"] ?? 1000);
+const LIVE_MB = Number(process.env["FUZZ_LIVE_MB"] ?? 4);
+const RSS_MB = Number(process.env["FUZZ_RSS_MB"] ?? 16);
+/** Set small so that the gateway's bounded caches are full after the warm-up (their bound is the
+ *  gateway's unit tests' business): what still grows after it is not a cache filling up. */
+const DEDUPE_ENTRIES = Number(process.env["FUZZ_DEDUPE_ENTRIES"] ?? 1000);
+const DEDUPE_RUNS = Number(process.env["FUZZ_DEDUPE_RUNS"] ?? 200);
 const ANSWER_TIMEOUT_MS = 15_000;
 const DIR = resolve(process.env["FUZZ_DIR"] ?? join(process.env["SIMGATE_STATE"] ?? join(REPO_ROOT, ".simgate"), "fuzz"));
 const KINDS = ["bitflip", "truncate", "swap", "lengthlie"] as const;
@@ -177,6 +194,68 @@ function vm(pid: number): { hwm: number; rss: number } {
   return { hwm: kb("VmHWM") / 1024, rss: kb("VmRSS") / 1024 };
 }
 
+/** The gateway's live memory through its V8 inspector (loopback): a full garbage collection, then
+ *  process.memoryUsage(). Live heap = heapUsed + external (Buffers), in MB. */
+async function liveMemory(inspectPort: number): Promise<{ heap: number; external: number }> {
+  const targets = (await fetch(`http://127.0.0.1:${inspectPort}/json/list`).then((r) => r.json())) as Array<{ webSocketDebuggerUrl: string }>;
+  const url = targets[0]?.webSocketDebuggerUrl;
+  if (!url) throw new Error("the gateway's inspector lists no target");
+  const ws = new WebSocket(url);
+  await new Promise<void>((ok, fail) => {
+    ws.once("open", () => ok());
+    ws.once("error", fail);
+  });
+  let id = 0;
+  const call = (method: string, params: Record<string, unknown> = {}): Promise<Record<string, unknown>> =>
+    new Promise((ok, fail) => {
+      const mine = ++id;
+      const onMessage = (data: Buffer): void => {
+        const msg = JSON.parse(data.toString("utf8")) as { id?: number; result?: Record<string, unknown>; error?: unknown };
+        if (msg.id !== mine) return;
+        ws.off("message", onMessage);
+        if (msg.error) fail(new Error(`${method}: ${JSON.stringify(msg.error)}`));
+        else ok(msg.result ?? {});
+      };
+      ws.on("message", onMessage);
+      ws.send(JSON.stringify({ id: mine, method, params }));
+    });
+  try {
+    await call("HeapProfiler.collectGarbage");
+    const r = await call("Runtime.evaluate", { expression: "JSON.stringify(process.memoryUsage())", returnByValue: true });
+    const usage = JSON.parse(String((r["result"] as { value: string }).value)) as { heapUsed: number; external: number };
+    return { heap: usage.heapUsed / 1e6, external: usage.external / 1e6 };
+  } finally {
+    ws.close();
+  }
+}
+
+interface MemorySample {
+  frames: number;
+  rss: number;
+  hwm: number;
+  heap: number;
+  external: number;
+}
+
+const signed = (x: number): string => `${x >= 0 ? "+" : ""}${x.toFixed(1)}`;
+
+const medianOf = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length === 0 ? Number.NaN : s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+/** The memory rule: the measured samples cut in two halves; the live heap (median per half) and VmRSS
+ *  (highest per half) must not grow from the first half to the second by more than the limits. */
+function memoryVerdict(samples: MemorySample[], liveMb: number, rssMb: number): { live: number; rss: number; ok: boolean } {
+  const half = Math.floor(samples.length / 2);
+  const first = samples.slice(0, half);
+  const second = samples.slice(samples.length - half);
+  const live = medianOf(second.map((s) => s.heap + s.external)) - medianOf(first.map((s) => s.heap + s.external));
+  const rss = Math.max(...second.map((s) => s.rss)) - Math.max(...first.map((s) => s.rss));
+  return { live, rss, ok: half > 0 && live <= liveMb && rss <= rssMb };
+}
+
 type Answer = { code: string; coded: boolean } | null;
 
 interface Lane {
@@ -314,7 +393,7 @@ function wsLane(url: string, tally: Tally): Lane {
   };
 }
 
-async function fuzz(transport: "grpc" | "ws", gw: GatewayProc, events: Buffer[], runId: string, count: number, seed: number, sample: () => Promise<void>): Promise<Tally> {
+async function fuzz(transport: "grpc" | "ws", gw: GatewayProc, events: Buffer[], runId: string, count: number, seed: number, sample: (frames: number) => Promise<void>): Promise<Tally> {
   const Event = contract().lookupType("simgate.v1.Event");
   const tally = newTally();
   const rnd = prng(seed + (transport === "ws" ? 1 : 0));
@@ -360,10 +439,7 @@ async function fuzz(transport: "grpc" | "ws", gw: GatewayProc, events: Buffer[],
             if (tally.samples.length < 5) tally.samples.push(`${kind}: ${answer.code} (${bytes.subarray(0, 48).toString("hex")})`);
           }
         }
-        if (tally.frames % 2500 === 0) {
-          log(`${transport}: ${tally.frames} frames`);
-          await sample();
-        }
+        if (tally.frames % SAMPLE_EVERY === 0) await sample(tally.frames);
       }
     }),
   );
@@ -388,37 +464,48 @@ async function main(): Promise<number> {
   log("starting a private Kafka + S3Proxy (free ports, so it can run beside the fault matrix)");
   const stack = await FaultStack.start(stackState, ["s3", "kafka"], false);
   const stamp = new Date().toISOString().replace(/[-:]/g, "").slice(0, 15);
-  const gw = await GatewayProc.create(stack, topicsFor(`fuzz-${stamp}`.toLowerCase()), join(DIR, `gateway-${stamp}.log`), { SIMGATE_LOG_LEVEL: "warn" });
+  const inspectPort = await freePort();
+  const preload = process.env["FUZZ_LEAK"] === "1" ? ` --require ${join(REPO_ROOT, "test/fuzz/leak.cjs")}` : "";
+  const gw = await GatewayProc.create(stack, topicsFor(`fuzz-${stamp}`.toLowerCase()), join(DIR, `gateway-${stamp}.log`), {
+    SIMGATE_LOG_LEVEL: "warn",
+    SIMGATE_DEDUPE_ENTRIES: String(DEDUPE_ENTRIES),
+    SIMGATE_DEDUPE_RUNS: String(DEDUPE_RUNS),
+    NODE_OPTIONS: `--inspect=127.0.0.1:${inspectPort}${preload}`,
+  });
   const rows: string[] = [];
   let failed = false;
   try {
     await gw.start();
     const pid = gw.pid as number;
-    const heapUsed = async (): Promise<number> => {
-      const text = await fetch(`http://127.0.0.1:${gw.httpPort}/metrics`).then((r) => r.text());
-      return Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(text)?.[1] ?? NaN) / 1e6;
-    };
     const atStart = vm(pid);
-    // Warm-up: the same mix, other ids, so the first measurement is taken after the gateway's lazy
-    // start-up (JIT, connection pools, topic metadata) and with some of its dedupe window filled.
-    log(`warm-up: ${WARMUP} frames per transport`);
-    for (const transport of ["grpc", "ws"] as const) await fuzz(transport, gw, events, `fuzzwarm-${stamp}`, WARMUP, SEED + 1000, async () => undefined);
-    const warm = vm(pid);
-    const samples: string[] = [];
-    const sample = async (): Promise<void> => {
+    let done = 0;
+    const take = async (list: MemorySample[], frames: number): Promise<void> => {
+      const live = await liveMemory(inspectPort);
       const m = vm(pid);
-      samples.push(`${m.rss.toFixed(0)}/${(await heapUsed()).toFixed(0)}`);
+      list.push({ frames: done + frames, rss: m.rss, hwm: m.hwm, heap: live.heap, external: live.external });
     };
-    await sample();
+    // Warm-up: the same mix, other ids, so the measurement starts after the gateway's lazy start-up
+    // (JIT, connection pools, topic metadata) and with its bounded caches full.
+    log(`warm-up: ${WARMUP} frames per transport`);
+    const warmSamples: MemorySample[] = [];
+    for (const transport of ["grpc", "ws"] as const) {
+      await fuzz(transport, gw, events, `fuzzwarm-${stamp}`, WARMUP, SEED + 1000, (n) => take(warmSamples, n));
+      done += WARMUP;
+    }
+    const warm = vm(pid);
+    const samples: MemorySample[] = [];
     const tallies: Array<[string, Tally]> = [];
     for (const transport of ["grpc", "ws"] as const) {
       log(`fuzzing ${transport}: ${FRAMES} frames`);
-      tallies.push([transport, await fuzz(transport, gw, events, `fuzz-${stamp}`, FRAMES, SEED, sample)]);
+      tallies.push([transport, await fuzz(transport, gw, events, `fuzz-${stamp}`, FRAMES, SEED, (n) => take(samples, n))]);
+      done += FRAMES;
+      const last = samples[samples.length - 1];
+      if (last) log(`${transport} done: live heap ${(last.heap + last.external).toFixed(1)} MB, VmRSS ${last.rss.toFixed(0)} MB, VmHWM ${last.hwm.toFixed(0)} MB`);
     }
     const alive = gw.child?.exitCode === null;
     const end = alive ? vm(pid) : { hwm: NaN, rss: NaN };
     const healthy = alive && (await fetch(`http://127.0.0.1:${gw.httpPort}/readyz`).then((r) => r.status === 200).catch(() => false));
-    const flat = end.hwm - warm.hwm <= FLAT_MB;
+    const verdict = memoryVerdict(samples, LIVE_MB, RSS_MB);
     rows.push("| transport | frames | bitflip / truncate / swap / lengthlie | answered with a code | without a code | unanswered | reconnects | codes (most frequent) |");
     rows.push("|---|---|---|---|---|---|---|---|");
     for (const [transport, t] of tallies) {
@@ -430,10 +517,14 @@ async function main(): Promise<number> {
     }
     rows.push("");
     rows.push(`Gateway pid ${pid}: ${alive ? "alive" : "**exited**"} at the end, /readyz ${healthy ? "200" : "**not ready**"}.`);
-    rows.push(`VmHWM ${atStart.hwm.toFixed(0)} MB at start, ${warm.hwm.toFixed(0)} MB after the warm-up (${WARMUP} frames per transport), ` +
-      `${end.hwm.toFixed(0)} MB at the end: ${flat ? "flat" : "**grew**"} (limit: +${FLAT_MB} MB after the warm-up).`);
-    rows.push(`VmRSS / V8 heap used (MB), after the warm-up then every 2,500 frames (gRPC, then WebSocket): ${samples.join(", ")}.`);
-    if (!alive || !healthy || !flat) failed = true;
+    rows.push(`Memory: live heap (heapUsed + external after a full GC) ${signed(verdict.live)} MB and VmRSS ${signed(verdict.rss)} MB from the first half of the ` +
+      `${2 * FRAMES} measured frames to the second: ${verdict.ok ? "flat" : "**grew**"} (limits +${LIVE_MB} MB live, +${RSS_MB} MB VmRSS). ` +
+      `VmHWM ${atStart.hwm.toFixed(0)} MB at start, ${warm.hwm.toFixed(0)} MB after the warm-up (${WARMUP} frames per transport), ${end.hwm.toFixed(0)} MB at the end (not checked).`);
+    const fmt = (list: MemorySample[]): string => list.map((m) => `${m.frames}: ${(m.heap + m.external).toFixed(1)}/${m.rss.toFixed(0)}`).join(", ");
+    rows.push(`\nSamples, frames so far: live heap MB / VmRSS MB (every ${SAMPLE_EVERY} frames; gRPC, then WebSocket).`);
+    rows.push(`- warm-up: ${fmt(warmSamples)}`);
+    rows.push(`- measured: ${fmt(samples)}`);
+    if (!alive || !healthy || !verdict.ok) failed = true;
   } finally {
     await gw.stop().catch(() => undefined);
     await stack.down().catch(() => undefined);

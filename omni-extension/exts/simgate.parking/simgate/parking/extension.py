@@ -23,8 +23,12 @@ Kit API followed, Kit 107 (Isaac Sim 5.x) first, Kit 106.5 where that is missing
   ``UsdPhysics.CollisionAPI`` + ``PhysxSchema.PhysxTriggerAPI`` and only for rigid bodies: each gate's set-up is
   checked on play and the position check covers what triggers cannot;
 - ``omni.replicator.core``: ``create.render_product(camera_path, (w, h))`` (``.destroy()``),
-  ``AnnotatorRegistry.get_annotator("rgb")`` with ``.attach([rp])``, ``.get_data()`` (the latest frame the
-  renderer finished: at least one frame behind the simulation, sometimes none yet), ``.detach()``.
+  ``AnnotatorRegistry.get_annotator("rgb", do_array_copy=False)`` with ``.attach([rp])``, ``.get_data()``
+  (the latest frame the renderer finished: at least one frame behind the simulation, sometimes none yet),
+  ``.detach()``. Made with ``do_array_copy=False``, ``get_data()`` returns a view of Replicator's host buffer,
+  which the next finished frame overwrites; passing ``do_array_copy=False`` to ``get_data`` alone does not do
+  that (Replicator then falls back to the annotator's own setting, True by default, and returns a new array).
+  The view is copied at once, in the same callback, into a recycled buffer (images.FramePool).
 
 The update callback only reads the stage and puts into the outbox: no disk I/O, no serialisation, no lock the
 worker can hold. on_shutdown waits at most 1 s for the worker; every release step is guarded on its own.
@@ -44,7 +48,7 @@ import omni.kit.app
 import omni.timeline
 import omni.usd
 
-from .images import encode_frame_images
+from .images import FramePool, encode_frame_images
 from .recorder import RunRecorder
 from .session import ParkingSession
 from .settings import SETTINGS_ROOT, ParkingSettings, SettingsError
@@ -102,6 +106,8 @@ class ParkingGateExtension(omni.ext.IExt):
         self._physx: Any = None
         self._trigger_sub_id: Optional[int] = None
         self._captures: dict[str, tuple[Any, Any]] = {}  # camera path -> (render product, annotator)
+        self._views: dict[str, bool] = {}  # camera path -> its annotator hands over views (do_array_copy=False)
+        self._frame_pool: Optional[FramePool] = None
         self._session: Optional[ParkingSession] = None
         self._worker: Optional[GatewayWorker] = None
         self._recorder: Optional[RunRecorder] = None
@@ -152,6 +158,9 @@ class ParkingGateExtension(omni.ext.IExt):
             settings = getattr(self, "_settings", None)
             flush_s = min((settings.shutdown_flush_ms if settings else 0) / 1000, MAX_JOIN_S)
             self._guarded("stop the worker", lambda: worker.stop(flush_s, MAX_JOIN_S))
+        pool, self._frame_pool = getattr(self, "_frame_pool", None), None
+        if pool is not None:
+            self._guarded("stop the frame pool's thread", pool.close)
         recorder, self._recorder = getattr(self, "_recorder", None), None
         if recorder is not None:
             self._guarded("close the recording", lambda: recorder.close(MAX_JOIN_S))
@@ -343,15 +352,28 @@ class ParkingGateExtension(omni.ext.IExt):
 
         assert self._settings is not None
         resolution = (self._settings.image_width, self._settings.image_height)
+        if self._frame_pool is None:
+            self._frame_pool = FramePool()
+        # Buffers touched at run start rather than during an update: two per camera now, two more on a thread
+        # of its own; the pool grows there too when the worker falls behind (images.FramePool).
+        shape, cameras = (resolution[1], resolution[0], 4), len(self._settings.camera_prim_paths)
+        self._frame_pool.prepare(shape, 2 * cameras)
+        self._frame_pool.prepare_in_background(shape, 4 * cameras)
         for camera in self._settings.camera_prim_paths:
             render_product = rep.create.render_product(camera, resolution)
             self._captures[camera] = (render_product, None)
-            annotator = rep.AnnotatorRegistry.get_annotator("rgb")
+            try:  # a view of Replicator's buffer, copied into the pool (no allocation on the update)
+                annotator = rep.AnnotatorRegistry.get_annotator("rgb", do_array_copy=False)
+                self._views[camera] = True
+            except TypeError:  # a Replicator without the argument: its get_data copies
+                annotator = rep.AnnotatorRegistry.get_annotator("rgb")
+                self._views[camera] = False
             annotator.attach([render_product])
             self._captures[camera] = (render_product, annotator)
 
     def _close_cameras(self) -> None:
         captures, self._captures = getattr(self, "_captures", {}), {}
+        self._views = {}
         for camera, (render_product, annotator) in captures.items():
             if annotator is not None:
                 self._guarded(f"detach the annotator of {camera}", annotator.detach)
@@ -359,11 +381,14 @@ class ParkingGateExtension(omni.ext.IExt):
 
     def _latest_frame(self, camera: str) -> Any:
         """The annotator's latest finished frame (a frame or more behind the simulation), without stepping
-        the renderer; None when it has none yet."""
+        the renderer, as an array of our own (the view copied into the pool before this callback returns);
+        None when it has none yet."""
         capture = self._captures.get(camera)
         if capture is None or capture[1] is None:
             return None
         data = capture[1].get_data()
         if data is None or getattr(data, "size", 0) == 0:
             return None
-        return data
+        if not self._views.get(camera) or self._frame_pool is None:
+            return data  # already a copy of its own
+        return self._frame_pool.copy_of(data)

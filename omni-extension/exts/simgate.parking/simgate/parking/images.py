@@ -11,10 +11,13 @@ Errors are ``ImageEncodingError`` with a stable code, never a crash of the calle
 from __future__ import annotations
 
 import io
+import queue
 import struct
+import sys
+import threading
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from .wire import simgate_pb2
 
@@ -36,6 +39,115 @@ def check_pixels(data: Any) -> None:
     dtype = str(getattr(data, "dtype", "uint8"))
     if dtype != "uint8":
         raise ImageEncodingError(CODE_BAD_PIXELS, f"expected uint8 pixels, got {dtype}")
+
+
+class FramePool:
+    """Copies of the renderer's frame into recycled buffers, for the simulation thread.
+
+    The rgb annotator made with ``do_array_copy=False`` hands over a view of Replicator's own host buffer,
+    which the next finished frame overwrites: the pixels must be copied before the update returns. A new
+    array per copy (what ``get_data`` does with ``do_array_copy=True``) costs an allocation and a page fault
+    per 4 KiB page whenever earlier copies are still held by the worker; here the copy goes into a buffer of
+    this pool that nobody holds any more (its only reference is the pool's, as Replicator recycles its own
+    output arrays), so it costs one memcpy. The copy is a memoryview assignment, which keeps the GIL: numpy's
+    copy releases it for large arrays, and a worker thread that takes it then may keep Kit's main thread
+    waiting for up to the interpreter's switch interval (5 ms).
+
+    Buffers are made, touched and freed off the simulation thread, by the pool's own thread: ``prepare`` at
+    run start; ``GROW_BY`` more whenever the last free buffer is taken (the worker has fallen behind and
+    holds the others), up to ``keep`` per shape; and once the backlog is gone, free buffers beyond ``SPARE``
+    are handed back to that thread to be freed, one per copy. Only when all ``keep`` are held does a copy go
+    into a new array on the simulation thread (counted in ``allocated``): never a wait, never a lost picture."""
+
+    GROW_BY = 4
+    SPARE = 8
+
+    def __init__(self, keep: int = 64) -> None:
+        import numpy  # Kit always has it (the annotator's arrays are numpy arrays)
+
+        self._np = numpy
+        self.keep = keep
+        self._buffers: dict[tuple[tuple[int, ...], str], list[Any]] = {}
+        self._growing: set[tuple[tuple[int, ...], str]] = set()
+        self._requests: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        # Started here (run start), never from a copy: Thread.start() waits for the new thread to run.
+        self._thread: Optional[threading.Thread] = threading.Thread(target=self._serve, name="simgate-frame-pool",
+                                                                    daemon=True)
+        self._thread.start()
+        self.reused = 0
+        self.allocated = 0
+        self.trimmed = 0
+
+    def prepare(self, shape: tuple[int, ...], count: int = 2, dtype: str = "uint8") -> None:
+        """Buffers made and touched in advance, up to ``count`` (at run start, or on the pool's own thread): a
+        new buffer's first copy would page-fault every page of it on the simulation thread."""
+        key = (tuple(shape), dtype)
+        buffers = self._buffers.setdefault(key, [])
+        while len(buffers) < min(count, self.keep):
+            buffer = self._np.empty(shape, dtype)
+            buffer.fill(0)  # fault the pages in now
+            buffers.append(buffer)  # (list.append is atomic: the simulation thread may scan the list meanwhile)
+
+    def prepare_in_background(self, shape: tuple[int, ...], count: int, dtype: str = "uint8") -> None:
+        """The same on the pool's own thread."""
+        key = (tuple(shape), dtype)
+        self._growing.add(key)
+        self._request(("grow", key, count))
+
+    def close(self) -> None:
+        """Ends the pool's thread (what it was asked before is done first)."""
+        if self._thread is not None:
+            self._requests.put(("stop",))
+            self._thread = None
+
+    def _request(self, request: tuple) -> None:
+        self._requests.put(request)  # (after close nothing serves it: the pool is no longer used)
+
+    def _serve(self) -> None:
+        while True:
+            request = self._requests.get()
+            if request[0] == "stop":
+                return
+            if request[0] == "grow":
+                _, key, count = request
+                try:
+                    self.prepare(key[0], count, key[1])
+                finally:
+                    self._growing.discard(key)
+            del request  # "free": the buffer's last reference goes here, and its memory with it
+
+    def _free_buffer(self, shape: tuple[int, ...], dtype: str) -> Any:
+        key = (shape, dtype)
+        buffers = self._buffers.setdefault(key, [])
+        found, free, spare = None, 0, None
+        for i in range(len(buffers)):
+            if sys.getrefcount(buffers[i]) == 2:  # the list's reference and getrefcount's argument: nobody else
+                free += 1
+                if found is None:
+                    found = buffers[i]
+                elif free > self.SPARE + 1:
+                    spare = i
+        if spare is not None:  # the backlog is gone: one buffer fewer, freed on the pool's thread
+            self.trimmed += 1
+            self._request(("free", buffers.pop(spare)))
+        elif free <= 1 and len(buffers) < self.keep and key not in self._growing:
+            self.prepare_in_background(shape, len(buffers) + self.GROW_BY, dtype)
+        if found is not None:
+            self.reused += 1
+            return found
+        self.allocated += 1  # every buffer is held: the worker is `keep` frames behind
+        return self._np.empty(shape, dtype)
+
+    def copy_of(self, data: Any) -> Any:
+        """A copy of ``data`` (a numpy array) that stays as it is until its holders drop it."""
+        np = self._np
+        data = np.asarray(data)
+        buffer = self._free_buffer(tuple(data.shape), str(data.dtype))
+        if data.flags.c_contiguous:
+            memoryview(buffer).cast("B")[:] = memoryview(data).cast("B")
+        else:
+            np.copyto(buffer, data)
+        return buffer
 
 
 @dataclass(frozen=True)

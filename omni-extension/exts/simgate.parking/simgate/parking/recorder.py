@@ -65,6 +65,9 @@ class RunRecorder:
         return self._thread.is_alive()
 
     def _run(self) -> None:
+        from .worker import lower_this_threads_priority
+
+        lower_this_threads_priority()  # PNG encoding and file writes: background work, as the worker's
         while True:
             message = self._queue.get()
             if message is _STOP:

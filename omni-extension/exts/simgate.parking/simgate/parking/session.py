@@ -12,6 +12,7 @@ that cannot report triggers; ``position`` checks every car at every gate.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import threading
@@ -65,9 +66,14 @@ class ParkingSession:
         self._frames = frames
         # False: attach raw RGBA (a copy, fast) and let the worker thread encode (images.encode_frame_images)
         self._encoding = settings.image_encoding if encode_images else "raw"
-        # True (the adapter): the picture stays the array the renderer handed over (one copy, made by
-        # get_data) and the worker thread turns it into bytes and an Image message (events.WithPictures).
+        # True (the adapter): the picture stays the array the frame source handed over (the adapter's copy
+        # in a recycled buffer) and the worker thread turns it into bytes and an Image message
+        # (events.WithPictures). The frame is taken on the update after the crossing's: the renderer's
+        # frame of the crossing's update is then the newest it can have finished (it lags the simulation by
+        # at least one frame), and the event's work is spread over two updates. At most one frame is
+        # taken per update (one camera); events keep their order.
         self._defer_pictures = defer_pictures
+        self._awaiting: collections.deque[tuple[simgate_pb2.Event, str, str]] = collections.deque()
         self.producer_version = producer_version
         kwargs = {"clock_ms": clock_ms} if clock_ms is not None else {}
         self.run = RunEvents(run_id or new_run_id(settings.run_id_prefix), **kwargs)
@@ -131,6 +137,7 @@ class ParkingSession:
     def end(self, reason: str = "completed") -> Optional[simgate_pb2.RunEnd]:
         if not self.started or self.ended:
             return None
+        self._deliver_awaiting(captures=None)  # every event before the run's end, with its picture
         self.ended = True
         message = self.run.run_end(reason)
         self._sink(message)
@@ -146,6 +153,8 @@ class ParkingSession:
     def on_update(self, sim_time: float) -> list[simgate_pb2.Event]:
         if not self.started or self.ended:
             return []
+        if self._awaiting:
+            self._deliver_awaiting(captures=1)
         crossings: list[GateCrossing] = []
         with self._reports_lock:
             reports, self._reports = self._reports, []
@@ -228,43 +237,58 @@ class ParkingSession:
             car = CarState(crossing.car_path, crossing.car_path.rsplit("/", 1)[-1], "", 0.0, 0.0, 0.0, 0.0)
             with_coordinates = False
         images = []
-        pictures: list[Picture] = []
         camera = self._camera_for_gate.get(crossing.gate_path)
-        if camera and self._frames is not None:
-            view = "entry" if crossing.direction == "in" else "exit"
-            if self._defer_pictures:
-                array = self._capture_array(camera, attributes)
-                if array is not None:
-                    pictures.append(Picture(view, camera, array))
-            else:
-                captured = self._capture(camera, view, attributes)
-                if captured is not None:
-                    images.append(captured)
+        view = "entry" if crossing.direction == "in" else "exit"
+        if camera and self._frames is not None and not self._defer_pictures:
+            captured = self._capture(camera, view, attributes)
+            if captured is not None:
+                images.append(captured)
         event = self.run.event(crossing, car, images, attributes=attributes, with_coordinates=with_coordinates)
         self.stats.events += 1
-        self._sink(WithPictures(event, pictures) if pictures else event)
+        if camera and self._frames is not None and self._defer_pictures:
+            self._awaiting.append((event, camera, view))  # sent with its picture on the next update
+        else:
+            self._sink(event)
         return event
 
-    def _capture_array(self, camera: str, attributes: dict[str, str]) -> Any:
-        """The renderer's array as it is (checked, not copied): bytes and Image are made on the worker."""
-        assert self._frames is not None
+    def _deliver_awaiting(self, captures: Optional[int]) -> None:
+        """Sends the events that wait for their picture, in order: one frame per camera serves all its events
+        of this update; ``captures`` frames at most (None: all, at the run's end)."""
+        taken: dict[str, tuple[Any, str]] = {}
+        while self._awaiting:
+            event, camera, view = self._awaiting[0]
+            if camera not in taken:
+                if captures is not None and len(taken) >= captures:
+                    return
+                taken[camera] = self._capture_array(camera)
+            self._awaiting.popleft()
+            array, error = taken[camera]
+            if array is None:
+                event.attributes["imageError"] = error
+                self._sink(event)
+                continue
+            self.stats.images += 1
+            self._sink(WithPictures(event, [Picture(view, camera, array)]))
+
+    def _capture_array(self, camera: str) -> tuple[Any, str]:
+        """The frame source's array (checked, not copied) or None and why: bytes and Image are made on the
+        worker."""
+        if self._frames is None:
+            return None, "no frame rendered yet"
         try:
             data = self._frames(camera)
-        except Exception as exc:
-            data = None
-            attributes["imageError"] = f"capture failed: {type(exc).__name__}: {exc}"[:200]
+        except Exception as exc:  # the renderer is outside our control: keep the event, note why
+            self.stats.images_missing += 1
+            return None, f"capture failed: {type(exc).__name__}: {exc}"[:200]
         if data is None:
             self.stats.images_missing += 1
-            attributes.setdefault("imageError", "no frame rendered yet")
-            return None
+            return None, "no frame rendered yet"
         try:
             check_pixels(data)
         except ImageEncodingError as exc:
             self.stats.image_errors += 1
-            attributes["imageError"] = str(exc)[:200]
-            return None
-        self.stats.images += 1
-        return data
+            return None, str(exc)[:200]
+        return data, ""
 
     def _capture(self, camera: str, view: str, attributes: dict[str, str]) -> Optional[CapturedImage]:
         assert self._frames is not None

@@ -164,8 +164,8 @@ class StageReader:
             if not prim:
                 raise LookupError(f"prim {prim_path} is not on the stage")
             self._prims[prim_path] = prim
-        x, y, z = self._world(prim, sim_time).ExtractTranslation()
-        return (x, y, z)
+        t = self._world(prim, sim_time).ExtractTranslation()
+        return (t[0], t[1], t[2])  # indexing: unpacking a Gf.Vec3d iterates until IndexError (3x the cost)
 
     def car_positions(self, sim_time: float, paths: Optional[list[str]] = None) -> list[tuple[str, Vec3]]:
         return [(path, self.position(path, sim_time)) for path in (self.car_paths() if paths is None else paths)]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import threading
 import time
@@ -39,7 +40,24 @@ MAX_JOIN_S = 1.0
 # How often the worker looks whether the outbox is full (and must go to the spool).
 SPILL_CHECK_S = 0.02
 
+# The nice value of the worker's (and the recorder's) thread on Linux: background work that must leave the
+# CPU to Kit's main thread when cores are scarce.
+BACKGROUND_NICE = 10
+
 log = logging.getLogger(__name__)
+
+
+def lower_this_threads_priority(nice: int = BACKGROUND_NICE) -> Optional[int]:
+    """Raises the calling thread's nice value by ``nice`` (Linux schedules threads one by one: the rest of the
+    process keeps its priority). Returns the thread's new nice value, or None where this is not possible."""
+    if not hasattr(os, "setpriority") or not hasattr(threading, "get_native_id"):
+        return None
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        return os.getpriority(os.PRIO_PROCESS, tid)
+    except OSError:
+        return None
 
 
 class Backoff:
@@ -125,6 +143,8 @@ class GatewayWorker:
         # True while this worker holds its spool (locked) and works; None/str: why it refused.
         self.active = False
         self.refused: Optional[str] = None
+        self.thread_native_id: Optional[int] = None
+        self.thread_nice: Optional[int] = None  # after lower_this_threads_priority (None: not lowered)
 
     # --- the simulation thread's side -------------------------------------------------------
 
@@ -204,6 +224,8 @@ class GatewayWorker:
     # --- the worker thread ------------------------------------------------------------------
 
     def _thread_main(self) -> None:
+        self.thread_native_id = threading.get_native_id()
+        self.thread_nice = lower_this_threads_priority()
         try:
             # A previous instance (Kit hot reload) may still be finishing: its lock makes this one wait.
             self.spool.open(stop=self._stop_event)

@@ -105,6 +105,28 @@ class TestParkingExtensionInKit(omni.kit.test.AsyncTestCase):
         by_type = {e.event_type: e.attributes["detectedBy"] for e in events}
         self.assertEqual(by_type["parking.entry"], "trigger")  # Car1 is a rigid body at a trigger gate
 
+    async def test_the_annotator_hands_over_its_buffer_and_the_picture_is_a_copy_of_our_own(self) -> None:
+        """What the main-thread design relies on, checked against this Kit's Replicator: an annotator made with
+        do_array_copy=False returns views of one buffer (no new array per get_data), and the extension's picture
+        is a copy that does not share that memory."""
+        import numpy as np
+
+        await self._play(1.0)
+        extension = _extension()
+        self.assertTrue(extension._captures)
+        for camera, (_rp, annotator) in extension._captures.items():
+            if not extension._views.get(camera):
+                continue  # this Replicator has no do_array_copy argument: get_data copies
+            first, second = annotator.get_data(), annotator.get_data()
+            if getattr(first, "size", 0) == 0:
+                continue  # no frame finished yet
+            self.assertTrue(np.shares_memory(first, second))
+            picture = extension._latest_frame(camera)
+            self.assertFalse(np.shares_memory(picture, first))
+            self.assertTrue(np.array_equal(picture, first))
+        self._timeline.stop()
+        await self._app.next_update_async()
+
     async def test_closing_the_stage_while_playing_ends_the_run(self) -> None:
         before = set(glob.glob(os.path.join(_spool_dir(), "*.frame")))
         await self._play(0.5)
