@@ -43,6 +43,11 @@ export const jobsConfigSchema = z
         wapConfigFile: z.string().min(1).optional(),
         /** Extra environment for the job (the stack settings are passed through from the gateway's). */
         env: z.record(z.string(), z.string()).default({}),
+        /** WAP runs go to a warm worker that keeps its Spark session between runs (no JVM start per
+         *  run); false: one process per run. A worker whose JVM died is replaced at the next run. */
+        warm: z.boolean().default(true),
+        /** A warm worker idle this long is stopped (its JVM holds about 1 GB); the next run starts one. */
+        warmIdleMs: z.number().int().min(1000).default(600_000),
       })
       .strict()
       .prefault({}),
@@ -95,6 +100,8 @@ const ENV: ReadonlyArray<{ name: string; path: readonly string[]; kind: Kind }> 
   { name: "SIMGATE_JOBS_MAINTENANCE_EVERY_MS", path: ["maintenanceEveryMs"], kind: "int" },
   { name: "SIMGATE_JOBS_PYTHON", path: ["local", "python"], kind: "string" },
   { name: "SIMGATE_WAP_CONFIG", path: ["local", "wapConfigFile"], kind: "string" },
+  { name: "SIMGATE_JOBS_WARM", path: ["local", "warm"], kind: "bool" },
+  { name: "SIMGATE_JOBS_WARM_IDLE_MS", path: ["local", "warmIdleMs"], kind: "int" },
   { name: "SIMGATE_JOBS_K8S_API", path: ["kubernetes", "apiUrl"], kind: "string" },
   { name: "SIMGATE_JOBS_K8S_NAMESPACE", path: ["kubernetes", "namespace"], kind: "string" },
   { name: "SIMGATE_JOBS_K8S_TOKEN_FILE", path: ["kubernetes", "tokenFile"], kind: "string" },
