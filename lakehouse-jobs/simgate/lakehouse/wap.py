@@ -263,6 +263,28 @@ def _run_bounds(spark: SparkSession, settings: StackSettings, config: JobConfig)
 KNOWN_EVENT_COLUMNS = ["run_id", "car_id", "sequence", "sim_time_seconds", "event_time"]
 
 
+class KnownEvents:
+    """_known_events per sibling topic, built once per run and cached: an exit run needs the entries'
+    known events twice (first entries, time order), and they include the entries not yet published,
+    read from Kafka and run through the contract."""
+
+    def __init__(self, spark: SparkSession, settings: StackSettings, config: JobConfig) -> None:
+        self.spark, self.settings, self.config = spark, settings, config
+        self.frames: dict[str, DataFrame | None] = {}
+
+    def of(self, topic: str) -> DataFrame | None:
+        if topic not in self.frames:
+            known = _known_events(self.spark, self.settings, self.config, topic)
+            self.frames[topic] = None if known is None else known.persist(StorageLevel.MEMORY_AND_DISK)
+        return self.frames[topic]
+
+    def release(self) -> None:
+        for frame in self.frames.values():
+            if frame is not None:
+                frame.unpersist()
+        self.frames.clear()
+
+
 def _known_events(spark: SparkSession, settings: StackSettings, config: JobConfig, topic: str) -> DataFrame | None:
     """Every event of `topic` the lakehouse has seen: production, untrusted (a flawed entry is still a
     known entry), and the topic's records not yet published (its job may not have run yet). Columns
@@ -301,16 +323,16 @@ def _known_events(spark: SparkSession, settings: StackSettings, config: JobConfi
     return known
 
 
-def _first_entries(spark, settings, config, rules) -> DataFrame | None:
+def _first_entries(spark, known_events: KnownEvents, rules) -> DataFrame | None:
     if rules.entry_topic is None:
         return None
-    known = _known_events(spark, settings, config, rules.entry_topic)
+    known = known_events.of(rules.entry_topic)
     if known is None:
         return spark.createDataFrame([], "run_id string, car_id string, entry_time timestamp")
     return first_entries_of(known.where(F.col("car_id").isNotNull() & F.col("event_time").isNotNull()))
 
 
-def _run_times(spark, settings, config, rules, production: DataFrame, batch_runs: list[str]) -> DataFrame:
+def _run_times(known_events: KnownEvents, rules, production: DataFrame, batch_runs: list[str]) -> DataFrame:
     """(run_id, sequence, sim_time_seconds) of the batch's runs outside this batch: this topic's
     production table, and every event known of its sibling topics (entries and exits share a run's
     sequence numbers). Only the batch's runs are read (a filter Iceberg can prune files with)."""
@@ -318,7 +340,7 @@ def _run_times(spark, settings, config, rules, production: DataFrame, batch_runs
     in_batch = F.col("run_id").isin(batch_runs) if batch_runs else F.lit(False)
     times = production.select(*columns).where(in_batch)
     for other in rules.order_with:
-        known = _known_events(spark, settings, config, other)
+        known = known_events.of(other)
         if known is not None:
             times = times.unionByName(known.select(*columns).where(in_batch))
     return times
@@ -452,6 +474,7 @@ def run_wap(
             parse_records(decode_kafka(read_ranges(spark, settings, topic, ranges))), config.accepted_schema_versions
         ).persist(StorageLevel.MEMORY_AND_DISK)
         checked: DataFrame | None = None
+        known_events = KnownEvents(spark, settings, config)
         try:
             result.read = batch.count()
             batch_runs = [
@@ -465,9 +488,9 @@ def run_wap(
                 config.accepted_schema_versions,
                 config.lot_bounds,
                 published_ids=production.select("event_id"),
-                first_entries=_first_entries(spark, settings, config, rules),
+                first_entries=_first_entries(spark, known_events, rules),
                 run_bounds=_run_bounds(spark, settings, config),
-                published_times=_run_times(spark, settings, config, rules, production, batch_runs),
+                published_times=_run_times(known_events, rules, production, batch_runs),
                 broadcast_flags=result.read <= BROADCAST_FLAGS_MAX_ROWS,
             ).persist(StorageLevel.MEMORY_AND_DISK)
             result.reasons = {
@@ -489,6 +512,7 @@ def run_wap(
             if checked is not None:
                 checked.unpersist()
             batch.unpersist()
+            known_events.release()
         failure_point("after_staging", spark)
 
         # 7. audit what the branch holds: the files the run's staging snapshots added, and their
