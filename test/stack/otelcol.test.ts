@@ -26,8 +26,8 @@ afterAll(() => {
 });
 
 describe("deploy/local/stack up otelcol", () => {
-  // The first run on a machine builds the collector (deploy/local/otelcol/build: 5.3 CPU-minutes, which
-  // took 26 minutes of wall time on 2 cores under a load average of 30-40); later runs reuse it (~40 s).
+  // scripts/setup builds the collector (deploy/local/otelcol/build) beside its downloads; where it has not,
+  // this first run builds it, hence the long timeout.
   it("starts the collector, which answers OTLP only once Kafka holds the record, and stops it", { timeout: 2_400_000 }, async () => {
     const topic = uniqueId("simgate-otelcol-test");
     env = {
