@@ -242,6 +242,7 @@ export class JobDriver {
       if (slot.state !== "running") slot.state = "idle";
     }
     await Promise.all(running);
+    await this.launcher.close?.();
     this.notifyIfIdle();
   }
 

@@ -37,6 +37,8 @@ export interface JobLauncher {
   readonly kind: string;
   /** Runs one job to its end. Must not throw: failures are outcomes. Aborting the signal stops it. */
   launch(request: JobRequest, signal: AbortSignal): Promise<JobOutcome>;
+  /** Releases what the launcher keeps between jobs (the local launcher's warm workers). */
+  close?(): Promise<void>;
 }
 
 export type TimerHandle = { readonly id: number };

@@ -43,7 +43,7 @@ export function launcherFor(config: JobsConfig): JobLauncher {
     case "none":
       return disabledLauncher;
     case "local":
-      return new LocalLauncher({ python: config.local.python, wapConfigFile: config.local.wapConfigFile, env: config.local.env });
+      return new LocalLauncher({ python: config.local.python, wapConfigFile: config.local.wapConfigFile, env: config.local.env, warm: config.local.warm, warmIdleMs: config.local.warmIdleMs });
     case "kubernetes": {
       const k = config.kubernetes;
       const namespace = k.namespace ?? (existsSync(SA_NAMESPACE_FILE) ? readFileSync(SA_NAMESPACE_FILE, "utf8").trim() : "simgate");
@@ -72,6 +72,7 @@ function leaderElection(config: JobsConfig, identity: string, logger?: Logger): 
 function leaderOnly(launcher: JobLauncher, lease: LeaderLease, leaseName: string): JobLauncher {
   return {
     kind: launcher.kind,
+    ...(launcher.close ? { close: () => (launcher.close as () => Promise<void>)() } : {}),
     launch: (request, signal) =>
       lease.isLeader()
         ? launcher.launch(request, signal)

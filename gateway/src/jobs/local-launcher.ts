@@ -1,13 +1,16 @@
 // Runs the WAP job on this machine: `<venv>/bin/python -m simgate.lakehouse.wap --topic T`, Spark in
 // local mode with the pinned jars (the job's own session factory finds them). The job's environment is
 // the gateway's (the stack settings KAFKA_BOOTSTRAP, S3_*, NESSIE_URI, SPARK_JARS_DIR pass through)
-// plus the configured extras. Its last stdout line `SIMGATE_WAP_RESULT {json}` is the result.
+// plus the configured extras. Its last stdout line `SIMGATE_WAP_RESULT {json}` is the result. By default
+// the WAP runs go to a warm worker (warm-worker.ts) that keeps one Spark session between runs; the
+// maintenance job always runs in a process of its own.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MAINTENANCE_JOB, type JobLauncher, type JobOutcome, type JobRequest, type JobResult } from "./job-types.js";
+import { WarmWorker } from "./warm-worker.js";
 
 export const RESULT_PREFIX = "SIMGATE_WAP_RESULT ";
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -23,6 +26,13 @@ export interface LocalLauncherOptions {
   stderrTailBytes?: number;
   /** Grace between SIGTERM and SIGKILL when a run is stopped. */
   killGraceMs?: number;
+  /** WAP runs go to a warm worker (`python -m simgate.lakehouse.worker`) that keeps its Spark session
+   *  between runs; false: one process per run. Maintenance always gets a process of its own. Default true. */
+  warm?: boolean;
+  /** An idle warm worker is stopped after this long (its JVM holds about 1 GB). Default 600000. */
+  warmIdleMs?: number;
+  /** Python module of the warm worker (tests use it to point at a stand-in). */
+  workerModule?: string;
 }
 
 /** The last line of a job's stderr that is a message, not Spark's progress bar (`[Stage 3:>  (0 + 2) / 2]`,
@@ -52,6 +62,10 @@ export function outcomeOf(exitCode: number | null, signal: NodeJS.Signals | null
 export class LocalLauncher implements JobLauncher {
   readonly kind = "local";
   readonly python: string;
+  /** Warm workers not running anything (at most one per concurrent run the driver has had). */
+  private readonly idleWorkers: WarmWorker[] = [];
+  private readonly idleTimers = new Map<WarmWorker, NodeJS.Timeout>();
+  private closed = false;
 
   constructor(private readonly options: LocalLauncherOptions = {}) {
     this.python = options.python ?? resolve(REPO_ROOT, ".venv", "bin", "python");
@@ -61,6 +75,60 @@ export class LocalLauncher implements JobLauncher {
     if (!existsSync(this.python)) {
       return Promise.resolve({ ok: false, status: "failed", retryable: false, error: `no Python at ${this.python}: run scripts/setup (or set SIMGATE_JOBS_PYTHON)` });
     }
+    if (request.topic !== MAINTENANCE_JOB && (this.options.warm ?? true) && !this.closed) return this.launchWarm(request, signal);
+    return this.launchProcess(request, signal);
+  }
+
+  /** Stops the idle warm workers (the gateway is stopping). Safe to call twice. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const workers = this.idleWorkers.splice(0);
+    for (const w of workers) this.clearIdleTimer(w);
+    await Promise.all(workers.map((w) => w.close()));
+  }
+
+  private async launchWarm(request: JobRequest, signal: AbortSignal): Promise<JobOutcome> {
+    let worker = this.idleWorkers.pop();
+    while (worker !== undefined && !worker.idle) worker = this.idleWorkers.pop();
+    if (worker !== undefined) this.clearIdleTimer(worker);
+    worker ??= new WarmWorker({
+      python: this.python,
+      args: ["-m", this.options.workerModule ?? "simgate.lakehouse.worker"],
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...this.options.env },
+      stderrTailBytes: this.options.stderrTailBytes ?? 8192,
+      killGraceMs: this.options.killGraceMs ?? 10_000,
+      resultPrefix: RESULT_PREFIX,
+      outcomeOf,
+    });
+    const outcome = await worker.run(
+      { jobId: request.id, topic: request.topic, wapRunId: wapRunId(request), config: this.options.wapConfigFile ?? null },
+      signal,
+    );
+    if (worker.idle && !this.closed) this.keepIdle(worker);
+    else void worker.close();
+    return outcome;
+  }
+
+  private keepIdle(worker: WarmWorker): void {
+    this.idleWorkers.push(worker);
+    const timer = setTimeout(() => {
+      this.idleTimers.delete(worker);
+      const i = this.idleWorkers.indexOf(worker);
+      if (i >= 0) this.idleWorkers.splice(i, 1);
+      void worker.close();
+    }, this.options.warmIdleMs ?? 600_000);
+    timer.unref();
+    this.idleTimers.set(worker, timer);
+  }
+
+  private clearIdleTimer(worker: WarmWorker): void {
+    const timer = this.idleTimers.get(worker);
+    if (timer !== undefined) clearTimeout(timer);
+    this.idleTimers.delete(worker);
+  }
+
+  private launchProcess(request: JobRequest, signal: AbortSignal): Promise<JobOutcome> {
     const args = jobArgs(request, this.options);
     const tailBytes = this.options.stderrTailBytes ?? 8192;
     return new Promise((resolveOutcome) => {

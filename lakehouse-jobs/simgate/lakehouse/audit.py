@@ -19,6 +19,8 @@ class AuditFigures:
     # event_time range of the run's trusted rows (ISO-8601 UTC), for the run's summary
     capture_time_min: str | None = None
     capture_time_max: str | None = None
+    # files the run's staging snapshots removed (an append removes none)
+    removed_files: int = 0
 
 
 def audit_problems(figures: AuditFigures, max_schema_error_ratio: float) -> list[str]:
@@ -28,6 +30,8 @@ def audit_problems(figures: AuditFigures, max_schema_error_ratio: float) -> list
         problems.append(
             f"counts do not reconcile: read {figures.read}, trusted {figures.trusted} + untrusted {figures.untrusted}"
         )
+    if figures.removed_files:
+        problems.append(f"the run's staging writes removed {figures.removed_files} file(s); they may only add")
     for column, nulls in sorted(figures.trusted_nulls.items()):
         if nulls:
             problems.append(f"trusted column {column} has {nulls} null(s)")

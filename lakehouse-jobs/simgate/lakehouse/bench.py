@@ -4,7 +4,9 @@ same Spark session (local[2]) after a small warm-up run, against the real local 
 
     python -m simgate.lakehouse.bench [--events 10000] [--partitions 3] [--flaw-every 50]
 
-Prints both times, their ratio and the WAP run's per-step timings. Each invocation makes its own topics
+Prints both times (wall clock, and CPU seconds of the Spark JVM, its Python workers and the driver:
+steadier than wall time on a shared machine), their ratios, the WAP run's per-step timings and the
+load average. Each invocation makes its own topics
 and tables (unique names: namespace `bench` for the plain table, `bench-*` topics for the WAP tables)
 and removes all of them at the end (tables from main through Nessie's REST API, tags, branches, topics),
 so the catalog it points at is left as it was.
@@ -85,6 +87,52 @@ def produce_topic(settings: StackSettings, name: str, events: int, partitions: i
         raise RuntimeError("the bench records were not all delivered")
 
 
+def process_tree_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU seconds of a process and all its descendants (the Spark JVM and the Python
+    workers it forks), including children already reaped, from /proc. 0 where /proc is missing."""
+    import os
+
+    stats: dict[int, tuple[int, int]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return 0.0
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after the name: state, ppid, ..., utime (12th), stime, cutime, cstime
+        stats[int(name)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += stats[pid][1]
+        todo.extend(children.get(pid, []))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class CpuClock:
+    """Wall and CPU seconds of a stretch of work in one Spark session: the JVM with its Python workers,
+    plus this Python driver."""
+
+    def __init__(self, spark) -> None:
+        self.pid = spark.sparkContext._gateway.proc.pid  # noqa: SLF001
+
+    def now(self) -> tuple[float, float]:
+        import os
+
+        own = os.times()
+        return time.perf_counter(), process_tree_cpu_seconds(self.pid) + own.user + own.system
+
+
 def plain_append(spark, settings: StackSettings, topic: str, table: str) -> int:
     """The baseline: read the whole topic, parse it into the same columns, append to one table on main."""
     ranges = plan_ranges({}, watermarks(settings, topic))
@@ -123,6 +171,14 @@ def cleanup(settings: StackSettings, topics: list[str], extra_tables: list[str])
             pass
 
 
+def _load_average() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simgate.lakehouse.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=10_000)
@@ -156,28 +212,33 @@ def main(argv: list[str] | None = None) -> int:
         spark.sql(f"CREATE TABLE {table} ({ddl_columns(TRUSTED_SCHEMA)}) USING iceberg PARTITIONED BY (days(event_time)) TBLPROPERTIES ({props})")
         spark.sql(f"ALTER TABLE {table} WRITE DISTRIBUTED BY PARTITION LOCALLY ORDERED BY event_time, car_id")
 
-        t1 = time.perf_counter()
+        clock = CpuClock(spark)
+        t1, c1 = clock.now()
         plain_rows = plain_append(spark, settings, topic, table)
-        plain_s = time.perf_counter() - t1
+        t1e, c1e = clock.now()
+        plain_s, plain_cpu = t1e - t1, c1e - c1
 
         # Like for like: the plain table was created before its clock started, so are the WAP tables.
         from .tables import TopicTables, ensure_tables
 
         ensure_tables(spark, TopicTables(settings.catalog, topic))
-        t2 = time.perf_counter()
+        t2, c2 = clock.now()
         result = run_wap(spark, settings, config, topic, log=quiet)
-        wap_s = time.perf_counter() - t2
+        t2e, c2e = clock.now()
+        wap_s, wap_cpu = t2e - t2, c2e - c2
     finally:
         spark.stop()
         cleanup(settings, [warm, topic], [f"bench.plain_{suffix}"])
 
-    print(f"plain append : {plain_s:7.2f} s  ({plain_rows} rows into {table}, no branch, no checks)")
+    load = _load_average()
+    print(f"plain append : {plain_s:7.2f} s wall, {plain_cpu:7.2f} s CPU  ({plain_rows} rows into {table}, no branch, no checks)")
     print(
-        f"WAP run      : {wap_s:7.2f} s  ({result.read} read, {result.trusted} trusted, {result.untrusted} untrusted, "
-        f"status {result.status}, tag {result.tag})"
+        f"WAP run      : {wap_s:7.2f} s wall, {wap_cpu:7.2f} s CPU  ({result.read} read, {result.trusted} trusted, "
+        f"{result.untrusted} untrusted, status {result.status}, tag {result.tag})"
     )
-    print(f"ratio        : {wap_s / plain_s:7.2f} x  (WAP / plain)")
+    print(f"ratio        : {wap_s / plain_s:7.2f} x wall, {wap_cpu / plain_cpu if plain_cpu else float('nan'):7.2f} x CPU  (WAP / plain)")
     print(f"WAP steps (s): {json.dumps(result.timings)}")
+    print(f"load average : {load}")
     return 0
 
 

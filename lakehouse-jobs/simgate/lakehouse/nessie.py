@@ -137,6 +137,21 @@ class NessieClient:
             if not body.get("hasMore") or not token:
                 return
 
+    def content_keys(self, ref: str) -> set[str]:
+        """Every content key on `ref` (tables and namespaces) as `namespace.table` text."""
+        keys: set[str] = set()
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"maxRecords": 1000}
+            if token:
+                params["pageToken"] = token
+            body = self._call("GET", f"/trees/{ref}/entries", params=params)
+            for entry in body.get("entries", []):
+                keys.add(".".join(entry["name"]["elements"]))
+            token = body.get("token")
+            if not body.get("hasMore") or not token:
+                return keys
+
     def content_exists(self, ref: str, key: str) -> bool:
         response = self.http.get(f"{self.uri}/trees/{ref}/contents/{key}", timeout=self.timeout)
         if response.status_code == 404:

@@ -71,7 +71,8 @@ def build_spark_session(
         # Measured here (Iceberg 1.6.1, Spark 3.5.7, JDK 17.0.15): with Iceberg's Arrow-vectorized Parquet
         # reads, the WAP job over 10,000 events (simgate.lakehouse.bench) hit an NPE in Iceberg's
         # BaseReader while counting a staging table and the JVM died with SIGSEGV in 3 runs of 3; with
-        # row-based reads, 0 of 4. Row-based reads cost little at these sizes.
+        # row-based reads, 0 of 4. Row-based reads cost little at these sizes. (docs/lakehouse.md,
+        # "Versions": the audit no longer scans staging; newer Iceberg not yet measured for this.)
         "spark.sql.iceberg.vectorization.enabled": os.environ.get("SIMGATE_ICEBERG_VECTORIZATION", "false"),
     }
     conf.update(NessieAuth.from_env().catalog_properties(cat))

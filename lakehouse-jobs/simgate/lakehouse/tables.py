@@ -125,6 +125,25 @@ def published_offsets(spark: SparkSession, tables: TopicTables) -> dict[int, int
     return {int(r["partition"]): int(r["next_offset"]) for r in rows}
 
 
+@dataclass(frozen=True)
+class Publications:
+    """What the offsets table says on the current reference: partition → the next offset to read, and
+    the last run published (None before the first)."""
+
+    next_offsets: dict[int, int]
+    last_run: str | None
+
+
+def publications(spark: SparkSession, tables: TopicTables) -> Publications:
+    """published_offsets and last_published_run in one read of the offsets table."""
+    rows = spark.sql(
+        f"SELECT partition, max(end_offset) AS next_offset, max(struct(published_at, wap_run_id)) AS last "
+        f"FROM {tables.offsets} WHERE topic = '{tables.topic}' GROUP BY partition"
+    ).collect()
+    last = max((tuple(r["last"]) for r in rows if r["last"] is not None), default=None)
+    return Publications({int(r["partition"]): int(r["next_offset"]) for r in rows}, last[1] if last else None)
+
+
 def last_published_run(spark: SparkSession, tables: TopicTables) -> str | None:
     rows = spark.sql(
         f"SELECT wap_run_id FROM {tables.offsets} ORDER BY published_at DESC, wap_run_id DESC LIMIT 1"

@@ -47,6 +47,16 @@ def contract_reasons(accepted_schema_versions: tuple[int, ...]) -> Column:
     return check(F.col("raw_value"))
 
 
+CONTRACT_COLUMN = "_contract"
+
+
+def with_contract(parsed: DataFrame, accepted_schema_versions: tuple[int, ...]) -> DataFrame:
+    """Adds the contract's reasons as a column (`_contract`). The WAP job caches the result, so the
+    Python UDF runs once per record however many times the checks use it (check_quality computes it
+    itself when the column is missing)."""
+    return parsed.withColumn(CONTRACT_COLUMN, contract_reasons(accepted_schema_versions))
+
+
 def decode_kafka(raw: DataFrame) -> DataFrame:
     """Rows of Spark's Kafka source → key and value as text plus where they came from."""
     return raw.select(
@@ -104,6 +114,7 @@ def check_quality(
     first_entries: DataFrame | None = None,
     run_bounds: DataFrame | None = None,
     published_times: DataFrame | None = None,
+    broadcast_flags: bool = False,
 ) -> DataFrame:
     """Adds `reasons` (array<string>, empty = trusted) to parsed rows.
 
@@ -113,64 +124,66 @@ def check_quality(
       runs without one use `lot_bounds`.
     published_times: run_id, sequence, sim_time_seconds of the runs' other events: published ones, and
       those of sibling topics (entries/exits share a run's sequence numbers) not yet published.
-    A record failing schema conformity gets only that reason: its other fields mean nothing."""
+    broadcast_flags: join the rules' findings back to the rows as a broadcast (a batch that fits in
+      memory: the wide rows are then never shuffled).
+    A record failing schema conformity gets only that reason: its other fields mean nothing.
+
+    The rules that need other rows (bounds of the run, time order, the car's entry, duplicates) run on a
+    narrow projection keyed by (partition, offset): the windows and joins shuffle a few columns, and
+    their findings join back to the full rows once."""
     for path in rules.required_fields:
         if path.split(".")[0] not in RECORD_SCHEMA.fieldNames():
             raise ValueError(f"required field {path!r} is not in the record schema")
     record = F.col("record")
     # Schema conformity: the contract on the JSON text first (types, zones, undeclared fields), then
     # Spark's own typed parse as a safety net. Either way the record gets only its schema reasons.
-    df = parsed.withColumn("_contract", contract_reasons(accepted_schema_versions))
-    schema_array = F.when(F.size("_contract") > 0, F.col("_contract")).when(
+    df = parsed if CONTRACT_COLUMN in parsed.columns else with_contract(parsed, accepted_schema_versions)
+    schema_array = F.when(F.size(CONTRACT_COLUMN) > 0, F.col(CONTRACT_COLUMN)).when(
         record[CORRUPT_COLUMN].isNotNull() | ~F.col("is_json_object"),
         F.array(F.when(F.col("is_json_object"), F.lit("schema_mismatch")).otherwise(F.lit("unparseable_json"))),
     )
-    schema_reason = F.when(schema_array.isNotNull(), F.lit("schema"))
 
-    checks: list[Column] = [F.when(_missing(path), F.lit(f"missing:{path}")) for path in rules.required_fields]
-    if rules.event_type is not None:
-        checks.append(
-            F.when(
-                record["eventType"].isNotNull() & (record["eventType"] != F.lit(rules.event_type)),
-                F.lit("unexpected_event_type"),
-            )
-        )
     coords = record["coordinates"]
+    keys = df.select(
+        F.col("kafka_partition").alias("_p"),
+        F.col("kafka_offset").alias("_o"),
+        record["eventId"].alias("_event_id"),
+        record["runId"].alias("_run"),
+        record["carId"].alias("_car"),
+        record["sequence"].alias("_seq"),
+        record["simTimeSeconds"].alias("_t"),
+        record["timeStamp"].alias("_ts"),
+        coords.isNotNull().alias("_has_coords"),
+        coords["x"].alias("_x"),
+        coords["y"].alias("_y"),
+        coords["z"].alias("_z"),
+        schema_array.isNull().alias("_schema_ok"),
+    )
+
+    # The lot: the run's own bounds (its lineage), else the configured ones.
     b = lot_bounds
     bound_names = ("x_min", "x_max", "y_min", "y_max", "z_min", "z_max")
     if run_bounds is not None:
-        df = df.join(
-            run_bounds.select(F.col("run_id").alias("_bounds_run_id"), *[F.col(n).alias(f"_{n}") for n in bound_names]),
-            record["runId"] == F.col("_bounds_run_id"),
+        keys = keys.join(
+            F.broadcast(run_bounds.select(F.col("run_id").alias("_run"), *[F.col(n).alias(f"_{n}") for n in bound_names])),
+            "_run",
             "left",
         )
         bound = {n: F.coalesce(F.col(f"_{n}"), F.lit(getattr(b, n))) for n in bound_names}
     else:
         bound = {n: F.lit(getattr(b, n)) for n in bound_names}
-    checks.append(
-        F.when(
-            coords.isNotNull()
-            & (
-                _outside(coords["x"], bound["x_min"], bound["x_max"])
-                | _outside(coords["y"], bound["y_min"], bound["y_max"])
-                | _outside(coords["z"], bound["z_min"], bound["z_max"])
-            ),
-            F.lit("coordinates_out_of_bounds"),
-        )
+    out_of_bounds = F.col("_has_coords") & (
+        _outside(F.col("_x"), bound["x_min"], bound["x_max"])
+        | _outside(F.col("_y"), bound["y_min"], bound["y_max"])
+        | _outside(F.col("_z"), bound["z_min"], bound["z_max"])
     )
 
     # Time order within a run: an event earlier than any event of its run with a smaller sequence.
-    keyed = df.select(
-        F.col("kafka_partition").alias("_p"),
-        F.col("kafka_offset").alias("_o"),
-        record["runId"].alias("_run"),
-        record["sequence"].alias("_seq"),
-        record["simTimeSeconds"].alias("_t"),
-    ).filter(
-        F.col("_run").isNotNull() & F.col("_seq").isNotNull() & F.col("_t").isNotNull() & schema_reason.isNull()
-    )
+    timed = keys.filter(
+        F.col("_run").isNotNull() & F.col("_seq").isNotNull() & F.col("_t").isNotNull() & F.col("_schema_ok")
+    ).select("_p", "_o", "_run", "_seq", "_t")
     if published_times is not None:
-        keyed = keyed.unionByName(
+        timed = timed.unionByName(
             published_times.select(
                 F.lit(None).cast("int").alias("_p"),
                 F.lit(None).cast("long").alias("_o"),
@@ -181,46 +194,62 @@ def check_quality(
         )
     before = Window.partitionBy("_run").orderBy("_seq").rowsBetween(Window.unboundedPreceding, -1)
     late = (
-        keyed.withColumn("_prev_max", F.max("_t").over(before))
+        timed.withColumn("_prev_max", F.max("_t").over(before))
         .filter(F.col("_p").isNotNull() & (F.col("_t") < F.col("_prev_max")))
-        .select(F.col("_p").alias("_late_p"), F.col("_o").alias("_late_o"), F.lit(True).alias("_late"))
+        .select("_p", "_o", F.lit(True).alias("_late"))
     )
-    df = df.join(late, (F.col("kafka_partition") == F.col("_late_p")) & (F.col("kafka_offset") == F.col("_late_o")), "left")
-    checks.append(F.when(F.col("_late"), F.lit("time_out_of_order")))
+    keys = keys.join(late, ["_p", "_o"], "left")
 
+    entry_check = F.lit(None).cast("string")
     if first_entries is not None:
         entries = first_entries.select(
-            F.col("run_id").alias("_entry_run_id"),
-            F.col("car_id").alias("_entry_car_id"),
-            F.col("entry_time").alias("_entry_time"),
+            F.col("run_id").alias("_run"), F.col("car_id").alias("_car"), F.col("entry_time").alias("_entry_time")
         )
-        df = df.join(
-            entries,
-            (record["runId"] == F.col("_entry_run_id")) & (record["carId"] == F.col("_entry_car_id")),
-            "left",
+        keys = keys.join(entries, ["_run", "_car"], "left")
+        entry_check = F.when(
+            F.col("_car").isNotNull() & F.col("_run").isNotNull() & F.col("_entry_time").isNull(),
+            F.lit("exit_without_entry"),
+        ).when(
+            F.col("_entry_time").isNotNull() & (F.col("_entry_time") > F.col("_ts")),
+            F.lit("exit_before_entry"),
         )
+
+    first_seen = Window.partitionBy("_event_id").orderBy("_p", "_o")
+    duplicate = F.col("_event_id").isNotNull() & (F.row_number().over(first_seen) > 1)
+
+    published = F.lit(False)
+    if published_ids is not None:
+        ids = published_ids.select(F.col("event_id").alias("_event_id")).distinct().withColumn("_published", F.lit(True))
+        keys = keys.join(ids, "_event_id", "left")
+        published = F.coalesce(F.col("_published"), F.lit(False))
+
+    flags = keys.select(
+        "_p",
+        "_o",
+        out_of_bounds.alias("_out_of_bounds"),
+        F.coalesce(F.col("_late"), F.lit(False)).alias("_is_late"),
+        entry_check.alias("_entry_check"),
+        duplicate.alias("_duplicate"),
+        published.alias("_is_published"),
+    )
+    flags = F.broadcast(flags) if broadcast_flags else flags
+    df = df.join(flags, (F.col("kafka_partition") == F.col("_p")) & (F.col("kafka_offset") == F.col("_o")), "left")
+
+    checks: list[Column] = [F.when(_missing(path), F.lit(f"missing:{path}")) for path in rules.required_fields]
+    if rules.event_type is not None:
         checks.append(
             F.when(
-                record["carId"].isNotNull() & record["runId"].isNotNull() & F.col("_entry_time").isNull(),
-                F.lit("exit_without_entry"),
-            ).when(
-                F.col("_entry_time").isNotNull() & (F.col("_entry_time") > record["timeStamp"]),
-                F.lit("exit_before_entry"),
+                record["eventType"].isNotNull() & (record["eventType"] != F.lit(rules.event_type)),
+                F.lit("unexpected_event_type"),
             )
         )
-
-    first_seen = Window.partitionBy(record["eventId"]).orderBy(F.col("kafka_partition"), F.col("kafka_offset"))
-    checks.append(
-        F.when(
-            record["eventId"].isNotNull() & (F.row_number().over(first_seen) > 1),
-            F.lit("duplicate_in_batch"),
-        )
-    )
-
+    checks.append(F.when(F.col("_out_of_bounds"), F.lit("coordinates_out_of_bounds")))
+    checks.append(F.when(F.col("_is_late"), F.lit("time_out_of_order")))
+    if first_entries is not None:
+        checks.append(F.col("_entry_check"))
+    checks.append(F.when(F.col("_duplicate"), F.lit("duplicate_in_batch")))
     if published_ids is not None:
-        published = published_ids.select(F.col("event_id").alias("_published_id")).distinct()
-        df = df.join(published, record["eventId"] == F.col("_published_id"), "left")
-        checks.append(F.when(F.col("_published_id").isNotNull(), F.lit("duplicate_of_published")))
+        checks.append(F.when(F.col("_is_published"), F.lit("duplicate_of_published")))
 
     content_reasons = F.filter(F.array(*checks), lambda reason: reason.isNotNull())
     df = df.withColumn(
@@ -228,8 +257,7 @@ def check_quality(
         F.when(schema_array.isNotNull(), schema_array).otherwise(content_reasons),
     )
     return df.drop(
-        "_contract", "_entry_run_id", "_entry_car_id", "_entry_time", "_published_id", "_bounds_run_id",
-        "_late_p", "_late_o", "_late", *[f"_{n}" for n in bound_names],
+        CONTRACT_COLUMN, "_p", "_o", "_out_of_bounds", "_is_late", "_entry_check", "_duplicate", "_is_published"
     )
 
 

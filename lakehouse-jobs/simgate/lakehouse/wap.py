@@ -31,18 +31,20 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from .audit import AuditFigures, audit_problems
 from .config import ConfigError, JobConfig, load_config, table_name
+from .iceberg_files import AddedFiles, added_files, append_files, can_share_files, load_table, micros_to_datetime, run_snapshot, spark_schema
 from .kafka_source import PartitionRange, TopicNotFound, describe, plan_ranges, read_ranges, watermarks
 from .nessie import NessieClient, NessieConflict
-from .ops_table import RunSummary, capture_range, ensure_ops_table, record_run
+from .ops_table import NAMESPACE as OPS_NAMESPACE, TABLE as OPS_TABLE, RunSummary, ensure_ops_table, record_run
 from .schema import OFFSETS_SCHEMA, REQUIRED_TRUSTED_COLUMNS, TRUSTED_SCHEMA, UNTRUSTED_SCHEMA, same_columns
 from .settings import StackSettings
 from .spark import build_spark_session
-from .tables import TopicTables, ensure_tables, last_published_run, published_offsets, table_exists
+from .tables import TopicTables, ensure_tables, publications, published_offsets, table_exists
 from .transforms import (
     check_quality,
     conforming,
@@ -53,6 +55,7 @@ from .transforms import (
     schema_error_count,
     trusted_rows,
     untrusted_rows,
+    with_contract,
 )
 
 RESULT_PREFIX = "SIMGATE_WAP_RESULT "
@@ -65,6 +68,11 @@ FAIL_POINTS = ("after_branch", "after_staging", "after_audit", "after_production
 # The session settings the WAP job needs on top of the factory's: no table cache, because the job moves
 # the catalog between main and its branch.
 WAP_SPARK_CONF = {"spark.sql.catalog.nessie.cache-enabled": "false"}
+
+
+# Up to this many records a run joins the checks' findings back to its rows as a broadcast (a few
+# columns per row), so the full rows are never shuffled; bigger batches (a long backlog) let Spark choose.
+BROADCAST_FLAGS_MAX_ROWS = 500_000
 
 
 class InjectedFailure(RuntimeError):
@@ -99,6 +107,7 @@ class WapResult:
     capture_time_min: str | None = None  # event_time range of the run's trusted rows
     capture_time_max: str | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step; sparkStart = JVM start
+    warm_session: bool = False  # run in a session an earlier run started (worker.py)
 
     def to_json(self) -> str:
         return json.dumps({_camel(k): v for k, v in asdict(self).items()}, sort_keys=True)
@@ -148,32 +157,93 @@ def _write(df: DataFrame, table: str, properties: dict[str, str]) -> None:
     writer.append()
 
 
-def _audit_figures(spark: SparkSession, tables: TopicTables, wap_run_id: str, read: int) -> AuditFigures:
-    this_run = F.col("wap_run_id") == F.lit(wap_run_id)
-    trusted = spark.table(tables.trusted).filter(this_run)
-    null_row = trusted.agg(
-        F.count(F.lit(1)).alias("_rows"),
-        # ISO-8601 UTC text made by Spark (the session's zone is UTC), not Python's local-time datetimes.
-        F.date_format(F.min("event_time"), "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'").alias("_first"),
-        F.date_format(F.max("event_time"), "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'").alias("_last"),
-        *[F.sum(F.when(F.col(c).isNull(), 1).otherwise(0)).alias(c) for c in REQUIRED_TRUSTED_COLUMNS],
-    ).collect()[0]
-    untrusted = spark.table(tables.untrusted).filter(this_run)
-    u_row = untrusted.agg(
-        F.count(F.lit(1)).alias("rows"),
-        schema_error_count().alias("schema_errors"),
-    ).collect()[0]
-    declared = {tables.production: TRUSTED_SCHEMA, tables.trusted: TRUSTED_SCHEMA, tables.untrusted: UNTRUSTED_SCHEMA}
-    return AuditFigures(
-        read=read,
-        trusted=int(null_row["_rows"]),
-        untrusted=int(u_row["rows"]),
-        schema_errors=int(u_row["schema_errors"] or 0),
-        trusted_nulls={c: int(null_row[c] or 0) for c in REQUIRED_TRUSTED_COLUMNS},
-        schema_problems={t: p for t, schema in declared.items() if (p := same_columns(spark.table(t).schema, schema))},
-        capture_time_min=null_row["_first"],
-        capture_time_max=null_row["_last"],
+@dataclass
+class StagedRun:
+    """What the audit read of the run's staging snapshots, kept for the publish."""
+
+    figures: AuditFigures
+    trusted_table: object
+    production_table: object
+    trusted_files: AddedFiles
+    capture_range: tuple  # first/last event_time, first/last received_at of the trusted rows
+
+
+def _iso_micros(micros: int | None) -> str | None:
+    t = micros_to_datetime(micros)
+    return None if t is None else t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def _audit_figures(spark: SparkSession, tables: TopicTables, wap_run_id: str, read: int, schema_errors: int) -> StagedRun:
+    """The figures of what the run's writes put on the branch, from Iceberg's metadata of the snapshots
+    they made: record counts and null counts of the files each added, the event_time and received_at
+    bounds, and each table's schema. A column without a null-count metric is counted by a scan."""
+    trusted_table = load_table(spark, tables.trusted)
+    untrusted_table = load_table(spark, tables.untrusted)
+    production_table = load_table(spark, tables.production)
+    trusted = added_files(
+        spark, trusted_table, run_snapshot(trusted_table, wap_run_id), REQUIRED_TRUSTED_COLUMNS, ("event_time", "received_at")
     )
+    untrusted = added_files(spark, untrusted_table, run_snapshot(untrusted_table, wap_run_id))
+    nulls = dict(trusted.nulls)
+    unknown = [c for c, n in nulls.items() if n is None]
+    if unknown:
+        rows = spark.table(tables.trusted).filter(F.col("wap_run_id") == F.lit(wap_run_id))
+        row = rows.agg(*[F.sum(F.when(F.col(c).isNull(), 1).otherwise(0)).alias(c) for c in unknown]).collect()[0]
+        nulls.update({c: int(row[c] or 0) for c in unknown})
+    declared = {
+        tables.production: (production_table, TRUSTED_SCHEMA),
+        tables.trusted: (trusted_table, TRUSTED_SCHEMA),
+        tables.untrusted: (untrusted_table, UNTRUSTED_SCHEMA),
+    }
+    figures = AuditFigures(
+        read=read,
+        trusted=trusted.records,
+        untrusted=untrusted.records,
+        schema_errors=schema_errors,
+        trusted_nulls={c: int(n or 0) for c, n in nulls.items()},
+        schema_problems={t: p for t, (table, schema) in declared.items() if (p := same_columns(spark_schema(spark, table), schema))},
+        capture_time_min=_iso_micros(trusted.lower.get("event_time")),
+        capture_time_max=_iso_micros(trusted.upper.get("event_time")),
+        removed_files=trusted.deleted_files + untrusted.deleted_files,
+    )
+    capture = tuple(
+        micros_to_datetime(v)
+        for v in (trusted.lower.get("event_time"), trusted.upper.get("event_time"), trusted.lower.get("received_at"), trusted.upper.get("received_at"))
+    )
+    return StagedRun(figures, trusted_table, production_table, trusted, capture)
+
+
+def _publish_trusted(spark: SparkSession, tables: TopicTables, staged: StagedRun, wap_run_id: str, summary: dict[str, str], log) -> str:
+    """Appends the run's trusted rows to production on the branch; returns how: `shared-files` (the
+    staging files themselves, one metadata commit) or `rewritten` (production's structure differs from
+    staging's, so the rows are read back and written)."""
+    files = staged.trusted_files.files
+    if not files:
+        return "nothing"
+    why_not = can_share_files(staged.trusted_table, staged.production_table, files)
+    if why_not is None:
+        append_files(staged.production_table, files, summary)
+        return "shared-files"
+    log(f"wap {tables.topic}: production's structure differs from staging's ({why_not}); writing the rows again")
+    this_run = spark.table(tables.trusted).filter(F.col("wap_run_id") == F.lit(wap_run_id))
+    _write(this_run.select(*TRUSTED_SCHEMA.fieldNames()), tables.production, summary)
+    return "rewritten"
+
+
+def _ensure_tables(spark: SparkSession, nessie: NessieClient, catalog: str, topics: list[TopicTables]) -> list[str]:
+    """The topic's tables (and its entry topic's) and ops.wap_runs on main. One listing of main's
+    contents tells whether they all exist (the usual case); only then are they created through Spark."""
+    wanted = {t.split(".", 1)[1] for tables in topics for t in tables.all()} | {f"{OPS_NAMESPACE}.{OPS_TABLE}"}
+    try:
+        if wanted <= nessie.content_keys("main"):
+            return []
+    except Exception:  # noqa: BLE001 - the listing is a shortcut; Spark below is the real check
+        pass
+    created: list[str] = []
+    for tables in topics:
+        created += ensure_tables(spark, tables)
+    created += ensure_ops_table(spark, catalog)  # ops.wap_runs, the dashboard's run table
+    return created
 
 
 def _run_bounds(spark: SparkSession, settings: StackSettings, config: JobConfig) -> DataFrame | None:
@@ -191,6 +261,28 @@ def _run_bounds(spark: SparkSession, settings: StackSettings, config: JobConfig)
 
 
 KNOWN_EVENT_COLUMNS = ["run_id", "car_id", "sequence", "sim_time_seconds", "event_time"]
+
+
+class KnownEvents:
+    """_known_events per sibling topic, built once per run and cached: an exit run needs the entries'
+    known events twice (first entries, time order), and they include the entries not yet published,
+    read from Kafka and run through the contract."""
+
+    def __init__(self, spark: SparkSession, settings: StackSettings, config: JobConfig) -> None:
+        self.spark, self.settings, self.config = spark, settings, config
+        self.frames: dict[str, DataFrame | None] = {}
+
+    def of(self, topic: str) -> DataFrame | None:
+        if topic not in self.frames:
+            known = _known_events(self.spark, self.settings, self.config, topic)
+            self.frames[topic] = None if known is None else known.persist(StorageLevel.MEMORY_AND_DISK)
+        return self.frames[topic]
+
+    def release(self) -> None:
+        for frame in self.frames.values():
+            if frame is not None:
+                frame.unpersist()
+        self.frames.clear()
 
 
 def _known_events(spark: SparkSession, settings: StackSettings, config: JobConfig, topic: str) -> DataFrame | None:
@@ -231,34 +323,34 @@ def _known_events(spark: SparkSession, settings: StackSettings, config: JobConfi
     return known
 
 
-def _first_entries(spark, settings, config, rules) -> DataFrame | None:
+def _first_entries(spark, known_events: KnownEvents, rules) -> DataFrame | None:
     if rules.entry_topic is None:
         return None
-    known = _known_events(spark, settings, config, rules.entry_topic)
+    known = known_events.of(rules.entry_topic)
     if known is None:
         return spark.createDataFrame([], "run_id string, car_id string, entry_time timestamp")
     return first_entries_of(known.where(F.col("car_id").isNotNull() & F.col("event_time").isNotNull()))
 
 
-def _run_times(spark, settings, config, rules, production: DataFrame, batch_runs: DataFrame) -> DataFrame:
+def _run_times(known_events: KnownEvents, rules, production: DataFrame, batch_runs: list[str]) -> DataFrame:
     """(run_id, sequence, sim_time_seconds) of the batch's runs outside this batch: this topic's
     production table, and every event known of its sibling topics (entries and exits share a run's
-    sequence numbers)."""
+    sequence numbers). Only the batch's runs are read (a filter Iceberg can prune files with)."""
     columns = ["run_id", "sequence", "sim_time_seconds"]
-    times = production.select(*columns)
+    in_batch = F.col("run_id").isin(batch_runs) if batch_runs else F.lit(False)
+    times = production.select(*columns).where(in_batch)
     for other in rules.order_with:
-        known = _known_events(spark, settings, config, other)
+        known = known_events.of(other)
         if known is not None:
-            times = times.unionByName(known.select(*columns))
-    return times.join(batch_runs, "run_id", "left_semi")
+            times = times.unionByName(known.select(*columns).where(in_batch))
+    return times
 
 
-def _recover_missing_tag(spark: SparkSession, nessie: NessieClient, config: JobConfig, tables: TopicTables, log) -> str | None:
+def _recover_missing_tag(nessie: NessieClient, config: JobConfig, tables: TopicTables, last: str | None, log) -> str | None:
     """A run killed between its merge and its tag left main published but untagged: tag it now, on that
     run's own merge commit (found in main's history by the run id in its commit metadata, or by its merge
     message for merges made before the metadata was written), and drop its branch. Never main's head:
     other topics' runs may have merged since."""
-    last = last_published_run(spark, tables)
     if last is None:
         return None
     tag = tag_name(tables.topic, last)
@@ -338,17 +430,10 @@ def run_wap(
     # 1. namespaces and tables on main (a branch cannot be merged into a main without the namespaces).
     steps.next("tables")
     use_reference(spark, settings.catalog, "main")
-    created = ensure_tables(spark, tables)
     entry_tables = TopicTables(settings.catalog, rules.entry_topic) if rules.entry_topic else None
-    if entry_tables is not None:
-        created += ensure_tables(spark, entry_tables)
-    created += ensure_ops_table(spark, settings.catalog)  # ops.wap_runs, the dashboard's run table
+    created = _ensure_tables(spark, nessie, settings.catalog, [tables] + ([entry_tables] if entry_tables else []))
     if created:
         log(f"wap {topic}: created {', '.join(created)}")
-    steps.next("recover")
-    result.recovered_tag = _recover_missing_tag(spark, nessie, config, tables, log)
-    if result.recovered_tag:
-        log(f"wap {topic}: tagged the previous run's publication as {result.recovered_tag}")
 
     # 2. the branch, from main's head; that hash guards the merge.
     steps.next("branch")
@@ -360,9 +445,16 @@ def run_wap(
     try:
         failure_point("after_branch", spark)
 
-        # 3. what is not yet published, read on the branch (= main at base_hash).
+        # 3. what is published, read once on the branch (= main at base_hash): the offsets to start
+        # from, and the last run (tagged now if a kill between its merge and its tag left it untagged).
         steps.next("plan")
-        ranges: list[PartitionRange] = plan_ranges(published_offsets(spark, tables), watermarks(settings, topic))
+        published = publications(spark, tables)
+        steps.next("recover")
+        result.recovered_tag = _recover_missing_tag(nessie, config, tables, published.last_run, log)
+        if result.recovered_tag:
+            log(f"wap {topic}: tagged the previous run's publication as {result.recovered_tag}")
+        steps.next("plan")
+        ranges: list[PartitionRange] = plan_ranges(published.next_offsets, watermarks(settings, topic))
         result.offsets = describe(ranges)
         result.skipped_by_retention = sum(r.skipped for r in ranges)
         if sum(r.size for r in ranges) == 0:
@@ -375,27 +467,37 @@ def run_wap(
             return result
         log(f"wap {topic}: run {wap_run_id} on branch {branch}, offsets {result.offsets}")
 
-        # 4. parse and check.
+        # 4. parse and check. The batch is read from Kafka, parsed and run through the contract once,
+        # and cached: the checks and both staging writes use that copy.
         steps.next("check")
-        parsed = parse_records(decode_kafka(read_ranges(spark, settings, topic, ranges)))
-        batch_runs = parsed.select(F.col("record.runId").alias("run_id")).where(F.col("run_id").isNotNull()).distinct()
-        production = spark.table(tables.production)
-        checked = check_quality(
-            parsed,
-            rules,
-            config.accepted_schema_versions,
-            config.lot_bounds,
-            published_ids=production.select("event_id"),
-            first_entries=_first_entries(spark, settings, config, rules),
-            run_bounds=_run_bounds(spark, settings, config),
-            published_times=_run_times(spark, settings, config, rules, production, batch_runs),
-        ).persist()
+        batch = with_contract(
+            parse_records(decode_kafka(read_ranges(spark, settings, topic, ranges))), config.accepted_schema_versions
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        checked: DataFrame | None = None
+        known_events = KnownEvents(spark, settings, config)
         try:
-            result.read = checked.count()
+            result.read = batch.count()
+            batch_runs = [
+                r["run_id"]
+                for r in batch.select(F.col("record.runId").alias("run_id")).where(F.col("run_id").isNotNull()).distinct().collect()
+            ]
+            production = spark.table(tables.production)
+            checked = check_quality(
+                batch,
+                rules,
+                config.accepted_schema_versions,
+                config.lot_bounds,
+                published_ids=production.select("event_id"),
+                first_entries=_first_entries(spark, known_events, rules),
+                run_bounds=_run_bounds(spark, settings, config),
+                published_times=_run_times(known_events, rules, production, batch_runs),
+                broadcast_flags=result.read <= BROADCAST_FLAGS_MAX_ROWS,
+            ).persist(StorageLevel.MEMORY_AND_DISK)
             result.reasons = {
                 r["reason"]: int(r["n"])
                 for r in checked.select(F.explode("reasons").alias("reason")).groupBy("reason").agg(F.count("*").alias("n")).collect()
             }
+            schema_errors = int(checked.agg(schema_error_count().alias("n")).collect()[0]["n"] or 0)
 
             # 5 + 6. staging tables on the branch, with the run in the snapshot summary.
             steps.next("stage")
@@ -407,12 +509,17 @@ def run_wap(
             _write(trusted_rows(checked, wap_run_id, now), tables.trusted, summary)
             _write(untrusted_rows(checked, wap_run_id, now), tables.untrusted, summary)
         finally:
-            checked.unpersist()
+            if checked is not None:
+                checked.unpersist()
+            batch.unpersist()
+            known_events.release()
         failure_point("after_staging", spark)
 
-        # 7. audit what the branch holds.
+        # 7. audit what the branch holds: the files the run's staging snapshots added, and their
+        # metrics (Iceberg's own record and null counts), not the job's own figures.
         steps.next("audit")
-        figures = _audit_figures(spark, tables, wap_run_id, result.read)
+        staged = _audit_figures(spark, tables, wap_run_id, result.read, schema_errors)
+        figures = staged.figures
         result.trusted, result.untrusted = figures.trusted, figures.untrusted
         result.capture_time_min, result.capture_time_max = figures.capture_time_min, figures.capture_time_max
         result.problems = audit_problems(figures, config.max_schema_error_ratio)
@@ -424,9 +531,10 @@ def run_wap(
         failure_point("after_audit", spark)
 
         # 8. publish: production and the offsets on the branch, one guarded merge, a tag, no branch.
+        # Production gets the very files the audit read (one metadata commit, no rewrite) when its
+        # structure is staging's; otherwise the audited rows are written again.
         steps.next("publish")
-        this_run = spark.table(tables.trusted).filter(F.col("wap_run_id") == F.lit(wap_run_id))
-        _write(this_run.select(*TRUSTED_SCHEMA.fieldNames()), tables.production, summary)
+        _publish_trusted(spark, tables, staged, wap_run_id, summary, log)
         offsets = spark.createDataFrame(
             [(topic, r.partition, r.start, r.end, r.size, wap_run_id, now) for r in ranges], OFFSETS_SCHEMA
         )
@@ -434,7 +542,7 @@ def run_wap(
         # The run's row in ops.wap_runs (ops_table.py), on the branch: it lands in the same merge.
         record_run(spark, settings.catalog, RunSummary(
             wap_run_id, topic, tag_name(topic, wap_run_id), result.read, result.trusted, result.untrusted,
-            tuple(ranges), now, *capture_range(this_run)), summary)
+            tuple(ranges), now, *staged.capture_range), summary)
         failure_point("after_production", spark)
 
         steps.next("merge")
@@ -520,36 +628,28 @@ def _jvm_alive(spark: SparkSession) -> bool:
     return proc is None or proc.poll() is None
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simgate.lakehouse.wap", description=__doc__.split("\n")[0])
-    parser.add_argument("--topic", required=True, help="Kafka topic to publish (e.g. parking-entries)")
-    parser.add_argument("--config", help="JSON job configuration (default: SIMGATE_WAP_CONFIG or built-in)")
-    parser.add_argument("--wap-run-id", help="id of this run, YYYYMMDDTHHMMSSZ-<8 hex> (default: now + random)")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as err:
-        print(f"wap: {err}", file=sys.stderr)
-        return 64
-    if not TOPIC.fullmatch(args.topic):
-        print(f"wap: --topic must be a Kafka topic name ({TOPIC.pattern})", file=sys.stderr)
-        return 64
-    if args.wap_run_id is not None and not WAP_RUN_ID.fullmatch(args.wap_run_id):
-        print(f"wap: --wap-run-id must match {WAP_RUN_ID.pattern} (retention reads its age from it)", file=sys.stderr)
-        return 64
-    settings = StackSettings.from_env()
-    wap_run_id = args.wap_run_id or new_wap_run_id(datetime.now(timezone.utc))
-    result = WapResult(status="failed", topic=args.topic, wap_run_id=wap_run_id)
+def bad_usage(topic: str, wap_run_id: str | None) -> str | None:
+    """Why a topic or run id given on the command line (or to the warm worker) is refused, else None."""
+    if not TOPIC.fullmatch(topic):
+        return f"--topic must be a Kafka topic name ({TOPIC.pattern})"
+    if wap_run_id is not None and not WAP_RUN_ID.fullmatch(wap_run_id):
+        return f"--wap-run-id must match {WAP_RUN_ID.pattern} (retention reads its age from it)"
+    return None
+
+
+def run_job(spark: SparkSession | None, start_error: Exception | None, settings: StackSettings, config: JobConfig, result: WapResult) -> int:
+    """One WAP run in `spark` (None when it could not start: `start_error` says why), its outcome in
+    `result` and the exit code: 0 published or nothing new, 1 error, 2 audit failed, 3 merge conflict,
+    4 topic not found. Shared by the one-shot job and the warm worker (worker.py)."""
+    topic = result.topic
     code = 1
-    spark: SparkSession | None = None
-    started = time.monotonic()
     try:
-        spark = wap_session(f"simgate-wap-{args.topic}", settings)
-        result.timings["sparkStart"] = round(time.monotonic() - started, 3)
-        run_wap(spark, settings, config, args.topic, wap_run_id=wap_run_id, result=result)
+        if spark is None:
+            raise start_error or RuntimeError("no Spark session")
+        run_wap(spark, settings, config, topic, wap_run_id=result.wap_run_id, result=result)
         code = 0
     except AuditFailed as err:
-        print(f"wap {args.topic}: audit failed, main unchanged, branch {err.result.branch} kept: {err}", file=sys.stderr)
+        print(f"wap {topic}: audit failed, main unchanged, branch {err.result.branch} kept: {err}", file=sys.stderr)
         code = 2
     except NessieConflict as err:
         result.status, result.problems = "merge_conflict", [f"merge conflict: {err}"]
@@ -567,16 +667,51 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result.problems = [f"{type(err).__name__}{at}: {str(err)[:1000]}"]
         result.status = "failed"
-    finally:
-        if spark is not None:
-            try:
-                if _jvm_alive(spark):
-                    spark.stop()
-            except Exception as err:  # noqa: BLE001 - the run's outcome is already decided
-                print(f"wap {args.topic}: stopping Spark failed: {type(err).__name__}", file=sys.stderr)
-        result.timings["total"] = round(time.monotonic() - started, 3)
     if code not in (0, 2):
-        print(f"wap {args.topic}: failed: {result.problems[0]}", file=sys.stderr)
+        print(f"wap {topic}: failed: {result.problems[0]}", file=sys.stderr)
+    return code
+
+
+def stop_session(spark: SparkSession | None, topic: str) -> None:
+    if spark is None:
+        return
+    try:
+        if _jvm_alive(spark):
+            spark.stop()
+    except Exception as err:  # noqa: BLE001 - the run's outcome is already decided
+        print(f"wap {topic}: stopping Spark failed: {type(err).__name__}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m simgate.lakehouse.wap", description=__doc__.split("\n")[0])
+    parser.add_argument("--topic", required=True, help="Kafka topic to publish (e.g. parking-entries)")
+    parser.add_argument("--config", help="JSON job configuration (default: SIMGATE_WAP_CONFIG or built-in)")
+    parser.add_argument("--wap-run-id", help="id of this run, YYYYMMDDTHHMMSSZ-<8 hex> (default: now + random)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(f"wap: {err}", file=sys.stderr)
+        return 64
+    if (problem := bad_usage(args.topic, args.wap_run_id)) is not None:
+        print(f"wap: {problem}", file=sys.stderr)
+        return 64
+    settings = StackSettings.from_env()
+    wap_run_id = args.wap_run_id or new_wap_run_id(datetime.now(timezone.utc))
+    result = WapResult(status="failed", topic=args.topic, wap_run_id=wap_run_id)
+    spark: SparkSession | None = None
+    start_error: Exception | None = None
+    started = time.monotonic()
+    try:
+        try:
+            spark = wap_session(f"simgate-wap-{args.topic}", settings)
+            result.timings["sparkStart"] = round(time.monotonic() - started, 3)
+        except Exception as err:  # noqa: BLE001 - reported as the run's problem
+            start_error = err
+        code = run_job(spark, start_error, settings, config, result)
+    finally:
+        stop_session(spark, args.topic)
+        result.timings["total"] = round(time.monotonic() - started, 3)
     print(RESULT_PREFIX + result.to_json(), flush=True)
     return code
 
