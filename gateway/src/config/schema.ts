@@ -47,6 +47,11 @@ const jobsSection = z
         wapConfigFile: z.string().min(1).optional(),
         /** Extra environment for the job (the stack settings are passed through from the gateway's). */
         env: z.record(z.string(), z.string()).default({}),
+        /** WAP runs go to a warm worker that keeps its Spark session between runs (no JVM start per
+         *  run); false: one process per run. A worker whose JVM died is replaced at the next run. */
+        warm: z.boolean().default(true),
+        /** A warm worker idle this long is stopped (its JVM holds about 1 GB); the next run starts one. */
+        warmIdleMs: z.number().int().min(1000).default(600_000),
       })
       .strict()
       .prefault({}),
