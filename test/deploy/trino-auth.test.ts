@@ -6,12 +6,12 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
-import { createServer } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { load, loadAll } from "js-yaml";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { freePort } from "../support/ports.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const STARTUP_DEADLINE_MS = 300_000;
@@ -28,17 +28,6 @@ const supersetUri = new URL(String(devSecrets["simgate-superset"]?.["trino-uri"]
 const USER = decodeURIComponent(supersetUri.username);
 const PASSWORD = decodeURIComponent(supersetUri.password);
 const CA = String(devSecrets["trino-tls"]?.["ca.crt"]);
-
-async function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => ok(port));
-    });
-  });
-}
 
 let trino: ChildProcess | undefined;
 let logs = "";

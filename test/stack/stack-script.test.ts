@@ -7,18 +7,11 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { freePort } from "../support/ports.js";
 
 const root = resolve(import.meta.dirname, "../..");
 const stack = join(root, "deploy/local/stack");
 const state = mkdtempSync(join(tmpdir(), "simgate-stack-test-"));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 function run(args: string[], env: Record<string, string>) {
   const res = spawnSync("bash", [stack, ...args], { env: { ...process.env, SIMGATE_STATE: state, ...env }, encoding: "utf8", timeout: 120_000 });

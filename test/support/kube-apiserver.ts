@@ -13,10 +13,10 @@ import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from "node
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { kubectlPath, kubeTool } from "./kube-tools.js";
+import { freePort } from "./ports.js";
 
 export interface KubeCluster {
   /** https://127.0.0.1:<port> */
@@ -33,18 +33,6 @@ export interface KubeCluster {
   /** A bound token for a service account (TokenRequest API), written to a file; returns the file. */
   serviceAccountTokenFile(namespace: string, name: string): string;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function port(name: string): Promise<number> {
