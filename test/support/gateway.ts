@@ -13,6 +13,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "./ports.js";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /** SIMGATE_TEST_GATEWAY_DIST runs the tests against another build of the gateway (a before/after
@@ -72,7 +73,7 @@ export interface TestGateway {
   kill(): Promise<void>;
 }
 
-export { freePort } from "./ports.js";
+export { freePort };
 
 export function uniqueId(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${randomBytes(4).toString("hex")}`;

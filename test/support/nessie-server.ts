@@ -11,6 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "./ports.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const NESSIE_WRITER = "service-account-simgate-spark";
@@ -26,7 +27,7 @@ export function stackVersions(): Record<string, string> {
   );
 }
 
-export { freePort } from "./ports.js";
+export { freePort };
 
 const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
 const b64url = (data: Buffer | string): string => Buffer.from(data).toString("base64url");
