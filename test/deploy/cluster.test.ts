@@ -325,15 +325,16 @@ describe("overlays/prod on a real API server, as Argo CD syncs it", { timeout: 3
     }
     expect(wrong).toEqual([]);
     // What the deployment itself starts passes: the nightly maintenance, as the operator creates it from
-    // the ScheduledSparkApplication's template, and the gateway's launcher with its deployed jobs.json.
+    // the ScheduledSparkApplication's template, and the gateway's launcher with its deployed `jobs` section.
     const scheduled = applied.find((o) => o.kind === "ScheduledSparkApplication");
     expect(scheduled, "a ScheduledSparkApplication").toBeDefined();
     const fromSchedule = { apiVersion: "sparkoperator.k8s.io/v1beta2", kind: "SparkApplication", metadata: { name: "maintenance-run", namespace: NAMESPACE }, spec: (scheduled?.["spec"] as { template: unknown }).template };
     const operatorRun = cluster.kubectl(["create", "--dry-run=server", "-f", "-"], { input: JSON.stringify(fromSchedule), allowFailure: true });
     expect(operatorRun.status, operatorRun.stderr).toBe(0);
-    const gatewayConfig = applied.find((o) => o.kind === "ConfigMap" && typeof (o["data"] as Record<string, string> | undefined)?.["jobs.json"] === "string");
-    const jobs = JSON.parse((gatewayConfig?.["data"] as Record<string, string>)["jobs.json"] as string) as { kubernetes?: { image?: string; serviceAccount?: string } };
-    // The launcher's image: SIMGATE_JOBS_K8S_IMAGE of the gateway's Deployment (set by components/images), else jobs.json.
+    const gatewayConfig = applied.find((o) => o.kind === "ConfigMap" && typeof (o["data"] as Record<string, string> | undefined)?.["gateway.json"] === "string");
+    const jobs = (JSON.parse((gatewayConfig?.["data"] as Record<string, string>)["gateway.json"] as string) as { jobs?: { kubernetes?: { image?: string; serviceAccount?: string } } }).jobs ?? {};
+    expect(jobs, "the gateway's jobs section").toHaveProperty("kubernetes");
+    // The launcher's image: SIMGATE_JOBS_K8S_IMAGE of the gateway's Deployment (set by components/images), else the jobs section.
     const gatewayDeployment = applied.find((o) => o.kind === "Deployment" && (o["metadata"] as { name?: string }).name === "simgate-gateway") as { spec: { template: { spec: { containers: { env?: { name: string; value?: string }[] }[] } } } } | undefined;
     const envImage = gatewayDeployment?.spec.template.spec.containers[0]?.env?.find((e) => e.name === "SIMGATE_JOBS_K8S_IMAGE")?.value;
     expect(envImage ?? jobs.kubernetes?.image, "the launcher's image is the policy's image").toBe(policy.image);

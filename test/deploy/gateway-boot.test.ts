@@ -1,6 +1,6 @@
 // The gateway configuration that deploy/k8s ships boots the real (built) gateway: the dev overlay's
 // gateway.json, read through SIMGATE_CONFIG as the Deployment does, with a token and listening on every
-// interface and its job driver on the Kubernetes launcher (jobs.json), answers the Deployment's own
+// interface and its job driver on the Kubernetes launcher (the file's `jobs` section), answers the Deployment's own
 // probe paths, and drains and exits 0 on SIGTERM within the
 // pod's grace period. Runs against the local stack (the dev overlay's replication factor 1 fits its
 // single broker); the topics and ports are unique to this run.
@@ -38,8 +38,6 @@ test("the dev overlay's gateway config boots the gateway, which answers the Depl
   const configFile = join(dir, "gateway.json");
   const data = obj(find(items, "ConfigMap", "simgate-gateway")["data"] as Json);
   writeFileSync(configFile, String(data["gateway.json"]));
-  const jobsFile = join(dir, "jobs.json");
-  writeFileSync(jobsFile, String(data["jobs.json"]));
   // Stand-ins for the pod's service-account files; the launcher only uses them when a job starts.
   writeFileSync(join(dir, "token"), "stand-in-token");
   writeFileSync(join(dir, "ca.crt"), "");
@@ -56,7 +54,6 @@ test("the dev overlay's gateway config boots the gateway, which answers the Depl
       SIMGATE_CONFIG: configFile,
       SIMGATE_HOST: "",
       SIMGATE_GATEWAY_ID: "simgate-gateway-5f7d9c-boot",
-      SIMGATE_JOBS_CONFIG: jobsFile,
       SIMGATE_JOBS_K8S_NAMESPACE: "simgate",
       SIMGATE_JOBS_K8S_TOKEN_FILE: join(dir, "token"),
       SIMGATE_JOBS_K8S_CA_FILE: join(dir, "ca.crt"),

@@ -288,8 +288,7 @@ describe("deploy/ as a whole", () => {
     const dir = tmp();
     const files = obj(find(items, "ConfigMap", "simgate-gateway")["data"] as Json);
     writeFileSync(join(dir, "gateway.json"), String(files["gateway.json"]));
-    writeFileSync(join(dir, "jobs.json"), String(files["jobs.json"]));
-    const config = loadConfig({ configFile: join(dir, "gateway.json"), env: { ...environment, SIMGATE_JOBS_CONFIG: join(dir, "jobs.json") } });
+    const config = loadConfig({ configFile: join(dir, "gateway.json"), env: environment });
 
     expect(config.host).toBe("0.0.0.0");
     expect(config.auth.token).toBeDefined();
@@ -317,13 +316,14 @@ describe("deploy/ as a whole", () => {
     const items = render(`deploy/k8s/overlays/${env}`);
     const container = containerOf(find(items, "Deployment", "simgate-gateway"), "gateway");
     const environment = containerEnv(items, container);
-    expect(environment["SIMGATE_JOBS_CONFIG"]).toBe("/etc/simgate/jobs.json");
+    // One file: the job driver is the `jobs` section of gateway.json, not a second file.
+    expect(environment["SIMGATE_JOBS_CONFIG"]).toBeUndefined();
     const dir = tmp();
     const data = obj(find(items, "ConfigMap", "simgate-gateway")["data"] as Json);
+    expect(Object.keys(data)).toEqual(["gateway.json"]);
     writeFileSync(join(dir, "gateway.json"), String(data["gateway.json"]));
-    writeFileSync(join(dir, "jobs.json"), String(data["jobs.json"]));
     // The job driver's section of the gateway's one configuration, as the gateway loads it.
-    const jobs = loadConfig({ configFile: join(dir, "gateway.json"), env: { ...environment, SIMGATE_JOBS_CONFIG: join(dir, "jobs.json") } }).jobs;
+    const jobs = loadConfig({ configFile: join(dir, "gateway.json"), env: environment }).jobs;
     expect(jobs.launcher).toBe("kubernetes");
     // What it creates runs as the drivers' service account, from the same image as the maintenance.
     expect(find(items, "ServiceAccount", jobs.kubernetes.serviceAccount)).toBeDefined();
