@@ -59,8 +59,8 @@ function checkIhdr(data: Buffer, at: number): string | undefined {
   return undefined;
 }
 
-// Output piece size: zlib's default 16 KiB made inflating a 1280x720 frame about twice as slow
-// (measured with test/bench/image-verify.ts); 1 MiB per check in flight is the memory price.
+// Output piece size: zlib's default 16 KiB piece makes inflating a whole frame markedly slower (fewer,
+// larger pieces; test/bench/image-verify.ts); 1 MiB per check in flight is the memory price.
 const INFLATE_CHUNK = 1024 * 1024;
 
 /**
