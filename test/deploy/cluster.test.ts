@@ -363,6 +363,9 @@ describe("overlays/prod on a real API server, as Argo CD syncs it", { timeout: 3
       await new Promise((r) => setTimeout(r, 300));
     }
     await expect(outcome).resolves.toMatchObject({ ok: true, status: "completed", result: { application: name, state: "COMPLETED" } });
+    // A completed run's SparkApplication is deleted by the launcher as the gateway, so the ResourceQuota
+    // counts runs in progress, not an hour of finished ones.
+    expect(cluster.kubectl(["get", "sparkapplication", name, "-n", NAMESPACE, "--ignore-not-found", "-o", "name"]).stdout.trim()).toBe("");
 
     // A run stopped by the driver deletes its SparkApplication.
     const controller = new AbortController();

@@ -127,12 +127,25 @@ describe("KubernetesLauncher", () => {
     expect(app.spec.arguments[2]).toBe("--wap-run-id");
     expect(app.spec.restartPolicy.type).toBe("Never");
     expect(app.spec.driver.serviceAccount).toBe("simgate-spark");
+    // Four polls, then the finished run's resource is deleted at once: the namespace's ResourceQuota
+    // then counts runs in progress (and failed ones, kept for inspection), not an hour of finished ones.
+    const deleted = polls.pop();
+    expect(deleted).toMatchObject({ method: "DELETE", path: `${COLLECTION}/${app.metadata.name}`, authorization: `Bearer ${api.token}` });
     expect(polls.length).toBe(4);
     for (const p of polls) {
       expect(p.method).toBe("GET");
       expect(p.path).toBe(`${COLLECTION}/${app.metadata.name}`);
       expect(p.authorization).toBe(`Bearer ${api.token}`);
     }
+  });
+
+  it("keeps a failed run's SparkApplication (and its driver pod) for inspection until the operator's TTL", async () => {
+    setToken(`sa-token-${Date.now()}`);
+    api.seen.length = 0;
+    api.states = ["RUNNING", "FAILED"];
+    const outcome = await launcher().launch({ id: "job-parking-entries-f", topic: "parking-entries", attempt: 1, reason: "run-end" }, new AbortController().signal);
+    expect(outcome).toMatchObject({ ok: false, status: "failed", retryable: true });
+    expect(api.seen.map((r) => r.method)).not.toContain("DELETE");
   });
 
   it("reads the token file on every request (tokens rotate)", async () => {

@@ -1,6 +1,6 @@
 // Runs the WAP job in a cluster: creates a SparkApplication for the Spark operator through the
 // Kubernetes API (service-account bearer token, the cluster CA), then follows its
-// status.applicationState until COMPLETED or FAILED. Stopping a run deletes the resource.
+// status.applicationState until COMPLETED or FAILED. A completed or stopped run's resource is deleted.
 import { MAINTENANCE_JOB, systemClock, type Clock, type JobLauncher, type JobOutcome, type JobRequest } from "./job-types.js";
 import { KubernetesClient, type ApiResponse } from "./kubernetes-client.js";
 import { wapRunId } from "./local-launcher.js";
@@ -93,7 +93,14 @@ export class KubernetesLauncher implements JobLauncher {
         if (got.status === 404) return { ok: false, status: "failed", retryable: true, error: `SparkApplication ${name} disappeared`, result: { application: name, wapRunId: runId } };
         const app = got.body as { status?: { applicationState?: { state?: string; errorMessage?: string } } } | undefined;
         const state = app?.status?.applicationState?.state ?? "";
-        if (state === "COMPLETED") return { ok: true, status: "completed", retryable: false, result: { application: name, wapRunId: runId, state } };
+        if (state === "COMPLETED") {
+          // Deleted at once (its driver pod goes with it), so the namespace's ResourceQuota counts runs in
+          // progress rather than an hour of finished ones; the run's record is its Nessie commit. A failed
+          // run is kept until the operator's TTL, for its driver's logs. If the delete fails, the TTL still
+          // removes it.
+          await this.call("DELETE", `${this.collection()}/${name}`).catch(() => undefined);
+          return { ok: true, status: "completed", retryable: false, result: { application: name, wapRunId: runId, state } };
+        }
         if (FAILED_STATES.has(state)) {
           return {
             ok: false,

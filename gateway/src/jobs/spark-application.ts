@@ -57,7 +57,8 @@ export function sparkApplicationFor(request: SparkApplicationRequest, options: S
       mainApplicationFile: "local:///opt/simgate/lakehouse-jobs/entrypoints/wap.py",
       arguments: ["--topic", request.topic, "--wap-run-id", request.wapRunId],
       restartPolicy: { type: "Never" },
-      // The operator deletes a finished run (and its driver pod) an hour after it ends.
+      // The operator deletes a failed run (and its driver pod) an hour after it ends; the launcher deletes a
+      // completed one at once.
       timeToLiveSeconds: 3600,
       sparkConf: {
         "spark.driver.extraClassPath": "/opt/simgate/jars/*",
