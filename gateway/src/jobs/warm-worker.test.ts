@@ -29,7 +29,7 @@ for line in sys.stdin:
     print("SIMGATE_WORKER_DONE " + json.dumps({"jobId": req["jobId"], "exitCode": code, "workerExits": topic == "jvm-died"}), flush=True)
     if topic == "jvm-died":
         time.sleep(0.5)  # the real worker still stops Spark
-        sys.exit(70)
+        sys.exit(70)  # worker.py EXIT_JVM_DIED, after reporting a run whose JVM died: the launcher must replace it
 `;
 
 function standIn(): string {
