@@ -107,6 +107,24 @@ def test_a_full_spool_drops_the_oldest_counts_and_logs(tmp_path, caplog) -> None
     assert "dropped the oldest frame run-1-000001" in caplog.text
 
 
+def test_a_flood_of_drops_logs_a_few_lines_with_the_count_not_one_per_frame(tmp_path, caplog) -> None:
+    # In Kit each log line reaches the console: a gateway down for minutes would print one per frame.
+    clock = [1000.0]
+    spool = DiskSpool(tmp_path, max_bytes=1 << 20, max_events=2, clock=lambda: clock[0])
+    with caplog.at_level(logging.WARNING):
+        for n in range(1, 203):
+            spool.put(item(n))
+            clock[0] += 0.1  # 200 drops over 20 s
+    assert spool.dropped == 200
+    lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert 2 <= len(lines) <= 4, lines  # the first drop at once, then at most one line per 10 s
+    assert "dropped the oldest frame run-1-000001" in lines[0]
+    assert "(1 dropped so far)" in lines[0]
+    assert any("dropped so far" in line and "more since" in line for line in lines[1:]), lines
+    spool.close()  # closing says the total once more, so the last drops are never silent
+    assert "200 dropped so far" in caplog.records[-1].getMessage()
+
+
 def test_the_byte_limit_counts_too(tmp_path) -> None:
     spool = DiskSpool(tmp_path, max_bytes=5000, max_events=100)
     for n in range(1, 4):

@@ -33,6 +33,8 @@ from .wire import simgate_pb2
 
 log = logging.getLogger(__name__)
 
+DROP_LOG_INTERVAL_S = 10.0
+
 SUFFIX = ".frame"
 LOCK_FILE = "spool.lock"
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -99,7 +101,12 @@ class _DirectoryLock:
 
 class DiskSpool:
     def __init__(
-        self, directory: str | os.PathLike[str], max_bytes: int, max_events: int, lock_wait_s: float = 5.0
+        self,
+        directory: str | os.PathLike[str],
+        max_bytes: int,
+        max_events: int,
+        lock_wait_s: float = 5.0,
+        clock=time.monotonic,
     ) -> None:
         # Nothing touches the disk here: this runs on whichever thread builds the worker (Kit's main thread).
         self.directory = Path(directory)
@@ -115,6 +122,12 @@ class DiskSpool:
         self.disk_full_drops = 0
         self.corrupt = 0
         self.written = 0
+        # Drops are logged at once for the first, then at most every DROP_LOG_INTERVAL_S with the count
+        # since: a gateway down for minutes must not print a console line per frame in Kit.
+        self._clock = clock
+        self._drop_logged_at: Optional[float] = None
+        self._drops_unlogged = 0
+        self._last_drop_why = ""
 
     # --- opening and closing ---------------------------------------------------------------------
 
@@ -146,6 +159,8 @@ class DiskSpool:
 
     def close(self) -> None:
         with self._lock:
+            if self._drops_unlogged:
+                self._log_drops(self._last_drop_why, None)
             lock, self._dir_lock = self._dir_lock, None
             if lock is not None:
                 lock.release()
@@ -242,9 +257,21 @@ class DiskSpool:
         oldest = self._entries[self._index[0][1]]
         self._remove_entry_locked(oldest)
         self.dropped += 1
-        log.warning("simgate %s: dropped the oldest frame %s (%d dropped so far)", why, oldest.key or oldest.path.name,
-                    self.dropped)
+        self._drops_unlogged += 1
+        self._last_drop_why = why
+        now = self._clock()
+        if self._drop_logged_at is None or now - self._drop_logged_at >= DROP_LOG_INTERVAL_S:
+            self._drop_logged_at = now
+            self._log_drops(why, oldest.key or oldest.path.name)
         return True
+
+    def _log_drops(self, why: str, key: Optional[str]) -> None:
+        if key is not None and self._drops_unlogged == 1:
+            log.warning("simgate %s: dropped the oldest frame %s (%d dropped so far)", why, key, self.dropped)
+        else:
+            log.warning("simgate %s: dropped the oldest frames, %d more since the last report, the latest %s "
+                        "(%d dropped so far)", why, self._drops_unlogged, key or "before closing", self.dropped)
+        self._drops_unlogged = 0
 
     def remove(self, key: str) -> bool:
         with self._lock:
