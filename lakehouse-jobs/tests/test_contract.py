@@ -179,3 +179,49 @@ def test_not_an_object_and_unknown_versions():
     no_id = event("r1", 1)
     del no_id["eventId"]
     assert schema_reasons(json.dumps(no_id), (1,)) == ["schema_mismatch:eventId:absent"]
+
+
+def test_the_compiled_contract_gives_the_reference_walks_reasons_on_mutated_records():
+    """schema_reasons runs the contract compiled into closures (the WAP job's hot path); `_check` is the
+    plain walk it falls back to. Random records, each with a few fields replaced, removed or added,
+    must get the same reasons, in the same order, from both."""
+    import random
+
+    from simgate.lakehouse.contract import _DECODER, _check, compile_contract
+
+    rng = random.Random(20261202)
+    compiled = compile_contract(EVENT_CONTRACT)
+    values = [*SAMPLES.values(), float("nan"), 2**63, -(2**31) - 1, "2026-11-27T12:00:00", "2026-11-27T12:00:00+02:00", [], {}]
+    differing = 0
+    for _ in range(3000):
+        record = copy.deepcopy(event("r1", 1, images=[event("r1", 1)["images"][0]] * rng.randint(0, 3)))
+        for _ in range(rng.randint(1, 4)):
+            path = rng.choice(list(FIELDS))
+            *parents, leaf = path.split(".")
+            target: Any = record
+            try:
+                for part in parents:
+                    target = target[int(part)] if part.isdigit() else target[part]
+                if not isinstance(target, (dict, list)):
+                    continue
+                key: Any = int(leaf) if leaf.isdigit() else leaf
+                action = rng.random()
+                if action < 0.15 and isinstance(target, dict):
+                    target.pop(key, None)
+                elif action < 0.25 and isinstance(target, dict):
+                    target[f"extra{rng.randint(0, 9)}"] = rng.choice(values)
+                else:
+                    target[key] = copy.deepcopy(rng.choice(values))
+            except (KeyError, IndexError, TypeError):
+                continue
+        text = json.dumps(record, allow_nan=True)
+        if rng.random() < 0.05:
+            text = text[:-1] + ', "carId": 7}'  # a duplicate key
+        parsed = _DECODER.decode(text)
+        ours: list[str] = []
+        reference: list[str] = []
+        compiled(parsed, "", ours)
+        _check(parsed, EVENT_CONTRACT, "", reference)
+        assert ours == reference, text
+        differing += bool(reference)
+    assert differing > 2000  # the mutations did reach the checks
