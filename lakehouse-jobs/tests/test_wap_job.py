@@ -367,7 +367,7 @@ def test_a_job_whose_jvm_died_drops_its_branch_and_says_why(settings, kafka, nes
     published = json.loads(again.stdout.strip().splitlines()[-1].removeprefix(RESULT_PREFIX))
     assert published["status"] == "published"
     assert (published["trusted"], published["untrusted"]) == (len(valid), len(flaws))
-    assert {"sparkStart", "tables", "check", "stage", "audit", "publish", "merge", "tag", "total"} <= set(published["timings"])
+    assert {"sparkStart", "tables", "read", "check", "stage", "audit", "publish", "merge", "tag", "total"} <= set(published["timings"])
 
 
 def test_a_merge_conflict_keeps_the_runs_real_counts(spark, settings, kafka, nessie):

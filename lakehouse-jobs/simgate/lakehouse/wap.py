@@ -469,7 +469,7 @@ def run_wap(
 
         # 4. parse and check. The batch is read from Kafka, parsed and run through the contract once,
         # and cached: the checks and both staging writes use that copy.
-        steps.next("check")
+        steps.next("read")
         batch = with_contract(
             parse_records(decode_kafka(read_ranges(spark, settings, topic, ranges))), config.accepted_schema_versions
         ).persist(StorageLevel.MEMORY_AND_DISK)
@@ -481,6 +481,7 @@ def run_wap(
                 r["run_id"]
                 for r in batch.select(F.col("record.runId").alias("run_id")).where(F.col("run_id").isNotNull()).distinct().collect()
             ]
+            steps.next("check")
             production = spark.table(tables.production)
             checked = check_quality(
                 batch,
