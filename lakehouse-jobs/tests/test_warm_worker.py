@@ -18,11 +18,13 @@ from conftest import as_record, event
 
 
 class Worker:
-    def __init__(self, config_file: str, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, config_file: str, extra_env: dict[str, str] | None = None, warm_up_log=None) -> None:
         self.config_file = config_file
+        args = ["--warm-up", "--config", config_file] if warm_up_log is not None else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "simgate.lakehouse.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            [sys.executable, "-m", "simgate.lakehouse.worker", *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL if warm_up_log is None else warm_up_log, text=True,
             env={**os.environ, **(extra_env or {})},
         )
 
@@ -89,10 +91,18 @@ def test_a_run_whose_jvm_died_is_reported_and_the_worker_exits(settings, kafka, 
     assert done == {"jobId": done["jobId"], "exitCode": 1, "workerExits": True}
     assert result["status"] == "failed" and result["read"] == 4
     assert result["problems"][0].startswith("the Spark JVM died (killed by SIGKILL) during audit"), result["problems"]
-    # The branch went through Nessie's REST API; the next run (a new worker) publishes everything.
-    fresh = Worker(str(config))
-    try:
-        published, _ = fresh.run(topic, "20261202T120004Z-0000000e")
-    finally:
-        fresh.close()
+    # The branch went through Nessie's REST API; the next run (a new worker) publishes everything. That
+    # worker is started as the gateway's prewarm starts one: Spark and the run's read paths warmed up
+    # before the first request, which then finds the session started.
+    warm_up_log = tmp_path / "warm-up.log"
+    with warm_up_log.open("w") as log:
+        fresh = Worker(str(config), warm_up_log=log)
+        try:
+            published, _ = fresh.run(topic, "20261202T120004Z-0000000e")
+        finally:
+            fresh.close()
     assert (published["status"], published["trusted"]) == ("published", 4)
+    assert (published["warmSession"], published["timings"]["sparkStart"]) == (True, 0)
+    warmed = [line for line in warm_up_log.read_text().splitlines() if line.startswith("worker: warm in")]
+    assert warmed and '"published"' in warmed[0] and '"contract"' in warmed[0], warm_up_log.read_text()[-2000:]
+    assert "skipped" not in warm_up_log.read_text()  # every piece ran: the topic and its tables exist

@@ -84,6 +84,7 @@ export const ENV_BINDINGS: readonly EnvBinding[] = [
   { name: "SIMGATE_WAP_CONFIG", path: ["jobs", "local", "wapConfigFile"], kind: "string" },
   { name: "SIMGATE_JOBS_WARM", path: ["jobs", "local", "warm"], kind: "bool" },
   { name: "SIMGATE_JOBS_WARM_IDLE_MS", path: ["jobs", "local", "warmIdleMs"], kind: "int" },
+  { name: "SIMGATE_JOBS_PREWARM", path: ["jobs", "local", "prewarm"], kind: "bool" },
   { name: "SIMGATE_JOBS_K8S_API", path: ["jobs", "kubernetes", "apiUrl"], kind: "string" },
   { name: "SIMGATE_JOBS_K8S_NAMESPACE", path: ["jobs", "kubernetes", "namespace"], kind: "string" },
   { name: "SIMGATE_JOBS_K8S_TOKEN_FILE", path: ["jobs", "kubernetes", "tokenFile"], kind: "string" },

@@ -52,6 +52,9 @@ const jobsSection = z
         warm: z.boolean().default(true),
         /** A warm worker idle this long is stopped (its JVM holds about 1 GB); the next run starts one. */
         warmIdleMs: z.number().int().min(1000).default(600_000),
+        /** With warm on: a warm worker is started when the gateway starts and warms up Spark and the
+         *  run's read paths, so the first run finds a warm JVM. */
+        prewarm: z.boolean().default(true),
       })
       .strict()
       .prefault({}),

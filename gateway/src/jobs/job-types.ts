@@ -39,6 +39,8 @@ export interface JobLauncher {
   launch(request: JobRequest, signal: AbortSignal): Promise<JobOutcome>;
   /** Releases what the launcher keeps between jobs (the local launcher's warm workers). */
   close?(): Promise<void>;
+  /** Gets ready for a first job before there is one (the local launcher's warm worker). */
+  prewarm?(count?: number): unknown;
 }
 
 export type TimerHandle = { readonly id: number };

@@ -130,6 +130,10 @@ export function createJobsPlugin(options: JobsPluginOptions): JobsPlugin {
     async start(): Promise<void> {
       lease?.start();
       driver.startSchedules();
+      if (enabled && config.launcher === "local" && config.local.prewarm && options.launcher === undefined) {
+        const pid = baseLauncher.prewarm?.(config.maxConcurrent);
+        if (pid !== undefined) options.logger?.info({ pid }, "warm WAP worker started ahead of the first run");
+      }
       options.logger?.info({ launcher: launcher.kind, topics, onRunEnd: config.onRunEnd, everyRecords: config.everyRecords, everyMs: config.everyMs, maintenanceEveryMs: config.maintenanceEveryMs }, "job driver ready");
     },
     stop: async () => {

@@ -87,13 +87,27 @@ export class LocalLauncher implements JobLauncher {
     await Promise.all(workers.map((w) => w.close()));
   }
 
-  private async launchWarm(request: JobRequest, signal: AbortSignal): Promise<JobOutcome> {
-    let worker = this.idleWorkers.pop();
-    while (worker !== undefined && !worker.idle) worker = this.idleWorkers.pop();
-    if (worker !== undefined) this.clearIdleTimer(worker);
-    worker ??= new WarmWorker({
+  /** Starts a warm worker now, before any run, that starts Spark and warms up the run's read paths
+   *  (worker.py --warm-up), so the first run after the gateway starts does not pay a cold JVM. It waits
+   *  idle like any other (warmIdleMs). `count` workers at most wait (one per run the driver may run at
+   *  once). Returns the first new pid, or undefined when nothing was started (warm off, closed, no
+   *  Python, or enough workers already waiting). */
+  prewarm(count = 1): number | undefined {
+    if (!(this.options.warm ?? true) || this.closed || !existsSync(this.python)) return undefined;
+    let first: number | undefined;
+    const config = this.options.wapConfigFile;
+    for (let waiting = this.idleWorkers.filter((w) => w.idle).length; waiting < count; waiting++) {
+      const worker = this.newWorker(["--warm-up", ...(config ? ["--config", config] : [])]);
+      this.keepIdle(worker);
+      first ??= worker.pid;
+    }
+    return first;
+  }
+
+  private newWorker(extraArgs: string[] = []): WarmWorker {
+    return new WarmWorker({
       python: this.python,
-      args: ["-m", this.options.workerModule ?? "simgate.lakehouse.worker"],
+      args: ["-m", this.options.workerModule ?? "simgate.lakehouse.worker", ...extraArgs],
       cwd: REPO_ROOT,
       env: { ...process.env, ...this.options.env },
       stderrTailBytes: this.options.stderrTailBytes ?? 8192,
@@ -101,6 +115,13 @@ export class LocalLauncher implements JobLauncher {
       resultPrefix: RESULT_PREFIX,
       outcomeOf,
     });
+  }
+
+  private async launchWarm(request: JobRequest, signal: AbortSignal): Promise<JobOutcome> {
+    let worker = this.idleWorkers.pop();
+    while (worker !== undefined && !worker.idle) worker = this.idleWorkers.pop();
+    if (worker !== undefined) this.clearIdleTimer(worker);
+    worker ??= this.newWorker();
     const outcome = await worker.run(
       { jobId: request.id, topic: request.topic, wapRunId: wapRunId(request), config: this.options.wapConfigFile ?? null },
       signal,

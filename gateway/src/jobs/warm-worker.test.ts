@@ -16,7 +16,7 @@ for line in sys.stdin:
         os.kill(os.getpid(), signal.SIGKILL)
     if topic == "hang":
         time.sleep(60)
-    result = {"status": "published", "topic": topic, "wapRunId": req["wapRunId"], "workerPid": os.getpid(), "read": 3}
+    result = {"status": "published", "topic": topic, "wapRunId": req["wapRunId"], "workerPid": os.getpid(), "read": 3, "argv": sys.argv[1:]}
     code = 0
     if topic == "conflict":
         result.update(status="merge_conflict", problems=["merge conflict: 409"], read=141)
@@ -37,7 +37,7 @@ function standIn(): string {
   const script = join(dir, "worker.py");
   writeFileSync(script, STAND_IN);
   const python = join(dir, "python");
-  writeFileSync(python, `#!/bin/sh\nexec python3 ${script}\n`);
+  writeFileSync(python, `#!/bin/sh\nexec python3 ${script} "$@"\n`);
   chmodSync(python, 0o755);
   return python;
 }
@@ -133,6 +133,37 @@ describe("local launcher with a warm worker", () => {
     expect(second.result?.["workerPid"]).not.toBe(pid);
     await l.close();
     expect(alive(second.result?.["workerPid"] as number)).toBe(false);
+  });
+
+  it("prewarm starts one worker with --warm-up before any run, and the first run goes to it", async () => {
+    const l = launcher({ wapConfigFile: "/tmp/wap.json" });
+    const pid = l.prewarm();
+    expect(pid).toBeGreaterThan(0);
+    expect(l.prewarm()).toBeUndefined(); // a worker is already waiting: no second JVM
+    const first = await l.launch(request("entries"), new AbortController().signal);
+    expect(first.ok).toBe(true);
+    expect(first.result?.["workerPid"]).toBe(pid);
+    expect(first.result?.["argv"]).toEqual(["-m", "simgate.lakehouse.worker", "--warm-up", "--config", "/tmp/wap.json"]);
+    const second = await l.launch(request("exits"), new AbortController().signal);
+    expect(second.result?.["workerPid"]).toBe(pid);
+  });
+
+  it("prewarms one worker per run the driver may run at once, and no more", async () => {
+    const l = launcher();
+    expect(l.prewarm(2)).toBeGreaterThan(0);
+    expect(l.prewarm(2)).toBeUndefined();
+    const controller = new AbortController();
+    const [a, b] = await Promise.all([l.launch(request("entries"), controller.signal), l.launch(request("exits"), controller.signal)]);
+    expect(a.result?.["argv"]).toContain("--warm-up");
+    expect(b.result?.["argv"]).toContain("--warm-up");
+    expect(a.result?.["workerPid"]).not.toBe(b.result?.["workerPid"]);
+  });
+
+  it("does not prewarm with warm off or once closed", async () => {
+    expect(launcher({ warm: false }).prewarm()).toBeUndefined();
+    const l = launcher();
+    await l.close();
+    expect(l.prewarm()).toBeUndefined();
   });
 
   it("runs one process per job with warm off", async () => {

@@ -12,6 +12,11 @@ simgate.lakehouse.wap` prints; `timings.sparkStart` is 0 and `warmSession` true 
 started session), then `SIMGATE_WORKER_DONE {"jobId": ..., "exitCode": n, "workerExits": bool}` with the exit code the
 one-shot job would have had (wap.py), and whether the worker exits now. Logs go to stderr.
 
+With `--warm-up [--config FILE]` (the launcher's prewarm, when the gateway starts) it starts Spark at once and runs the
+run's read paths on nothing new (each topic's published offsets, an empty Kafka range, the parse and the
+record contract on one sample record) before it reads its first request, so that request finds a warm
+JVM; a warm-up that fails is logged and changes nothing. It writes nothing to the catalog.
+
 It exits 0 at the end of its input (the launcher closes it when idle), after SIMGATE_WORKER_MAX_RUNS runs
 (default 50: a fresh JVM now and then), and 70 right after reporting a run whose Spark JVM died: the
 session is gone, and the launcher's next run starts a new worker.
@@ -38,12 +43,79 @@ def _done(job_id: str, code: int, worker_exits: bool = False) -> None:
     print(DONE_PREFIX + json.dumps({"jobId": job_id, "exitCode": code, "workerExits": worker_exits}), flush=True)
 
 
-def main() -> int:
+SAMPLE_RECORD = {
+    "schemaVersion": 1, "eventId": "warm-up-000000", "runId": "warm-up", "sequence": 0, "eventType": "parking.entry",
+    "timeStamp": "2026-01-01T00:00:00.000Z", "simTimeSeconds": 0.0, "carId": "00WU0000", "text": "warm-up",
+    "coordinates": {"slotId": "A-01", "x": 0.0, "y": 0.0, "z": 0.0, "yawDeg": 0.0},
+    "images": [], "attributes": {}, "ingest": {"receivedAt": "2026-01-01T00:00:00.040Z", "gatewayId": "warm-up"},
+}
+
+
+def warm_up(spark: SparkSession, settings: StackSettings, config) -> dict[str, float]:
+    """Runs what every run does first, on nothing new and writing nothing: seconds per piece. A piece
+    that fails (no table yet, Kafka down) is logged and skipped; the run that follows reports for real."""
+    from datetime import datetime, timezone
+
+    from .kafka_source import plan_ranges, read_ranges, watermarks
+    from .tables import TopicTables, publications, table_exists
+    from .transforms import decode_kafka, parse_records, with_contract
+
+    timings: dict[str, float] = {}
+
+    def piece(name: str, fn) -> None:
+        started = time.monotonic()
+        try:
+            fn()
+        except Exception as err:  # noqa: BLE001 - a warm-up never stops the worker
+            print(f"worker: warm-up {name} skipped: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}",
+                  file=sys.stderr, flush=True)
+        timings[name] = round(time.monotonic() - started, 3)
+
+    topics = list(config.topics)
+
+    def published() -> None:
+        for topic in topics:
+            tables = TopicTables(settings.catalog, topic)
+            if table_exists(spark, tables.offsets):
+                publications(spark, tables)
+
+    def kafka() -> None:
+        for topic in topics[:1]:
+            marks = watermarks(settings, topic)
+            ranges = plan_ranges({p: high for p, (_low, high) in marks.items()}, marks)
+            read_ranges(spark, settings, topic, ranges).count()
+
+    def contract() -> None:
+        row = ("warm-up", 0, 0, datetime.now(timezone.utc), b"warm-up", json.dumps(SAMPLE_RECORD).encode())
+        raw = spark.createDataFrame([row], "topic string, partition int, offset long, timestamp timestamp, key binary, value binary")
+        with_contract(parse_records(decode_kafka(raw)), config.accepted_schema_versions).collect()
+
+    piece("published", published)
+    piece("kafka", kafka)
+    piece("contract", contract)
+    return timings
+
+
+def main(argv: list[str] | None = None) -> int:
     settings = StackSettings.from_env()
     max_runs = int(os.environ.get("SIMGATE_WORKER_MAX_RUNS", "50"))
     spark: SparkSession | None = None
     start_error: Exception | None = None
     runs = 0
+    args = sys.argv[1:] if argv is None else argv
+    if "--warm-up" in args:
+        config_path = args[args.index("--config") + 1] if "--config" in args[:-1] else None
+        started = time.monotonic()
+        try:
+            spark = wap_session("simgate-wap-worker", settings)
+            session_s = round(time.monotonic() - started, 3)
+            pieces = warm_up(spark, settings, load_config(config_path))
+            print(f"worker: warm in {time.monotonic() - started:.1f} s (sparkStart {session_s}, {json.dumps(pieces)})",
+                  file=sys.stderr, flush=True)
+        except Exception as err:  # noqa: BLE001 - the first run starts the session again and reports
+            print(f"worker: warm-up failed: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+            stop_session(spark, "worker")
+            spark = None
     try:
         while True:
             line = sys.stdin.readline()
