@@ -84,7 +84,9 @@ export class LocalLauncher implements JobLauncher {
     this.closed = true;
     const workers = this.idleWorkers.splice(0);
     for (const w of workers) this.clearIdleTimer(w);
-    await Promise.all(workers.map((w) => w.close()));
+    // A worker that never ran a job (a prewarm, maybe still warming up) holds nothing worth a grace:
+    // it is stopped at once, so a gateway stopped right after its start does not wait for the warm-up.
+    await Promise.all(workers.map((w) => (w.runs === 0 ? w.close(0) : w.close())));
   }
 
   /** Starts a warm worker now, before any run, that starts Spark and warms up the run's read paths

@@ -9,6 +9,8 @@ import { LocalLauncher } from "./local-launcher.js";
 // choosing what happens (the real worker runs against the stack in test/jobs and lakehouse-jobs/tests).
 const STAND_IN = String.raw`
 import json, os, signal, sys, time
+if "--warm-up" in sys.argv and os.environ.get("STAND_IN_WARM_UP_S"):
+    time.sleep(float(os.environ["STAND_IN_WARM_UP_S"]))  # a warm-up under way: stdin is not read yet
 for line in sys.stdin:
     req = json.loads(line)
     topic = req["topic"]
@@ -157,6 +159,16 @@ describe("local launcher with a warm worker", () => {
     expect(a.result?.["argv"]).toContain("--warm-up");
     expect(b.result?.["argv"]).toContain("--warm-up");
     expect(a.result?.["workerPid"]).not.toBe(b.result?.["workerPid"]);
+  });
+
+  it("stops a prewarmed worker that never ran a job at once when the gateway stops, not after the grace", async () => {
+    // The grace is 60 s and the warm-up 60 s: close() resolving within the test's 5 s timeout means
+    // the worker was stopped without waiting for either.
+    const l = launcher({ killGraceMs: 60_000, env: { STAND_IN_WARM_UP_S: "60" } });
+    const pid = l.prewarm();
+    expect(pid).toBeGreaterThan(0);
+    await l.close();
+    expect(() => process.kill(pid as number, 0)).toThrow(); // gone
   });
 
   it("does not prewarm with warm off or once closed", async () => {
