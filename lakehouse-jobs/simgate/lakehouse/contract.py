@@ -292,14 +292,7 @@ def compile_contract(kind: Kind) -> Checker:
     return check_object
 
 
-_COMPILED: dict[int, tuple[Kind, Checker]] = {}
-
-
-def _checker(contract: Kind) -> Checker:
-    cached = _COMPILED.get(id(contract))
-    if cached is None or cached[0] is not contract:
-        cached = _COMPILED[id(contract)] = (contract, compile_contract(contract))
-    return cached[1]
+_EVENT_CHECKER = compile_contract(EVENT_CONTRACT)
 
 
 def schema_reasons(raw_value: str | None, accepted_schema_versions: tuple[int, ...] | list[int], contract: Kind = EVENT_CONTRACT) -> list[str]:
@@ -322,5 +315,5 @@ def schema_reasons(raw_value: str | None, accepted_schema_versions: tuple[int, .
     if json_type(version) == "number" and isinstance(version, int) and version not in accepted_schema_versions:
         return ["unknown_schema_version"]
     out: list[str] = []
-    _checker(contract)(record, "", out)
+    (_EVENT_CHECKER if contract is EVENT_CONTRACT else compile_contract(contract))(record, "", out)
     return out
