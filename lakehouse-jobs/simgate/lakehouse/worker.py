@@ -67,8 +67,8 @@ def warm_up(spark: SparkSession, settings: StackSettings, config) -> dict[str, f
         try:
             fn()
         except Exception as err:  # noqa: BLE001 - a warm-up never stops the worker
-            print(f"worker: warm-up {name} skipped: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}",
-                  file=sys.stderr, flush=True)
+            first_line = (str(err).splitlines() or [""])[0][:200]
+            print(f"worker: warm-up {name} skipped: {type(err).__name__}: {first_line}", file=sys.stderr, flush=True)
         timings[name] = round(time.monotonic() - started, 3)
 
     topics = list(config.topics)
@@ -79,11 +79,11 @@ def warm_up(spark: SparkSession, settings: StackSettings, config) -> dict[str, f
             if table_exists(spark, tables.offsets):
                 publications(spark, tables)
 
-    def kafka() -> None:
-        for topic in topics[:1]:
-            marks = watermarks(settings, topic)
+    def kafka() -> None:  # one topic is enough to load the Kafka source and its clients
+        if topics:
+            marks = watermarks(settings, topics[0])
             ranges = plan_ranges({p: high for p, (_low, high) in marks.items()}, marks)
-            read_ranges(spark, settings, topic, ranges).count()
+            read_ranges(spark, settings, topics[0], ranges).count()
 
     def contract() -> None:
         row = ("warm-up", 0, 0, datetime.now(timezone.utc), b"warm-up", json.dumps(SAMPLE_RECORD).encode())
