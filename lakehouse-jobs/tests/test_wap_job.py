@@ -396,3 +396,26 @@ def test_a_merge_conflict_keeps_the_runs_real_counts(spark, settings, kafka, nes
     assert result.offsets.startswith("0:") and result.step == "merge"
     assert production_ids(spark, settings, topic) == []
     assert nessie.reference(branch_name(config, topic, result.wap_run_id)) is None
+
+
+def test_a_run_without_flawed_records_makes_no_untrusted_snapshot_and_still_reconciles(spark, settings, kafka, nessie):
+    """An empty staging write is skipped (a Spark job and an Iceberg commit saved per clean run): the
+    untrusted table gets no snapshot of the run, and the audit still reconciles read = trusted + 0."""
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    topic = kafka.create("clean")
+    config = parse_config(config_for(topic))
+    tables = TopicTables(settings.catalog, topic)
+    kafka.produce(topic, map(as_record, [event(run_id, seq) for seq in range(1, 10)]))
+
+    result = run_wap(spark, settings, config, topic)
+    assert result.status == "published"
+    assert (result.read, result.trusted, result.untrusted) == (9, 9, 0)
+    assert sorted(production_ids(spark, settings, topic)) == sorted(event(run_id, seq)["eventId"] for seq in range(1, 10))
+    use_reference(spark, settings.catalog, "main")
+    untrusted_runs = [r.summary.get("simgate.wap-run-id") for r in spark.sql(f"SELECT summary FROM {tables.untrusted}.snapshots").collect()]
+    assert result.wap_run_id not in untrusted_runs
+    trusted_runs = [r.summary.get("simgate.wap-run-id") for r in spark.sql(f"SELECT summary FROM {tables.trusted}.snapshots").collect()]
+    assert trusted_runs.count(result.wap_run_id) == 1
+    # The run's offset ranges landed with the merge, as before: together they cover the 9 records.
+    ranges = spark.table(tables.offsets).filter(F.col("wap_run_id") == result.wap_run_id).collect()
+    assert sum(r.end_offset - r.start_offset for r in ranges) == 9

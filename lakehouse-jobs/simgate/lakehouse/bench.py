@@ -1,13 +1,17 @@
-"""The price of Write-Audit-Publish: one WAP run over N events against a plain Spark job that reads the
-same topic and appends it to one Iceberg table, without branch, checks, audit or merge. Both run in the
+"""The price of Write-Audit-Publish: one WAP run over N events against a plain Spark job that reads a
+topic of the same records and appends it to one Iceberg table, without branch, checks, audit or merge. Both run in the
 same Spark session (local[2]) after a small warm-up run, against the real local stack.
 
-    python -m simgate.lakehouse.bench [--events 10000] [--partitions 3] [--flaw-every 50]
+    python -m simgate.lakehouse.bench [--events 10000] [--partitions 3] [--flaw-every 50] [--rounds 3]
 
-Prints both times (wall clock, and CPU seconds of the Spark JVM, its Python workers and the driver:
-steadier than wall time on a shared machine), their ratios, the WAP run's per-step timings and the
-load average. Each invocation makes its own topics
-and tables (unique names: namespace `bench` for the plain table, `bench-*` topics for the WAP tables)
+Runs --rounds pairs (default 3), each on topics of its own, the order alternating (plain first in odd
+rounds). Prints per round both times (wall clock, and CPU seconds of the Spark JVM, its Python workers
+and the driver: steadier than wall time on a shared machine), their ratios and the WAP run's per-step
+timings; then the first round's ratio (the session's first runs of that size) apart from the median of
+the later rounds (a warm session, as in the job driver's warm worker), and the load average.
+
+Each invocation makes its own topics and tables (unique names: namespace `bench` for the plain tables,
+`bench-*` topics for the WAP tables)
 and removes all of them at the end (tables from main through Nessie's REST API, tags, branches, topics),
 so the catalog it points at is left as it was.
 """
@@ -142,8 +146,9 @@ def plain_append(spark, settings: StackSettings, topic: str, table: str) -> int:
     return spark.table(table).count()
 
 
-def cleanup(settings: StackSettings, topics: list[str], extra_tables: list[str]) -> None:
-    """Drops what the bench made: its tables on main (one Nessie commit), its tags and branches, its topics."""
+def cleanup(settings: StackSettings, topics: list[str], extra_tables: list[str], plain_topics: list[str] = ()) -> None:
+    """Drops what the bench made: its tables on main (one Nessie commit), its tags and branches, its
+    topics (`topics` have WAP tables, `plain_topics` none)."""
     from confluent_kafka.admin import AdminClient
 
     from .config import table_name
@@ -164,7 +169,7 @@ def cleanup(settings: StackSettings, topics: list[str], extra_tables: list[str])
         if ref.name != "main" and (any(ref.name.startswith(f"wap-{t}-") for t in topics) or any(f"_{n}_" in ref.name for n in names)):
             nessie.delete_reference(ref.name)
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-    for future in admin.delete_topics(topics).values():
+    for future in admin.delete_topics([*topics, *plain_topics]).values():
         try:
             future.result(timeout=30)
         except Exception:  # noqa: BLE001 - already gone
@@ -179,66 +184,103 @@ def _load_average() -> str:
         return "unknown"
 
 
+def _plain_table(spark, settings: StackSettings, name: str) -> str:
+    """The plain append's table, made like the WAP tables (partitioning, write order, properties)."""
+    from .schema import TRUSTED_SCHEMA, ddl_columns
+
+    table = f"{settings.catalog}.bench.{name}"
+    props = ", ".join(f"'{k}'='{v}'" for k, v in COMMON_PROPERTIES.items())
+    spark.sql(f"CREATE TABLE {table} ({ddl_columns(TRUSTED_SCHEMA)}) USING iceberg PARTITIONED BY (days(event_time)) TBLPROPERTIES ({props})")
+    spark.sql(f"ALTER TABLE {table} WRITE DISTRIBUTED BY PARTITION LOCALLY ORDERED BY event_time, car_id")
+    return table
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simgate.lakehouse.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--flaw-every", type=int, default=50, help="every n-th event lacks its car id (0: none)")
+    parser.add_argument("--rounds", type=int, default=3, help="pairs of runs (plain, WAP), each on topics of its own")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     settings = StackSettings.from_env()
     suffix = uuid.uuid4().hex[:8]
-    warm, topic = f"bench-warm-{suffix}", f"bench-entries-{suffix}"
+    warm = f"bench-warm-{suffix}"
+    plain_topics = [f"bench-plain{i}-{suffix}" for i in range(args.rounds)]
+    wap_topics = [f"bench-entries{i}-{suffix}" for i in range(args.rounds)]
     config = parse_config(
-        {"runsTopic": None, "topics": {t: {"eventType": "parking.entry", "orderWith": []} for t in (warm, topic)}}
+        {"runsTopic": None, "topics": {t: {"eventType": "parking.entry", "orderWith": []} for t in [warm, *wap_topics]}}
     )
 
     t0 = time.perf_counter()
     produce_topic(settings, warm, 50, args.partitions, args.flaw_every)
-    produce_topic(settings, topic, args.events, args.partitions, args.flaw_every)
+    for topic in plain_topics + wap_topics:
+        produce_topic(settings, topic, args.events, args.partitions, args.flaw_every)
     produced_s = time.perf_counter() - t0
-    print(f"produced {args.events} events to {topic} ({args.partitions} partitions) in {produced_s:.1f} s", flush=True)
+    print(f"produced {args.events} events to each of {2 * args.rounds} topics ({args.partitions} partitions) in {produced_s:.1f} s", flush=True)
 
     spark = wap_session("simgate-bench", settings)
     quiet = lambda message: None  # noqa: E731
+    plain_names = [f"plain_{suffix}_{i}" for i in range(args.rounds)]
+    rounds: list[dict] = []
     try:
         # Warm-up: JVM, catalog, Kafka and S3 clients, code generation; not measured.
         run_wap(spark, settings, config, warm, log=quiet)
         use_reference(spark, settings.catalog, "main")
         spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {settings.catalog}.bench")
-        table = f"{settings.catalog}.bench.plain_{suffix}"
-        props = ", ".join(f"'{k}'='{v}'" for k, v in COMMON_PROPERTIES.items())
-        from .schema import TRUSTED_SCHEMA, ddl_columns
-
-        spark.sql(f"CREATE TABLE {table} ({ddl_columns(TRUSTED_SCHEMA)}) USING iceberg PARTITIONED BY (days(event_time)) TBLPROPERTIES ({props})")
-        spark.sql(f"ALTER TABLE {table} WRITE DISTRIBUTED BY PARTITION LOCALLY ORDERED BY event_time, car_id")
-
-        clock = CpuClock(spark)
-        t1, c1 = clock.now()
-        plain_rows = plain_append(spark, settings, topic, table)
-        t1e, c1e = clock.now()
-        plain_s, plain_cpu = t1e - t1, c1e - c1
-
-        # Like for like: the plain table was created before its clock started, so are the WAP tables.
         from .tables import TopicTables, ensure_tables
 
-        ensure_tables(spark, TopicTables(settings.catalog, topic))
-        t2, c2 = clock.now()
-        result = run_wap(spark, settings, config, topic, log=quiet)
-        t2e, c2e = clock.now()
-        wap_s, wap_cpu = t2e - t2, c2e - c2
+        clock = CpuClock(spark)
+        for i in range(args.rounds):
+            # Like for like: each run's tables exist before its clock starts. The order alternates, so
+            # neither kind always runs in the JVM the other has just warmed.
+            use_reference(spark, settings.catalog, "main")
+            table = _plain_table(spark, settings, plain_names[i])
+            ensure_tables(spark, TopicTables(settings.catalog, wap_topics[i]))
+            row: dict = {"round": i + 1}
+
+            def plain() -> None:
+                a = clock.now()
+                row["plain_rows"] = plain_append(spark, settings, plain_topics[i], table)
+                b = clock.now()
+                row["plain"] = (b[0] - a[0], b[1] - a[1])
+
+            def wap() -> None:
+                a = clock.now()
+                row["result"] = run_wap(spark, settings, config, wap_topics[i], log=quiet)
+                b = clock.now()
+                row["wap"] = (b[0] - a[0], b[1] - a[1])
+
+            for step in ((plain, wap) if i % 2 == 0 else (wap, plain)):
+                step()
+            row["order"] = "plain, WAP" if i % 2 == 0 else "WAP, plain"
+            rounds.append(row)
+            result = row["result"]
+            print(
+                f"round {i + 1} ({row['order']}): plain {row['plain'][0]:6.2f} s wall {row['plain'][1]:6.2f} s CPU | "
+                f"WAP {row['wap'][0]:6.2f} s wall {row['wap'][1]:6.2f} s CPU ({result.read} read, {result.trusted} trusted, "
+                f"{result.untrusted} untrusted, {result.status}) | WAP / plain {row['wap'][0] / row['plain'][0]:5.2f} x wall "
+                f"{row['wap'][1] / row['plain'][1] if row['plain'][1] else float('nan'):5.2f} x CPU",
+                flush=True,
+            )
+            print(f"         WAP steps (s): {json.dumps(result.timings)}", flush=True)
     finally:
         spark.stop()
-        cleanup(settings, [warm, topic], [f"bench.plain_{suffix}"])
+        cleanup(settings, [warm, *wap_topics], [f"bench.{n}" for n in plain_names], plain_topics)
 
-    load = _load_average()
-    print(f"plain append : {plain_s:7.2f} s wall, {plain_cpu:7.2f} s CPU  ({plain_rows} rows into {table}, no branch, no checks)")
-    print(
-        f"WAP run      : {wap_s:7.2f} s wall, {wap_cpu:7.2f} s CPU  ({result.read} read, {result.trusted} trusted, "
-        f"{result.untrusted} untrusted, status {result.status}, tag {result.tag})"
-    )
-    print(f"ratio        : {wap_s / plain_s:7.2f} x wall, {wap_cpu / plain_cpu if plain_cpu else float('nan'):7.2f} x CPU  (WAP / plain)")
-    print(f"WAP steps (s): {json.dumps(result.timings)}")
-    print(f"load average : {load}")
+    wall = [r["wap"][0] / r["plain"][0] for r in rounds]
+    cpu = [r["wap"][1] / r["plain"][1] for r in rounds if r["plain"][1]]
+    later = wall[1:] or wall
+    print(f"first round  : {wall[0]:5.2f} x wall (the session's first {args.events}-event runs of either kind)")
+    print(f"later rounds : median {_median(later):5.2f} x wall, {_median(cpu[1:] or cpu):5.2f} x CPU (WAP / plain, a warm session)")
+    print(f"load average : {_load_average()}")
     return 0
 
 

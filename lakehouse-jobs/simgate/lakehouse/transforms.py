@@ -337,13 +337,6 @@ def untrusted_rows(checked: DataFrame, wap_run_id: str, ingested_at: datetime) -
     return _conform(rows, UNTRUSTED_SCHEMA)
 
 
-def schema_error_count() -> Column:
-    """An aggregate: rows whose only reason is a schema-conformity one."""
-    return F.sum(
-        F.when(F.exists(F.col("reasons"), is_schema_reason), 1).otherwise(0)
-    )
-
-
 RUN_RECORD_SCHEMA = StructType(
     [
         StructField("kind", StringType()),

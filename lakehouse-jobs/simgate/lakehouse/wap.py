@@ -5,11 +5,12 @@
 1. make sure the namespaces and tables exist on main;
 2. branch from main (Nessie);
 3. read the records after the offsets published on main, up to the topic's end, and parse them;
-4. check quality; 5. write trusted and untrusted rows to the staging tables on the branch;
+4. check quality; 5. write trusted and untrusted rows to the staging tables on the branch, and the
+   run's offset ranges to the offsets table there (side by side; an empty write is skipped);
 6. (structure: partitioning, sort order, properties, snapshot summaries; see tables.py);
 7. audit on the branch; a failure keeps the branch, leaves main alone and exits 2;
-8. append the trusted rows and the offset ranges to production on the branch, merge into main guarded by
-   main's hash at branching, tag, delete the branch.
+8. append the trusted rows to production and the run's row to ops.wap_runs on the branch, merge into
+   main guarded by main's hash at branching, tag, delete the branch.
 
 The offsets travel with the data (production.<table>_offsets, merged in the same Nessie commit), so a
 run killed at any step and started again publishes every valid event exactly once.
@@ -28,8 +29,10 @@ import signal
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from typing import Callable
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -50,9 +53,9 @@ from .transforms import (
     conforming,
     decode_kafka,
     first_entries_of,
+    is_schema_reason,
     parse_records,
     run_bounds_of,
-    schema_error_count,
     trusted_rows,
     untrusted_rows,
     with_contract,
@@ -401,6 +404,47 @@ class Steps:
         self.current = None
 
 
+@dataclass(frozen=True)
+class ReasonTally:
+    reasons: dict[str, int]  # reason -> rows that have it
+    schema_errors: int  # rows that fail schema conformity
+    flagged: int  # rows with any reason (the untrusted ones)
+
+
+def reason_tally(checked: DataFrame) -> ReasonTally:
+    """The checked batch's reasons counted in one Spark job: rows per reason, rows with a schema reason
+    (the audit's schema-change figure) and rows with any reason. A row counts once in the last two, at
+    its first reason."""
+    exploded = checked.select(
+        F.exists("reasons", is_schema_reason).alias("schema"), F.posexplode("reasons").alias("at", "reason")
+    )
+    first = F.col("at") == 0
+    rows = exploded.groupBy("reason").agg(
+        F.count(F.lit(1)).alias("n"),
+        F.sum(F.when(first & F.col("schema"), 1).otherwise(0)).alias("schema"),
+        F.sum(F.when(first, 1).otherwise(0)).alias("rows"),
+    ).collect()
+    return ReasonTally(
+        {r["reason"]: int(r["n"]) for r in rows}, sum(int(r["schema"]) for r in rows), sum(int(r["rows"]) for r in rows)
+    )
+
+
+def side_by_side(writes: list[Callable[[], object]]) -> None:
+    """Independent writes of one run at once, each from its own thread: Spark runs a session's jobs
+    concurrently, so one write's planning and Iceberg commit overlap another's tasks. Each write commits
+    a different table, and Nessie takes concurrent commits to different keys of a branch without a
+    conflict. Every write ends before this returns; then the first failure, if any, is raised."""
+    if len(writes) <= 1:
+        for write in writes:
+            write()
+        return
+    with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix="simgate-wap-write") as pool:
+        futures = [pool.submit(write) for write in writes]
+    for future in futures:
+        if future.exception() is not None:
+            raise future.exception()
+
+
 def run_wap(
     spark: SparkSession,
     settings: StackSettings,
@@ -476,11 +520,9 @@ def run_wap(
         checked: DataFrame | None = None
         known_events = KnownEvents(spark, settings, config)
         try:
-            result.read = batch.count()
-            batch_runs = [
-                r["run_id"]
-                for r in batch.select(F.col("record.runId").alias("run_id")).where(F.col("run_id").isNotNull()).distinct().collect()
-            ]
+            # One job fills the cache and gives both the count and the batch's run ids.
+            totals = batch.agg(F.count(F.lit(1)).alias("n"), F.collect_set(F.col("record.runId")).alias("runs")).collect()[0]
+            result.read, batch_runs = int(totals["n"]), sorted(totals["runs"])
             steps.next("check")
             production = spark.table(tables.production)
             checked = check_quality(
@@ -494,11 +536,9 @@ def run_wap(
                 published_times=_run_times(known_events, rules, production, batch_runs),
                 broadcast_flags=result.read <= BROADCAST_FLAGS_MAX_ROWS,
             ).persist(StorageLevel.MEMORY_AND_DISK)
-            result.reasons = {
-                r["reason"]: int(r["n"])
-                for r in checked.select(F.explode("reasons").alias("reason")).groupBy("reason").agg(F.count("*").alias("n")).collect()
-            }
-            schema_errors = int(checked.agg(schema_error_count().alias("n")).collect()[0]["n"] or 0)
+            tally = reason_tally(checked)
+            result.reasons, schema_errors = tally.reasons, tally.schema_errors
+            flagged = tally.flagged
 
             # 5 + 6. staging tables on the branch, with the run in the snapshot summary.
             steps.next("stage")
@@ -507,8 +547,19 @@ def run_wap(
                 "simgate.kafka-topic": topic,
                 "simgate.kafka-offsets": result.offsets,
             }
-            _write(trusted_rows(checked, wap_run_id, now), tables.trusted, summary)
-            _write(untrusted_rows(checked, wap_run_id, now), tables.untrusted, summary)
+            # The run's offset ranges go to the branch now, beside the staging rows: they reach main only
+            # with the merge, so a run that fails its audit publishes none of them. A staging write with
+            # no rows is skipped (its table then has no snapshot of the run, which the audit reads as 0).
+            offsets = spark.createDataFrame(
+                [(topic, r.partition, r.start, r.end, r.size, wap_run_id, now) for r in ranges], OFFSETS_SCHEMA
+            )
+            writes = [lambda: _write(offsets, tables.offsets, summary)]
+            if flagged < result.read:
+                writes.append(lambda: _write(trusted_rows(checked, wap_run_id, now), tables.trusted, summary))
+            if flagged:
+                writes.append(lambda: _write(untrusted_rows(checked, wap_run_id, now), tables.untrusted, summary))
+            side_by_side(writes)
+            use_reference(spark, settings.catalog, branch)  # the catalog's view of the branch: its head now
         finally:
             if checked is not None:
                 checked.unpersist()
@@ -535,15 +586,14 @@ def run_wap(
         # Production gets the very files the audit read (one metadata commit, no rewrite) when its
         # structure is staging's; otherwise the audited rows are written again.
         steps.next("publish")
-        _publish_trusted(spark, tables, staged, wap_run_id, summary, log)
-        offsets = spark.createDataFrame(
-            [(topic, r.partition, r.start, r.end, r.size, wap_run_id, now) for r in ranges], OFFSETS_SCHEMA
-        )
-        _write(offsets, tables.offsets, summary)
         # The run's row in ops.wap_runs (ops_table.py), on the branch: it lands in the same merge.
-        record_run(spark, settings.catalog, RunSummary(
+        run_summary = RunSummary(
             wap_run_id, topic, tag_name(topic, wap_run_id), result.read, result.trusted, result.untrusted,
-            tuple(ranges), now, *staged.capture_range), summary)
+            tuple(ranges), now, *staged.capture_range)
+        side_by_side([
+            lambda: _publish_trusted(spark, tables, staged, wap_run_id, summary, log),
+            lambda: record_run(spark, settings.catalog, run_summary, summary),
+        ])
         failure_point("after_production", spark)
 
         steps.next("merge")

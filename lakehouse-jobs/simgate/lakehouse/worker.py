@@ -56,7 +56,7 @@ def warm_up(spark: SparkSession, settings: StackSettings, config) -> dict[str, f
     that fails (no table yet, Kafka down) is logged and skipped; the run that follows reports for real."""
     from datetime import datetime, timezone
 
-    from .kafka_source import plan_ranges, read_ranges, watermarks
+    from .kafka_source import TopicNotFound, plan_ranges, read_ranges, watermarks
     from .tables import TopicTables, publications, table_exists
     from .transforms import decode_kafka, parse_records, with_contract
 
@@ -79,11 +79,17 @@ def warm_up(spark: SparkSession, settings: StackSettings, config) -> dict[str, f
             if table_exists(spark, tables.offsets):
                 publications(spark, tables)
 
-    def kafka() -> None:  # one topic is enough to load the Kafka source and its clients
-        if topics:
-            marks = watermarks(settings, topics[0])
+    def kafka() -> None:  # one topic is enough to load the Kafka source and its clients: the first that exists
+        for topic in topics:
+            try:
+                marks = watermarks(settings, topic)
+            except TopicNotFound:
+                continue
             ranges = plan_ranges({p: high for p, (_low, high) in marks.items()}, marks)
-            read_ranges(spark, settings, topics[0], ranges).count()
+            read_ranges(spark, settings, topic, ranges).count()
+            return
+        if topics:
+            raise TopicNotFound(f"none of the configured topics exists yet ({', '.join(topics)})")
 
     def contract() -> None:
         row = ("warm-up", 0, 0, datetime.now(timezone.utc), b"warm-up", json.dumps(SAMPLE_RECORD).encode())
