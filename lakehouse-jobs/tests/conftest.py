@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from simgate.lakehouse.settings import StackSettings
@@ -19,6 +19,10 @@ from simgate.lakehouse.settings import StackSettings
 @pytest.fixture(scope="session")
 def settings() -> StackSettings:
     return StackSettings.from_env()
+
+
+# What a new client may hear about a just-created topic while the broker's metadata catches up.
+LEADERSHIP_ERRORS = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
 
 
 class KafkaTopics:
@@ -69,14 +73,23 @@ class KafkaTopics:
         self.wait_until_readable(topic, before + count)
         return count
 
-    def total_records(self, topic: str) -> int:
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "simgate-test-watermarks"})
-        try:
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            return sum(high - low for low, high in (
-                consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions))
-        finally:
-            consumer.close()
+    def total_records(self, topic: str, timeout: float = 30.0) -> int:
+        """Records in the topic, from the broker's watermarks. A just-created topic can still answer
+        NOT_LEADER_FOR_PARTITION to a new client (the broker's metadata lags the producer's): such
+        retriable errors are retried until `timeout`, any other is raised."""
+        deadline = time.monotonic() + timeout
+        while True:
+            consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "simgate-test-watermarks"})
+            try:
+                partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+                return sum(high - low for low, high in (
+                    consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions))
+            except KafkaException as err:
+                if err.args[0].code() not in LEADERSHIP_ERRORS or time.monotonic() >= deadline:
+                    raise
+            finally:
+                consumer.close()
+            time.sleep(0.2)
 
     def wait_until_readable(self, topic: str, expected: int, timeout: float = 30.0) -> None:
         """Delivery reports are in; wait (bounded) until the broker's watermarks show every record, so a

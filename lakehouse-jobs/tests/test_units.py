@@ -108,3 +108,49 @@ def test_exit_codes_and_signals_in_words():
     assert describe_exit(-11) == "killed by SIGSEGV"
     assert describe_exit(134) == "exit code 134 (SIGABRT)"
     assert describe_exit(1) == "exit code 1"
+
+
+class _JavaThrowable:
+    """What py4j hands over as Py4JJavaError.java_exception, as far as describe_error reads it."""
+
+    def __init__(self, name: str, message: str | None, cause: "_JavaThrowable | None" = None, frame: str = "") -> None:
+        self.name, self.message, self.cause, self.frame = name, message, cause, frame
+
+    def getClass(self):
+        outer = self
+
+        class _Class:
+            def getName(self) -> str:
+                return outer.name
+
+        return _Class()
+
+    def getMessage(self):
+        return self.message
+
+    def getCause(self):
+        return self.cause
+
+    def getStackTrace(self):
+        return [self.frame] if self.frame else []
+
+
+def test_a_java_error_is_described_by_its_root_cause_not_by_the_first_kilobyte_of_its_trace():
+    from simgate.lakehouse.wap import describe_error
+
+    root = _JavaThrowable("java.lang.AssertionError", "assertion failed: partitions mismatch\nmore text",
+                          frame="org.apache.spark.sql.kafka010.KafkaOffsetReaderAdmin.fetchSpecificOffsets(KafkaOffsetReaderAdmin.scala:140)")
+    outer = _JavaThrowable("org.apache.spark.SparkException", "[INTERNAL_ERROR] The Spark SQL phase planning failed with an internal error. " + "x" * 2000, root)
+
+    class Py4JJavaError(Exception):  # the name is what describe_error shows; py4j's own class is not needed
+        def __init__(self) -> None:
+            super().__init__("An error occurred while calling o442.persist.\n" + "\tat frame\n" * 200)
+            self.java_exception = outer
+
+    text = describe_error(Py4JJavaError())
+    assert text.startswith("Py4JJavaError: org.apache.spark.SparkException: [INTERNAL_ERROR] The Spark SQL phase planning failed")
+    assert "root cause java.lang.AssertionError: assertion failed: partitions mismatch" in text
+    assert "at org.apache.spark.sql.kafka010.KafkaOffsetReaderAdmin.fetchSpecificOffsets" in text
+    assert "more text" not in text and len(text) < 1200
+    # Any other error: its type and first line.
+    assert describe_error(ValueError("bad value\nsecond line")) == "ValueError: bad value"

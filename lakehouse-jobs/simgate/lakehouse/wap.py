@@ -658,6 +658,34 @@ def describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
+def _first_line(text: object) -> str:
+    return (str(text or "").strip().splitlines() or [""])[0]
+
+
+def describe_error(err: BaseException, during: str = "") -> str:
+    """A failed run's error in one line: its type, then for an error from the JVM (py4j's
+    Py4JJavaError, whose text is the Java stack trace) the Java exception, its root cause and where the
+    root cause was thrown; for any other error its first line. Spark wraps many planning failures in an
+    INTERNAL_ERROR whose cause is what matters."""
+    head = f"{type(err).__name__}{during}"
+    java = getattr(err, "java_exception", None)
+    if java is not None:
+        try:
+            text = f"{head}: {java.getClass().getName()}: {_first_line(java.getMessage())[:300]}"
+            root, depth = java, 0
+            while root.getCause() is not None and depth < 20:
+                root, depth = root.getCause(), depth + 1
+            if depth:
+                text += f"; root cause {root.getClass().getName()}: {_first_line(root.getMessage())[:300]}"
+            frames = root.getStackTrace()
+            if frames is not None and len(frames):
+                text += f" at {frames[0]}"
+            return text
+        except Exception:  # noqa: BLE001 - the JVM may be gone; the text below still says something
+            pass
+    return f"{head}: {_first_line(err)[:1000]}"
+
+
 def jvm_death(spark: SparkSession | None) -> str | None:
     """How the session's JVM ended, when it did ("killed by SIGKILL", "exit code 134 (SIGABRT)"); None
     while it runs. pyspark keeps the JVM's process (spark-submit execs java) as the gateway's `proc`."""
@@ -716,7 +744,7 @@ def run_job(spark: SparkSession | None, start_error: Exception | None, settings:
         elif spark is None:
             result.problems = [f"could not start Spark: {type(err).__name__}: {str(err)[:500]}"]
         else:
-            result.problems = [f"{type(err).__name__}{at}: {str(err)[:1000]}"]
+            result.problems = [describe_error(err, at)]
         result.status = "failed"
     if code not in (0, 2):
         print(f"wap {topic}: failed: {result.problems[0]}", file=sys.stderr)
