@@ -419,3 +419,24 @@ def test_a_run_without_flawed_records_makes_no_untrusted_snapshot_and_still_reco
     # The run's offset ranges landed with the merge, as before: together they cover the 9 records.
     ranges = spark.table(tables.offsets).filter(F.col("wap_run_id") == result.wap_run_id).collect()
     assert sum(r.end_offset - r.start_offset for r in ranges) == 9
+
+
+def test_an_exit_run_reads_entries_pending_in_only_some_partitions(spark, settings, kafka, nessie):
+    """The exit run's rules read the entry topic's records not yet published. When only some of its
+    partitions have such records, the Kafka read must still name every partition (Spark refuses a
+    subset with an AssertionError wrapped as INTERNAL_ERROR, which failed runs in the job driver)."""
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    entries = kafka.create("pending-entries", partitions=3)
+    exits = kafka.create("pending-exits")
+    config = parse_config(config_for(entries, exits))
+    entry = event(run_id, 1, car="CAR0001")
+    kafka.produce(entries, [as_record(entry)])  # one record: one partition of three has anything pending
+    from conftest import BASE_TIME, iso
+    from datetime import timedelta
+
+    leaving = event(run_id, 2, "parking.exit", car="CAR0001", timeStamp=iso(BASE_TIME + timedelta(hours=1)))
+    kafka.produce(exits, [as_record(leaving)])
+
+    result = run_wap(spark, settings, config, exits)
+    assert result.status == "published", result.problems
+    assert (result.trusted, result.untrusted) == (1, 0)  # its entry was found among the pending records

@@ -65,6 +65,9 @@ def plan_ranges(published: dict[int, int], marks: dict[int, tuple[int, int]]) ->
 
 
 def read_ranges(spark: SparkSession, settings: StackSettings, topic: str, ranges: list[PartitionRange]) -> DataFrame:
+    """Spark's batch read of exactly `ranges`, which must name every partition of the topic (an empty
+    range for a partition with nothing to read): given offsets for only some, Spark's Kafka source fails
+    the query's planning with an AssertionError (an INTERNAL_ERROR)."""
     starting = {topic: {str(r.partition): r.start for r in ranges}}
     ending = {topic: {str(r.partition): r.end for r in ranges}}
     return (

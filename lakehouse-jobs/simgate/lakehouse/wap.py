@@ -303,10 +303,10 @@ def _known_events(spark: SparkSession, settings: StackSettings, config: JobConfi
     if table_exists(spark, tables.untrusted):
         frames.append(spark.table(tables.untrusted).where(F.col("run_id").isNotNull()).select(*KNOWN_EVENT_COLUMNS))
     try:
-        pending = [r for r in plan_ranges(published, watermarks(settings, topic)) if r.size]
+        pending = plan_ranges(published, watermarks(settings, topic))
     except TopicNotFound:
         pending = []
-    if pending:
+    if any(r.size for r in pending):  # every partition named, the empty ones too (read_ranges)
         parsed = conforming(parse_records(decode_kafka(read_ranges(spark, settings, topic, pending))), config.accepted_schema_versions)
         r = F.col("record")
         frames.append(
