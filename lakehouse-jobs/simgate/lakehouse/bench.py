@@ -1,6 +1,6 @@
 """The price of Write-Audit-Publish: one WAP run over N events against a plain Spark job that reads a
-topic of the same records and appends it to one Iceberg table, without branch, checks, audit or merge. Both run in the
-same Spark session (local[2]) after a small warm-up run, against the real local stack.
+topic of the same records and appends it to one Iceberg table, without branch, checks, audit or merge.
+Both run in the same Spark session (local[2]) after a small warm-up run, against the real local stack.
 
     python -m simgate.lakehouse.bench [--events 10000] [--partitions 3] [--flaw-every 50] [--rounds 3]
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 import uuid
@@ -195,10 +196,12 @@ def _plain_table(spark, settings: StackSettings, name: str) -> str:
     return table
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+def _timed(clock: CpuClock, run):
+    """run() and the wall and CPU seconds it took: (its value, (wall, cpu))."""
+    wall, cpu = clock.now()
+    value = run()
+    wall_end, cpu_end = clock.now()
+    return value, (wall_end - wall, cpu_end - cpu)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,25 +247,15 @@ def main(argv: list[str] | None = None) -> int:
             use_reference(spark, settings.catalog, "main")
             table = _plain_table(spark, settings, plain_names[i])
             ensure_tables(spark, TopicTables(settings.catalog, wap_topics[i]))
-            row: dict = {"round": i + 1}
-
-            def plain() -> None:
-                a = clock.now()
-                row["plain_rows"] = plain_append(spark, settings, plain_topics[i], table)
-                b = clock.now()
-                row["plain"] = (b[0] - a[0], b[1] - a[1])
-
-            def wap() -> None:
-                a = clock.now()
-                row["result"] = run_wap(spark, settings, config, wap_topics[i], log=quiet)
-                b = clock.now()
-                row["wap"] = (b[0] - a[0], b[1] - a[1])
-
-            for step in ((plain, wap) if i % 2 == 0 else (wap, plain)):
-                step()
-            row["order"] = "plain, WAP" if i % 2 == 0 else "WAP, plain"
+            kinds = {
+                "plain": lambda: plain_append(spark, settings, plain_topics[i], table),
+                "WAP": lambda: run_wap(spark, settings, config, wap_topics[i], log=quiet),
+            }
+            order = ("plain", "WAP") if i % 2 == 0 else ("WAP", "plain")
+            measured = {kind: _timed(clock, kinds[kind]) for kind in order}  # run in this order
+            row = {"order": ", ".join(order), "plain": measured["plain"][1], "wap": measured["WAP"][1]}
             rounds.append(row)
-            result = row["result"]
+            result = measured["WAP"][0]
             print(
                 f"round {i + 1} ({row['order']}): plain {row['plain'][0]:6.2f} s wall {row['plain'][1]:6.2f} s CPU | "
                 f"WAP {row['wap'][0]:6.2f} s wall {row['wap'][1]:6.2f} s CPU ({result.read} read, {result.trusted} trusted, "
@@ -279,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu = [r["wap"][1] / r["plain"][1] for r in rounds if r["plain"][1]]
     later = wall[1:] or wall
     print(f"first round  : {wall[0]:5.2f} x wall (the session's first {args.events}-event runs of either kind)")
-    print(f"later rounds : median {_median(later):5.2f} x wall, {_median(cpu[1:] or cpu):5.2f} x CPU (WAP / plain, a warm session)")
+    print(f"later rounds : median {statistics.median(later):5.2f} x wall, {statistics.median(cpu[1:] or cpu):5.2f} x CPU (WAP / plain, a warm session)")
     print(f"load average : {_load_average()}")
     return 0
 

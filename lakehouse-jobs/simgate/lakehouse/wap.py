@@ -441,8 +441,7 @@ def side_by_side(writes: list[Callable[[], object]]) -> None:
     with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix="simgate-wap-write") as pool:
         futures = [pool.submit(write) for write in writes]
     for future in futures:
-        if future.exception() is not None:
-            raise future.exception()
+        future.result()  # all have ended (the pool's exit waited): the first failure is raised
 
 
 def run_wap(
@@ -537,8 +536,7 @@ def run_wap(
                 broadcast_flags=result.read <= BROADCAST_FLAGS_MAX_ROWS,
             ).persist(StorageLevel.MEMORY_AND_DISK)
             tally = reason_tally(checked)
-            result.reasons, schema_errors = tally.reasons, tally.schema_errors
-            flagged = tally.flagged
+            result.reasons = tally.reasons
 
             # 5 + 6. staging tables on the branch, with the run in the snapshot summary.
             steps.next("stage")
@@ -554,9 +552,9 @@ def run_wap(
                 [(topic, r.partition, r.start, r.end, r.size, wap_run_id, now) for r in ranges], OFFSETS_SCHEMA
             )
             writes = [lambda: _write(offsets, tables.offsets, summary)]
-            if flagged < result.read:
+            if tally.flagged < result.read:
                 writes.append(lambda: _write(trusted_rows(checked, wap_run_id, now), tables.trusted, summary))
-            if flagged:
+            if tally.flagged:
                 writes.append(lambda: _write(untrusted_rows(checked, wap_run_id, now), tables.untrusted, summary))
             side_by_side(writes)
             use_reference(spark, settings.catalog, branch)  # the catalog's view of the branch: its head now
@@ -570,7 +568,7 @@ def run_wap(
         # 7. audit what the branch holds: the files the run's staging snapshots added, and their
         # metrics (Iceberg's own record and null counts), not the job's own figures.
         steps.next("audit")
-        staged = _audit_figures(spark, tables, wap_run_id, result.read, schema_errors)
+        staged = _audit_figures(spark, tables, wap_run_id, result.read, tally.schema_errors)
         figures = staged.figures
         result.trusted, result.untrusted = figures.trusted, figures.untrusted
         result.capture_time_min, result.capture_time_max = figures.capture_time_min, figures.capture_time_max
