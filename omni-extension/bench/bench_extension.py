@@ -12,6 +12,10 @@ Per update it records, on the main thread:
 - the main thread's voluntary and involuntary context switches during the update (getrusage RUSAGE_THREAD),
   to tell a stall caused by preemption (other processes, involuntary) from a wait (the GIL, voluntary).
 
+--capture says where the update copies the gate camera's frame: cuda (default; Kit on an RTX machine: the
+stand-in GPU, a device-side copy on the update and the host copy on the worker, see kit_standins.py) or cpu
+(no GPU: a 3.7 MB copy into a recycled host buffer on the main thread).
+
 Conditions (one run of --updates updates each):
   off   the same stage and loop without the extension (what the loop costs anyway)
   down  streaming on, the gateway down: every event goes to the spool (encoded and written by the worker)
@@ -21,7 +25,7 @@ Conditions (one run of --updates updates each):
 
     bash deploy/local/stack up s3 kafka && eval "$(deploy/local/stack env)"
     .venv/bin/python omni-extension/bench/bench_extension.py [--updates 10000] [--hz 60] [--conditions off,down,full,up]
-        [--results omni-extension/bench/results.md]
+        [--capture cuda|cpu] [--results omni-extension/bench/results.md]
 
 SIMGATE_GRPC_PORT / SIMGATE_HTTP_PORT, when set, are the ports the real gateway listens on. Figures go to
 --results (with the command) and are printed as tables; targets: p99 added main-thread time per update
@@ -132,9 +136,10 @@ def run_condition(name: str, args, gateway=None) -> dict:
         "spoolDir": spool,
         "outboxCapacity": 16 if name == "full" else 256,
         "reconnectMaxMs": 2000,
+        "captureDevice": args.capture,
     }
     kit = Kit(stage, {f"/exts/simgate.parking/{k}": v for k, v in settings.items()}, api="107",
-              annotator_lag=2, skip_every=0)
+              annotator_lag=2, skip_every=0, gpu=args.capture == "cuda")
     kit.replicator.scene = noisy_scene
     kit.replicator.picture((1280, 720))  # made before the measurement
     for module_name, module in kit.modules.items():
@@ -224,7 +229,13 @@ def run_condition(name: str, args, gateway=None) -> dict:
         result["events"] = session.stats.events if session is not None else 0
         snapshot = extension.worker.snapshot()
         pool = extension._frame_pool
-        result["pool"] = (pool.reused, pool.allocated) if pool is not None else (0, 0)
+        if pool is not None:
+            result["pool"] = f"host: {pool.reused} reused / {pool.allocated} new"
+        else:  # frames copied on the (stand-in) GPU; the worker made the host copies
+            rep = kit.replicator
+            main = threading.main_thread().ident
+            on_main = sum(1 for t in rep.host_copy_threads if t == main)
+            result["pool"] = f"device: {rep.device_clones} copies, {on_main} host copies on the main thread"
         worker = extension.worker
         if name == "full":
             gateway.thaw()
@@ -300,14 +311,14 @@ def update_row(result: dict, off: Optional[dict]) -> list[str]:
         f"{ms(percentile(result['lateness'], 0.99))} / {ms(max(result['lateness']))}",
         f"{worker.get('accepted', '-')}/{worker.get('spool_frames', '-')}/{worker.get('outbox_dropped', '-')}/"
         f"{worker.get('spool_dropped', '-')}" if worker else "-",
-        f"{result['pool'][0]} / {result['pool'][1]}" if "pool" in result else "-",
+        result.get("pool", "-"),
     ]
 
 
 UPDATE_HEADER = ["condition", "update CPU ms p50 / p99 / max", "added CPU ms p50 / p99 (on - off)", "CPU > 5 ms (in a GC pause)",
                  "update wall ms p50 / p99 / max", "added wall ms p50 / p99", "wall > 5 ms: cause",
                  "wake-up lateness ms p99 / max", "accepted/spooled/outbox dropped/spool dropped",
-                 "frame buffers reused / newly allocated"]
+                 "frame copies"]
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -330,6 +341,8 @@ def main() -> int:
     parser.add_argument("--hz", type=float, default=60.0)
     parser.add_argument("--cars", type=int, default=50)
     parser.add_argument("--conditions", default="off,down,full,up")
+    parser.add_argument("--capture", choices=("cuda", "cpu"), default="cuda",
+                        help="where the update copies the frame: cuda (a GPU, as in Kit on RTX) or cpu (host copy)")
     parser.add_argument("--results", default="")
     args = parser.parse_args()
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
@@ -368,7 +381,9 @@ def main() -> int:
             f"Command (repository root, stack up, `eval \"$(deploy/local/stack env)\"`): `.venv/bin/python omni-extension/{command}`\n\n"
             f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine}.\n\n"
             f"{args.cars} extra cars (53 in all) crossing the two gates every {CYCLE_S:.0f} s each "
-            f"(~{2 * args.cars / CYCLE_S:.1f} crossings/s), 2 gate cameras at 1280x720, Kit 107 event API stand-ins, "
+            f"(~{2 * args.cars / CYCLE_S:.1f} crossings/s), 2 gate cameras at 1280x720 (frames copied on the "
+            f"{'GPU: device-side copy on the update, host copy on the worker' if args.capture == 'cuda' else 'host: into recycled buffers on the main thread'}), "
+            f"Kit 107 event API stand-ins, "
             f"{args.hz:.0f} updates/s.\n\n{text}\n"
         )
     return 0

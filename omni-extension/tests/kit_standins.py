@@ -15,6 +15,12 @@ extension can observe it, Kit's behaviour:
   As in Replicator, the latest finished frame sits in one host buffer that the next finished frame overwrites
   in place: ``get_data()`` copies it (a new array, Replicator's ``array.copy()``) when the annotator was made
   with ``do_array_copy=True`` (the default of ``get_annotator``), and otherwise returns a view of that buffer.
+- ``gpu=True``: Kit on an RTX machine. ``warp`` is importable and finds a CUDA device; an annotator made with
+  ``device="cuda"`` keeps its latest finished frame in device memory, rewritten in place by the next finished
+  frame like the host buffer, and ``get_data()`` returns a ``warp.array`` view of it. ``wp.clone`` on a stream
+  is the GPU's copy engine at work: it costs the CPU a launch (here: no pixel is touched) and
+  ``wp.synchronize_stream`` returns once it is done; only ``array.numpy()`` (the device-to-host copy) makes
+  host memory, and each call records the thread it ran on. ``gpu=False``: ``import warp`` fails.
 - PhysX trigger reports come only from gates with ``UsdPhysics.CollisionAPI`` and ``PhysxTriggerAPI`` and only
   for rigid bodies (``UsdPhysics.RigidBodyAPI``). A rigid body follows its USD animation (kinematic) or a
   function given to ``kit.physx.drive`` (dynamic); with ``/physics/updateToUsd`` false its pose is NOT
@@ -32,6 +38,8 @@ import importlib
 import itertools
 import math
 import sys
+import threading
+import time
 import tomllib
 import types
 from dataclasses import dataclass
@@ -432,6 +440,81 @@ class RenderProduct:
             self.registry.live.remove(self)
 
 
+class DeviceArray:
+    """A ``warp.array`` of uint8 on "cuda:0" as far as the extension uses it: shape, dtype, size, device and
+    ``numpy()``. The pixels live "on the device": the picture and the number of the update the frame was
+    rendered in (written into its first byte when the frame reaches host memory)."""
+
+    def __init__(self, replicator: "Replicator", picture: Optional[np.ndarray], frame: Optional[int]) -> None:
+        self.replicator, self.picture, self.frame = replicator, picture, frame
+        self.device = "cuda:0"
+        self.dtype = WarpUint8
+        self.shape = picture.shape if picture is not None else (0,)
+        self.size = int(np.prod(self.shape)) if picture is not None else 0
+
+    def numpy(self) -> np.ndarray:
+        """The device-to-host copy: new host memory with the pixels (the CPU's share of it happens here)."""
+        self.replicator.host_copy_threads.append(threading.get_ident())
+        if self.picture is None:
+            return np.zeros((0,), np.uint8)
+        out = self.picture.copy()
+        out[0, 0, 0] = (self.frame or 0) % 256
+        return out
+
+
+class WarpUint8:
+    """warp.types.uint8 (a class; its __name__ is the type's name)."""
+
+
+WarpUint8.__name__ = "uint8"
+
+
+class WarpStream:
+    def __init__(self, device: str = "cuda:0") -> None:
+        self.device = device
+
+
+class _ScopedStream:
+    def __init__(self, stream: WarpStream) -> None:
+        self.stream = stream
+
+    def __enter__(self) -> WarpStream:
+        return self.stream
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+# What a device-side copy of one frame costs the CPU, all of it charged to wp.clone (synchronize_stream is free
+# here): Warp's Python around the array and the copy, a stream-ordered allocation, an asynchronous
+# device-to-device copy and the wait for it (3.7 MB at device bandwidth: microseconds). Not measured on an RTX
+# machine here; 0.1 ms is a generous estimate of that sum, so the benchmark does not flatter the GPU path.
+DEVICE_COPY_CPU_S = 100e-6
+
+
+def _spend_cpu(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def warp_module(replicator: "Replicator") -> types.ModuleType:
+    """The ``warp`` calls the extension makes, on a machine with one CUDA device."""
+    module = types.ModuleType("warp")
+
+    def clone(src: DeviceArray, device: Any = None, requires_grad: Any = None, pinned: Any = None) -> DeviceArray:
+        replicator.device_clones += 1
+        _spend_cpu(DEVICE_COPY_CPU_S)  # the CPU's share: allocation, launch, Warp's Python, the stream wait
+        return DeviceArray(replicator, src.picture, src.frame)  # the pixels: the copy engine's work
+
+    module.__dict__.update(
+        array=DeviceArray, uint8=WarpUint8, Stream=WarpStream, ScopedStream=_ScopedStream, clone=clone,
+        is_cuda_available=lambda: True, get_cuda_device_count=lambda: 1,
+        synchronize_stream=lambda stream: None, init=lambda: None,
+    )
+    return module
+
+
 class Annotator:
     """omni.replicator.core's Annotator as far as the extension uses it. Replicator keeps the latest finished
     frame in a host buffer of its own and rewrites that buffer when the renderer finishes the next frame.
@@ -447,6 +530,7 @@ class Annotator:
         self._frames: list[tuple[int, int]] = []  # (readable from update, rendered in update)
         self._host: Optional[np.ndarray] = None  # Replicator's buffer: the latest finished frame
         self._host_frame: Optional[int] = None
+        self._device: Optional[DeviceArray] = None  # the same on the GPU (device="cuda")
         self.fail_detach = False
         self.copies = 0  # get_data calls that returned a new array
 
@@ -468,6 +552,12 @@ class Annotator:
         if not ready or ready[-1] == self._host_frame or not self.render_products:
             return
         picture = self.registry.picture(self.render_products[0].resolution)
+        if self.device.startswith("cuda"):
+            if self._device is None or self._device.picture is not picture:
+                self._device = DeviceArray(self.registry, picture, None)
+            self._device.frame = ready[-1]  # rewritten in place, as the host buffer
+            self._host_frame = ready[-1]
+            return
         if self._host is None or self._host.shape != picture.shape:
             self._host = np.empty_like(picture)
             np.copyto(self._host, picture)
@@ -478,8 +568,16 @@ class Annotator:
         """The latest finished frame, copied or not (see the class), or an empty array when none is finished."""
         if not self.render_products:
             raise RuntimeError("Unable to get data, annotator is not attached to any render products.")
+        on_device = (device or self.device).startswith("cuda")
         if self._host_frame is None:
-            return np.zeros((0,), np.uint8)
+            return DeviceArray(self.registry, None, None) if on_device else np.zeros((0,), np.uint8)
+        if on_device:
+            if not self.device.startswith("cuda"):
+                raise RuntimeError("the annotator's data is on the host: make it with device='cuda'")
+            if do_array_copy or self.do_array_copy:
+                self.copies += 1
+                return self.registry.modules_warp.clone(self._device)
+            return self._device
         if do_array_copy or self.do_array_copy:
             self.copies += 1
             return self._host.copy()  # what Replicator does: array.copy(), a new allocation each call
@@ -496,6 +594,9 @@ class Replicator:
         self.live: list[RenderProduct] = []
         self.attached: list[Annotator] = []
         self.annotators: list[Annotator] = []
+        self.device_clones = 0  # wp.clone calls (device-side copies)
+        self.host_copy_threads: list[int] = []  # the thread of each device-to-host copy (DeviceArray.numpy)
+        self.modules_warp = warp_module(self)
         self._pictures: dict[tuple[int, int], np.ndarray] = {}
         # what the cameras see (width, height) -> (h, w, 4) uint8; default: flat green
         self.scene: Optional[Callable[[int, int], np.ndarray]] = None
@@ -546,10 +647,11 @@ class Kit:
     """The stand-in runtime: modules to inject, and a loop that advances the app like Kit's run loop."""
 
     def __init__(self, stage: Any, settings: dict[str, Any], api: str = "107", annotator_lag: int = 2,
-                 skip_every: int = 5) -> None:
+                 skip_every: int = 5, gpu: bool = False) -> None:
         if api not in ("106", "107"):
             raise ValueError(api)
         self.api = api
+        self.gpu = gpu
         self.annotator_lag = annotator_lag
         self.skip_every = skip_every
         self.updates = 0
@@ -577,7 +679,7 @@ class Kit:
         module.__dict__.update(attrs)
         return module
 
-    def _modules(self) -> dict[str, types.ModuleType]:
+    def _modules(self) -> dict[str, Optional[types.ModuleType]]:
         class IExt:
             def on_startup(self, ext_id: str) -> None: ...
             def on_shutdown(self) -> None: ...
@@ -631,6 +733,8 @@ class Kit:
             "omni.usd": usd, "omni.physx": physx, "omni.physx.bindings": bindings,
             "omni.physx.bindings._physx": physx_bindings, "omni.replicator": replicator, "omni.replicator.core": rep_core,
         })
+        # Without a GPU `import warp` fails (a None entry in sys.modules makes the import raise ImportError).
+        modules["warp"] = self.replicator.modules_warp if self.gpu else None  # type: ignore[assignment]
         return modules
 
     def install(self, monkeypatch: Any) -> None:

@@ -77,8 +77,9 @@ def wait_for(condition, timeout: float = 15.0) -> None:
     assert condition()
 
 
-def start_kit(kit_api: str, monkeypatch, stage=None, **settings) -> tuple[Kit, type]:
-    kit = Kit(stage if stage is not None else build_parking_lot(physics=True), kit_settings(**settings), api=kit_api)
+def start_kit(kit_api: str, monkeypatch, stage=None, gpu: bool = False, **settings) -> tuple[Kit, type]:
+    kit = Kit(stage if stage is not None else build_parking_lot(physics=True), kit_settings(**settings), api=kit_api,
+              gpu=gpu)
     kit.install(monkeypatch)
     (extension_class,) = import_extension_classes(EXT_ROOT)
     return kit, extension_class
@@ -107,7 +108,8 @@ def test_manifest_is_kit_app_template_shaped() -> None:
     assert Image.open(EXT_ROOT / package["icon"]).size[0] >= 64
     assert all((EXT_ROOT / page).is_file() for page in MANIFEST["documentation"]["pages"])
     # Only extensions the solver can resolve: omni.kit.app is the kernel's module, not an extension.
-    assert set(MANIFEST["dependencies"]) == {"omni.usd", "omni.timeline", "omni.physx", "omni.replicator.core"}
+    assert set(MANIFEST["dependencies"]) == {"omni.usd", "omni.timeline", "omni.physx", "omni.replicator.core", "omni.warp.core"}
+    assert MANIFEST["dependencies"]["omni.warp.core"] == {"optional": True}  # the host path works without it
     assert MANIFEST["python"]["module"] == [{"name": "simgate.parking"}]
     assert MANIFEST["test"][0]["dependencies"] == ["omni.kit.test"]
     requirements = MANIFEST["python"]["pipapi"]["requirements"]
@@ -259,6 +261,65 @@ def test_the_annotators_buffer_is_copied_in_the_update_and_what_the_worker_gets_
         assert all(pixels.ctypes.data != a.get_data().ctypes.data for a in annotators)  # not Replicator's buffer
     pool = extension._frame_pool
     assert pool.allocated == 0  # the buffers were made at play, none during the updates
+    extension.on_shutdown()
+    wait_for(lambda: worker_threads() == [])
+
+
+def test_with_a_gpu_the_frame_is_copied_on_the_device_and_reaches_host_memory_only_on_the_worker(
+    tmp_path, monkeypatch, fresh_modules, gateway, kit_api
+) -> None:
+    """Kit on an RTX machine: the annotator's data stays on the GPU. The update takes a device-side copy of
+    the finished frame (wp.clone on the extension's stream, waited for: the renderer rewrites its buffer in
+    place), and the device-to-host copy happens on the worker. The main thread touches no pixel, the
+    pictures are the frames of the updates they were taken in, and no host frame buffers are made."""
+    kit, extension_class = start_kit(kit_api, monkeypatch, gpu=True, gatewayAddress=gateway.address, imageWidth=32,
+                                     imageHeight=32, imageEncoding="raw", spoolDir=str(tmp_path / "spool"))
+    kit.annotator_lag, kit.skip_every = 1, 0
+    extension = extension_class()
+    extension.on_startup(EXT_ID)
+    taken: dict[str, int] = {}  # event id -> the frame number its picture had when the update handed it over
+    submit = extension.worker.submit
+
+    def watch(message) -> bool:
+        for picture in getattr(message, "pictures", ()):
+            taken[message.event.event_id] = picture.pixels.frame % 256
+        return submit(message)
+
+    monkeypatch.setattr(extension.worker, "submit", watch)
+    kit.timeline.play()
+    run_until(kit, 4.0)
+    annotators = [a for a in kit.replicator.annotators if a.render_products]
+    assert len(annotators) == 2 and all(a.device == "cuda" and a.do_array_copy is False for a in annotators)
+    extension.on_shutdown()
+    wait_for(lambda: worker_threads() == [])
+    events = list(gateway.store.events.values())
+    assert len(events) == 2 and set(taken) == {e.event_id for e in events}
+    for event in events:
+        assert event.images[0].data[0] == taken[event.event_id]  # the frame of its update, not a later one
+    assert kit.replicator.device_clones == 2
+    main = threading.main_thread().ident
+    assert kit.replicator.host_copy_threads and main not in kit.replicator.host_copy_threads
+    assert extension._frame_pool is None  # no host buffers: nothing is copied on the main thread
+
+
+@pytest.mark.parametrize(
+    ("gpu", "setting", "device", "warned"),
+    [(True, "auto", "cuda", False), (False, "auto", "cpu", False), (True, "cpu", "cpu", False), (False, "cuda", "cpu", True)],
+)
+def test_the_capture_device_is_the_gpu_where_warp_finds_one_unless_set_to_cpu(
+    tmp_path, monkeypatch, fresh_modules, gpu, setting, device, warned
+) -> None:
+    kit, extension_class = start_kit("107", monkeypatch, gpu=gpu, gatewayAddress="127.0.0.1:9", imageWidth=32,
+                                     imageHeight=32, captureDevice=setting, spoolDir=str(tmp_path / "spool"))
+    extension = extension_class()
+    extension.on_startup(EXT_ID)
+    kit.timeline.play()
+    kit.update()
+    annotators = [a for a in kit.replicator.annotators if a.render_products]
+    assert len(annotators) == 2 and {a.device for a in annotators} == {device}
+    warnings = [m for level, m in kit.logs if level == "warn" and "captureDevice" in m]
+    assert len(warnings) == (1 if warned else 0)
+    assert (extension._frame_pool is not None) == (device == "cpu")
     extension.on_shutdown()
     wait_for(lambda: worker_threads() == [])
 

@@ -39,7 +39,7 @@ def test_a_token_over_plain_websocket_beyond_loopback_is_refused() -> None:
         ParkingSettings.from_mapping({"transport": "ws", "gatewayWsUrl": "ws://gateway.example/v1/events", "token": "t"})
 
 
-@pytest.mark.parametrize("key,value", [("outboxFullPolicy", "block"), ("shutdownFlushMs", 3000)])
+@pytest.mark.parametrize("key,value", [("outboxFullPolicy", "block"), ("shutdownFlushMs", 3000), ("captureDevice", "gpu")])
 def test_main_thread_settings_are_validated(key, value) -> None:
     with pytest.raises(SettingsError, match=key):
         ParkingSettings.from_mapping({key: value})

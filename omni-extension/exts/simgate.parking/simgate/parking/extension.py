@@ -29,6 +29,12 @@ Kit API followed, Kit 107 (Isaac Sim 5.x) first, Kit 106.5 where that is missing
   which the next finished frame overwrites; passing ``do_array_copy=False`` to ``get_data`` alone does not do
   that (Replicator then falls back to the annotator's own setting, True by default, and returns a new array).
   The view is copied at once, in the same callback, into a recycled buffer (images.FramePool).
+  On the GPU (``captureDevice`` cuda, or auto where Warp finds a CUDA device): ``get_annotator("rgb",
+  device="cuda", do_array_copy=False)``, whose ``get_data()`` is a ``warp.array`` view of Replicator's device
+  buffer (rewritten in place by the next finished frame, like the host one). The update copies it on the
+  device, ``warp.clone`` inside ``warp.ScopedStream`` on a stream of the extension's own, and waits for that
+  stream (``warp.synchronize_stream``: a device-side copy of one frame, not the renderer's queue); the worker
+  makes the host copy (``array.numpy()``), so no pixel is touched on the main thread.
 
 The update callback only reads the stage and puts into the outbox: no disk I/O, no serialisation, no lock the
 worker can hold. on_shutdown waits at most 1 s for the worker; every release step is guarded on its own.
@@ -108,6 +114,8 @@ class ParkingGateExtension(omni.ext.IExt):
         self._captures: dict[str, tuple[Any, Any]] = {}  # camera path -> (render product, annotator)
         self._views: dict[str, bool] = {}  # camera path -> its annotator hands over views (do_array_copy=False)
         self._frame_pool: Optional[FramePool] = None
+        self._warp: Any = None  # the warp module while the cameras capture on the GPU
+        self._stream: Any = None  # the extension's own CUDA stream for the device-side copies
         self._session: Optional[ParkingSession] = None
         self._worker: Optional[GatewayWorker] = None
         self._recorder: Optional[RunRecorder] = None
@@ -347,33 +355,61 @@ class ParkingGateExtension(omni.ext.IExt):
 
     # --- cameras: one render product and rgb annotator per gate camera ----------------------------
 
+    def _capture_on_gpu(self) -> Any:
+        """The warp module when frames are to be copied on the GPU, else None (captureDevice, and whether Warp
+        finds a CUDA device: Kit on an RTX machine)."""
+        assert self._settings is not None
+        wanted = self._settings.capture_device
+        if wanted == "cpu":
+            return None
+        try:
+            import warp  # Kit's omni.warp.core, which Replicator itself uses
+
+            if warp.is_cuda_available():
+                return warp
+            why = "Warp finds no CUDA device"
+        except Exception as exc:  # noqa: BLE001 - no Warp, or it cannot start: the host path works everywhere
+            why = f"Warp is not available ({type(exc).__name__}: {exc})"
+        if wanted == "cuda":
+            carb.log_warn(f"[{EXTENSION_NAME}] captureDevice = cuda, but {why}: frames are copied on the host")
+        return None
+
     def _open_cameras(self) -> None:
         import omni.replicator.core as rep
 
         assert self._settings is not None
         resolution = (self._settings.image_width, self._settings.image_height)
-        if self._frame_pool is None:
-            self._frame_pool = FramePool()
-        # Buffers touched at run start rather than during an update: two per camera now, two more on a thread
-        # of its own; the pool grows there too when the worker falls behind (images.FramePool).
-        shape, cameras = (resolution[1], resolution[0], 4), len(self._settings.camera_prim_paths)
-        self._frame_pool.prepare(shape, 2 * cameras)
-        self._frame_pool.prepare_in_background(shape, 4 * cameras)
+        self._warp = self._capture_on_gpu()
+        if self._warp is not None:
+            self._stream = self._warp.Stream("cuda:0")
+        else:
+            if self._frame_pool is None:
+                self._frame_pool = FramePool()
+            # Buffers touched at run start rather than during an update: two per camera now, two more on a
+            # thread of its own; the pool grows there too when the worker falls behind (images.FramePool).
+            shape, cameras = (resolution[1], resolution[0], 4), len(self._settings.camera_prim_paths)
+            self._frame_pool.prepare(shape, 2 * cameras)
+            self._frame_pool.prepare_in_background(shape, 4 * cameras)
         for camera in self._settings.camera_prim_paths:
             render_product = rep.create.render_product(camera, resolution)
             self._captures[camera] = (render_product, None)
-            try:  # a view of Replicator's buffer, copied into the pool (no allocation on the update)
-                annotator = rep.AnnotatorRegistry.get_annotator("rgb", do_array_copy=False)
+            if self._warp is not None:  # a view of Replicator's device buffer, copied on the device
+                annotator = rep.AnnotatorRegistry.get_annotator("rgb", device="cuda", do_array_copy=False)
                 self._views[camera] = True
-            except TypeError:  # a Replicator without the argument: its get_data copies
-                annotator = rep.AnnotatorRegistry.get_annotator("rgb")
-                self._views[camera] = False
+            else:
+                try:  # a view of Replicator's buffer, copied into the pool (no allocation on the update)
+                    annotator = rep.AnnotatorRegistry.get_annotator("rgb", do_array_copy=False)
+                    self._views[camera] = True
+                except TypeError:  # a Replicator without the argument: its get_data copies
+                    annotator = rep.AnnotatorRegistry.get_annotator("rgb")
+                    self._views[camera] = False
             annotator.attach([render_product])
             self._captures[camera] = (render_product, annotator)
 
     def _close_cameras(self) -> None:
         captures, self._captures = getattr(self, "_captures", {}), {}
         self._views = {}
+        self._warp, self._stream = None, None
         for camera, (render_product, annotator) in captures.items():
             if annotator is not None:
                 self._guarded(f"detach the annotator of {camera}", annotator.detach)
@@ -389,6 +425,14 @@ class ParkingGateExtension(omni.ext.IExt):
         data = capture[1].get_data()
         if data is None or getattr(data, "size", 0) == 0:
             return None
+        wp = self._warp
+        if wp is not None:
+            # A device-side copy, waited for before the renderer can rewrite its buffer; the host copy is the
+            # worker's (events.WithPictures.build).
+            with wp.ScopedStream(self._stream):
+                frame = wp.clone(data)
+            wp.synchronize_stream(self._stream)
+            return frame
         if not self._views.get(camera) or self._frame_pool is None:
             return data  # already a copy of its own
         return self._frame_pool.copy_of(data)

@@ -31,12 +31,26 @@ class ImageEncodingError(ValueError):
         self.code = code
 
 
+def _dtype_name(data: Any) -> str:
+    """numpy's dtype name, or a Warp array's (its dtype is a class such as warp.types.uint8)."""
+    dtype = getattr(data, "dtype", "uint8")
+    return str(getattr(dtype, "name", None) or getattr(dtype, "__name__", None) or dtype)
+
+
+def host_array(data: Any) -> Any:
+    """The pixels in host memory: a device array (a ``warp.array`` on the GPU) is copied to a numpy array,
+    which is the device-to-host copy, so only ever called off the simulation thread; host arrays pass."""
+    if not hasattr(data, "tobytes") and hasattr(data, "numpy"):
+        return data.numpy()
+    return data
+
+
 def check_pixels(data: Any) -> None:
     """Shape and type of an annotator's array, without touching its pixels (cheap: on the main thread)."""
     shape = getattr(data, "shape", None)
     if shape is None or len(shape) != 3 or shape[2] not in (3, 4) or shape[0] <= 0 or shape[1] <= 0:
         raise ImageEncodingError(CODE_BAD_PIXELS, f"expected an (height, width, 3|4) array, got shape {shape}")
-    dtype = str(getattr(data, "dtype", "uint8"))
+    dtype = _dtype_name(data)
     if dtype != "uint8":
         raise ImageEncodingError(CODE_BAD_PIXELS, f"expected uint8 pixels, got {dtype}")
 
@@ -160,7 +174,9 @@ class RgbaFrame:
 
     @classmethod
     def from_array(cls, data: Any) -> "RgbaFrame":
-        """From an annotator's (h, w, 4) or (h, w, 3) uint8 array, or anything with that shape."""
+        """From an annotator's (h, w, 4) or (h, w, 3) uint8 array, or anything with that shape (a device array
+        is brought to host memory first)."""
+        data = host_array(data)
         shape = getattr(data, "shape", None)
         if shape is None or len(shape) != 3 or shape[2] not in (3, 4):
             raise ImageEncodingError(CODE_BAD_PIXELS, f"expected an (height, width, 3|4) array, got shape {shape}")

@@ -20,6 +20,7 @@ TRANSPORTS = ("grpc", "ws")
 IMAGE_ENCODINGS = ("png", "jpeg", "raw")
 DETECTION_MODES = ("auto", "trigger", "position")
 OUTBOX_FULL_POLICIES = ("spill", "drop-oldest")
+CAPTURE_DEVICES = ("auto", "cuda", "cpu")
 MAX_SHUTDOWN_FLUSH_MS = 1000  # on_shutdown runs on Kit's main thread: it waits at most this long
 
 
@@ -57,6 +58,10 @@ class ParkingSettings:
     image_width: int = 1280
     image_height: int = 720
     jpeg_quality: int = 90
+    # Where the gate camera's frame is copied on the update that takes it: "cuda" = on the GPU (a device-side
+    # copy; the device-to-host copy happens on the worker), "cpu" = into a recycled host buffer on Kit's main
+    # thread, "auto" = cuda where Warp finds a CUDA device (Kit on an RTX machine), else cpu.
+    capture_device: str = "auto"
     # Bounded queues: the outbox between the simulation thread and the worker, the in-flight
     # window on the connection, and the on-disk spool used while the gateway is unreachable.
     outbox_capacity: int = 256
@@ -98,6 +103,7 @@ class ParkingSettings:
         _one_of("imageEncoding", self.image_encoding, IMAGE_ENCODINGS)
         _one_of("detection", self.detection, DETECTION_MODES)
         _one_of("outboxFullPolicy", self.outbox_full_policy, OUTBOX_FULL_POLICIES)
+        _one_of("captureDevice", self.capture_device, CAPTURE_DEVICES)
         if not self.gate_prim_paths:
             raise SettingsError("gatePrimPaths: at least one gate prim path is needed")
         for key, paths in (("gatePrimPaths", self.gate_prim_paths), ("cameraPrimPaths", self.camera_prim_paths)):

@@ -120,10 +120,31 @@ class TestParkingExtensionInKit(omni.kit.test.AsyncTestCase):
             first, second = annotator.get_data(), annotator.get_data()
             if getattr(first, "size", 0) == 0:
                 continue  # no frame finished yet
+            if extension._warp is not None:  # on the GPU: device views of one buffer, and a device copy
+                self.assertEqual(first.ptr, second.ptr)
+                picture = extension._latest_frame(camera)
+                self.assertNotEqual(picture.ptr, first.ptr)
+                self.assertTrue(np.array_equal(picture.numpy(), first.numpy()))
+                continue
             self.assertTrue(np.shares_memory(first, second))
             picture = extension._latest_frame(camera)
             self.assertFalse(np.shares_memory(picture, first))
             self.assertTrue(np.array_equal(picture, first))
+        self._timeline.stop()
+        await self._app.next_update_async()
+
+    async def test_on_an_rtx_machine_frames_are_copied_on_the_gpu(self) -> None:
+        """captureDevice auto: Warp finds this machine's CUDA device, so the update copies frames on the GPU."""
+        try:
+            import warp
+
+            cuda = warp.is_cuda_available()
+        except ImportError:
+            cuda = False
+        await self._play(0.5)
+        extension = _extension()
+        self.assertEqual(extension._warp is not None, cuda)
+        self.assertEqual(extension._frame_pool is None, cuda)
         self._timeline.stop()
         await self._app.next_update_async()
 
