@@ -12,6 +12,7 @@ import { GatewayError } from "../../errors/gateway-error.js";
 import type { Logger } from "../../telemetry/logger.js";
 import type { RecordLocation } from "../../model/outcome.js";
 import { isPermanentKafkaError } from "./kafka-errors.js";
+import { PartitionChooser } from "./partition-chooser.js";
 
 export interface OutgoingRecord {
   topic: string;
@@ -42,8 +43,7 @@ export class RecordProducer {
   private connecting: Promise<Producer> | undefined;
   private readonly queue: Pending[] = [];
   private sending = false;
-  private readonly partitioner = Partitioners.DefaultPartitioner();
-  private partitionCounts = new Map<string, number>();
+  private readonly partitions = new PartitionChooser();
   private closed = false;
 
   constructor(
@@ -53,7 +53,7 @@ export class RecordProducer {
   ) {}
 
   setPartitionCounts(counts: Map<string, number>): void {
-    this.partitionCounts = counts;
+    this.partitions.setCounts(counts);
   }
 
   get connected(): boolean {
@@ -90,18 +90,12 @@ export class RecordProducer {
     }
   }
 
-  private partitionFor(topic: string, key: string): number {
-    const count = this.partitionCounts.get(topic) ?? 1;
-    const partitionMetadata = Array.from({ length: count }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], partitionErrorCode: 0 }));
-    return this.partitioner({ topic, partitionMetadata, message: { key, value: null } });
-  }
-
   /** Resolves once Kafka has acknowledged the record (acks=all); rejects with GW_ERR_KAFKA_UNAVAILABLE
    *  (retryable) or GW_ERR_RECORD_REJECTED (permanent: too large, not authorised, invalid topic). */
   send(record: OutgoingRecord): Promise<RecordLocation> {
     if (this.closed) return Promise.reject(new GatewayError("GW_ERR_DRAINING", "the producer is closed"));
     return new Promise<RecordLocation>((resolve, reject) => {
-      this.queue.push({ record, partition: this.partitionFor(record.topic, record.key), resolve, reject });
+      this.queue.push({ record, partition: this.partitions.partitionFor(record.topic, record.key), resolve, reject });
       if (!this.sending) void this.drain();
     });
   }
