@@ -445,9 +445,10 @@ class DeviceArray:
     ``numpy()``. The pixels live "on the device": the picture and the number of the update the frame was
     rendered in (written into its first byte when the frame reaches host memory)."""
 
-    def __init__(self, replicator: "Replicator", picture: Optional[np.ndarray], frame: Optional[int]) -> None:
+    def __init__(self, replicator: "Replicator", picture: Optional[np.ndarray], frame: Optional[int],
+                 device: Optional[str] = None) -> None:
         self.replicator, self.picture, self.frame = replicator, picture, frame
-        self.device = "cuda:0"
+        self.device = device or replicator.cuda_device
         self.dtype = WarpUint8
         self.shape = picture.shape if picture is not None else (0,)
         self.size = int(np.prod(self.shape)) if picture is not None else 0
@@ -475,14 +476,19 @@ class WarpStream:
 
 
 class _ScopedStream:
+    """Makes ``stream`` (and its device) current inside the block, as warp.ScopedStream does."""
+
+    current: list[WarpStream] = []
+
     def __init__(self, stream: WarpStream) -> None:
         self.stream = stream
 
     def __enter__(self) -> WarpStream:
+        _ScopedStream.current.append(self.stream)
         return self.stream
 
     def __exit__(self, *exc: Any) -> None:
-        return None
+        _ScopedStream.current.pop()
 
 
 # What a device-side copy of one frame costs the CPU, all of it charged to wp.clone (synchronize_stream is free
@@ -503,6 +509,11 @@ def warp_module(replicator: "Replicator") -> types.ModuleType:
     module = types.ModuleType("warp")
 
     def clone(src: DeviceArray, device: Any = None, requires_grad: Any = None, pinned: Any = None) -> DeviceArray:
+        # Warp copies on the current stream of the destination's device (src.device here): a stream of another
+        # device made current would not order the copy, and waiting for it would not wait for the copy.
+        if _ScopedStream.current and _ScopedStream.current[-1].device != src.device:
+            raise RuntimeError(f"the copy of an array on {src.device} is not ordered by a stream on "
+                               f"{_ScopedStream.current[-1].device}")
         replicator.device_clones += 1
         _spend_cpu(DEVICE_COPY_CPU_S)  # the CPU's share: allocation, launch, Warp's Python, the stream wait
         return DeviceArray(replicator, src.picture, src.frame)  # the pixels: the copy engine's work
@@ -554,7 +565,7 @@ class Annotator:
         picture = self.registry.picture(self.render_products[0].resolution)
         if self.device.startswith("cuda"):
             if self._device is None or self._device.picture is not picture:
-                self._device = DeviceArray(self.registry, picture, None)
+                self._device = DeviceArray(self.registry, picture, None, self.registry.cuda_device)
             self._device.frame = ready[-1]  # rewritten in place, as the host buffer
             self._host_frame = ready[-1]
             return
@@ -594,6 +605,7 @@ class Replicator:
         self.live: list[RenderProduct] = []
         self.attached: list[Annotator] = []
         self.annotators: list[Annotator] = []
+        self.cuda_device = "cuda:0"  # where the device annotators' buffers are (a test may choose another GPU)
         self.device_clones = 0  # wp.clone calls (device-side copies)
         self.host_copy_threads: list[int] = []  # the thread of each device-to-host copy (DeviceArray.numpy)
         self.modules_warp = warp_module(self)

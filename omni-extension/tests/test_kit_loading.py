@@ -275,6 +275,7 @@ def test_with_a_gpu_the_frame_is_copied_on_the_device_and_reaches_host_memory_on
     kit, extension_class = start_kit(kit_api, monkeypatch, gpu=True, gatewayAddress=gateway.address, imageWidth=32,
                                      imageHeight=32, imageEncoding="raw", spoolDir=str(tmp_path / "spool"))
     kit.annotator_lag, kit.skip_every = 1, 0
+    kit.replicator.cuda_device = "cuda:1"  # a second GPU renders: the copy's stream must be on that device
     extension = extension_class()
     extension.on_startup(EXT_ID)
     taken: dict[str, int] = {}  # event id -> the frame number its picture had when the update handed it over

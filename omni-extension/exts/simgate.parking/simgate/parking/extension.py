@@ -115,7 +115,7 @@ class ParkingGateExtension(omni.ext.IExt):
         self._views: dict[str, bool] = {}  # camera path -> its annotator hands over views (do_array_copy=False)
         self._frame_pool: Optional[FramePool] = None
         self._warp: Any = None  # the warp module while the cameras capture on the GPU
-        self._stream: Any = None  # the extension's own CUDA stream for the device-side copies
+        self._streams: dict[str, Any] = {}  # device -> the extension's own CUDA stream for the device-side copies
         self._session: Optional[ParkingSession] = None
         self._worker: Optional[GatewayWorker] = None
         self._recorder: Optional[RunRecorder] = None
@@ -380,9 +380,7 @@ class ParkingGateExtension(omni.ext.IExt):
         assert self._settings is not None
         resolution = (self._settings.image_width, self._settings.image_height)
         self._warp = self._capture_on_gpu()
-        if self._warp is not None:
-            self._stream = self._warp.Stream("cuda:0")
-        else:
+        if self._warp is None:
             if self._frame_pool is None:
                 self._frame_pool = FramePool()
             # Buffers touched at run start rather than during an update: two per camera now, two more on a
@@ -409,7 +407,7 @@ class ParkingGateExtension(omni.ext.IExt):
     def _close_cameras(self) -> None:
         captures, self._captures = getattr(self, "_captures", {}), {}
         self._views = {}
-        self._warp, self._stream = None, None
+        self._warp, self._streams = None, {}
         for camera, (render_product, annotator) in captures.items():
             if annotator is not None:
                 self._guarded(f"detach the annotator of {camera}", annotator.detach)
@@ -428,10 +426,15 @@ class ParkingGateExtension(omni.ext.IExt):
         wp = self._warp
         if wp is not None:
             # A device-side copy, waited for before the renderer can rewrite its buffer; the host copy is the
-            # worker's (events.WithPictures.build).
-            with wp.ScopedStream(self._stream):
+            # worker's (events.WithPictures.build). The stream is on the frame's own GPU (Warp orders a copy on
+            # the destination device's current stream), made once per device.
+            device = str(data.device)
+            stream = self._streams.get(device)
+            if stream is None:
+                stream = self._streams[device] = wp.Stream(device)
+            with wp.ScopedStream(stream):
                 frame = wp.clone(data)
-            wp.synchronize_stream(self._stream)
+            wp.synchronize_stream(stream)
             return frame
         if not self._views.get(camera) or self._frame_pool is None:
             return data  # already a copy of its own
