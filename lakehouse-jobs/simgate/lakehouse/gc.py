@@ -177,7 +177,7 @@ class IcebergFiles:
                 for manifest in snapshot.allManifests(self.io):
                     live.add(str(manifest.path()))
                     if str(manifest.content().name()) == "DATA":
-                        paths = iceberg.ManifestFiles.readPaths(manifest, self.io)
+                        paths = iceberg.ManifestFiles.readPaths(manifest, self.io, metadata.specsById())
                         iterator = paths.iterator()
                         while iterator.hasNext():
                             live.add(str(iterator.next()))
@@ -186,7 +186,7 @@ class IcebergFiles:
                         deletes = iceberg.ManifestFiles.readDeleteManifest(manifest, self.io, metadata.specsById())
                         iterator = deletes.iterator()
                         while iterator.hasNext():
-                            live.add(str(iterator.next().path()))
+                            live.add(str(iterator.next().location()))
                         deletes.close()
         return live
 

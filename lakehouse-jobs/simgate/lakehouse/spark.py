@@ -68,12 +68,11 @@ def build_spark_session(
         "spark.driver.memory": os.environ.get("SIMGATE_SPARK_DRIVER_MEMORY", "1g"),
         "spark.ui.enabled": "false",
         "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
-        # Measured here (Iceberg 1.6.1, Spark 3.5.7, JDK 17.0.15): with Iceberg's Arrow-vectorized Parquet
-        # reads, the WAP job over 10,000 events (simgate.lakehouse.bench) hit an NPE in Iceberg's
-        # BaseReader while counting a staging table and the JVM died with SIGSEGV in 3 runs of 3; with
-        # row-based reads, 0 of 4. Row-based reads cost little at these sizes. (docs/lakehouse.md,
-        # "Versions": the audit no longer scans staging; newer Iceberg not yet measured for this.)
-        "spark.sql.iceberg.vectorization.enabled": os.environ.get("SIMGATE_ICEBERG_VECTORIZATION", "false"),
+        # Iceberg's Arrow-vectorized Parquet reads. With Iceberg 1.6.1 they brought the JVM down (SIGSEGV)
+        # when a 10,000-event run's staging table was scanned, every time; with the pinned Iceberg they
+        # do not (tests/test_vectorized_reads.py; docs/lakehouse.md, "Versions"). The variable turns
+        # them off where a reader misbehaves.
+        "spark.sql.iceberg.vectorization.enabled": os.environ.get("SIMGATE_ICEBERG_VECTORIZATION", "true"),
     }
     conf.update(NessieAuth.from_env().catalog_properties(cat))
     conf.update(extra_conf or {})
