@@ -13,7 +13,7 @@ import uuid
 import pytest
 from pyspark.sql import functions as F
 
-from simgate.lakehouse.bench import _record as bench_record
+from simgate.lakehouse.bench import bench_record
 from simgate.lakehouse.config import parse_config
 from simgate.lakehouse.schema import REQUIRED_TRUSTED_COLUMNS
 from simgate.lakehouse.tables import TopicTables

@@ -38,7 +38,9 @@ from .wap import run_wap, use_reference, wap_session
 START = datetime(2026, 1, 1, 8, 0, tzinfo=timezone.utc)
 
 
-def _record(run_id: str, seq: int, flawed: bool) -> tuple[bytes, bytes]:
+def bench_record(run_id: str, seq: int, flawed: bool) -> tuple[bytes, bytes]:
+    """One bench event as (Kafka key, JSON value): a car entering at the 3 s step `seq`; a flawed one lacks
+    its car id."""
     t = START + timedelta(seconds=seq * 3)
     iso = lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"  # noqa: E731
     car = f"{seq % 90 + 10:02d}GA{seq % 10000:04d}"
@@ -80,7 +82,7 @@ def produce_topic(settings: StackSettings, name: str, events: int, partitions: i
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 20})
     run_id = f"bench-{uuid.uuid4().hex[:6]}"
     for seq in range(1, events + 1):
-        key, value = _record(run_id, seq, flaw_every > 0 and seq % flaw_every == 0)
+        key, value = bench_record(run_id, seq, flaw_every > 0 and seq % flaw_every == 0)
         while True:
             try:
                 producer.produce(name, key=key, value=value)
