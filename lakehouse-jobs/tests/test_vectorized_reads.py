@@ -51,6 +51,8 @@ def test_a_10000_event_runs_tables_scan_vectorized_with_the_right_figures(spark,
     # required column, then the untrusted rows and production, each read in full, three times over.
     tables = TopicTables(settings.catalog, topic)
     this_run = F.col("wap_run_id") == F.lit(result.wap_run_id)
+    flawed_ids = sorted(r["eventId"] for r in records if r["carId"] is None)
+    trusted_seqs = [r["sequence"] for r in records if r["carId"] is not None]
     for _ in range(3):
         use_reference(spark, settings.catalog, "main")
         staged = spark.table(tables.trusted).filter(this_run).agg(
@@ -61,15 +63,12 @@ def test_a_10000_event_runs_tables_scan_vectorized_with_the_right_figures(spark,
         assert all(staged[c] == 0 for c in REQUIRED_TRUSTED_COLUMNS), staged.asDict()
 
         untrusted = spark.table(tables.untrusted).filter(this_run).select("event_id", "reasons").collect()
-        assert sorted(r.event_id for r in untrusted) == sorted(
-            r["eventId"] for r in records if r["carId"] is None
-        )
+        assert sorted(r.event_id for r in untrusted) == flawed_ids
         assert all("missing:carId" in r.reasons for r in untrusted)
 
         production = spark.table(tables.production).agg(
             F.count(F.lit(1)).alias("rows"), F.countDistinct("event_id").alias("ids"), F.sum("sequence").alias("seq")
         ).collect()[0]
-        trusted_seqs = [r["sequence"] for r in records if r["carId"] is not None]
         assert (production["rows"], production["ids"], production["seq"]) == (
             len(trusted_seqs), len(trusted_seqs), sum(trusted_seqs)
         )
