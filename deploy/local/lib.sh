@@ -36,6 +36,7 @@ KAFKA_HOME="$SIMGATE_CACHE/kafka-$KAFKA_VERSION"
 S3PROXY_JAR="$SIMGATE_CACHE/s3proxy-$S3PROXY_VERSION/s3proxy-$S3PROXY_VERSION-jar-with-dependencies.jar"
 NESSIE_JAR="$SIMGATE_CACHE/nessie-$NESSIE_VERSION/nessie-quarkus-$NESSIE_VERSION-runner.jar"
 SPARK_JARS_DIR="$SIMGATE_CACHE/spark-jars-$SPARK_VERSION-iceberg-$ICEBERG_VERSION-nessie-$NESSIE_VERSION"
+ECJ_JAR="$SIMGATE_CACHE/ecj-$ECJ_VERSION/ecj-$ECJ_VERSION.jar"
 # Trino unpacked with only the plugins the stack uses (deploy/local/fetch trino), and its CLI jar.
 TRINO_HOME="$SIMGATE_CACHE/trino-server-$TRINO_VERSION"
 TRINO_CLI_JAR="$SIMGATE_CACHE/trino-cli-$TRINO_VERSION/trino-cli-$TRINO_VERSION-executable.jar"

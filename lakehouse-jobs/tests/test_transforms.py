@@ -4,14 +4,13 @@ declared output columns. Plain local Spark, no catalog."""
 from __future__ import annotations
 
 import json
-import os
-import sys
 from datetime import datetime, timezone
 
 import pytest
 from pyspark.sql import SparkSession
 
 from simgate.lakehouse.config import LotBounds, parse_config
+from simgate.lakehouse.jvm import jobs_jar
 from simgate.lakehouse.schema import TRUSTED_SCHEMA, UNTRUSTED_SCHEMA
 from simgate.lakehouse.transforms import check_quality, first_entries_of, parse_records, run_bounds_of, trusted_rows, untrusted_rows
 
@@ -23,10 +22,10 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 
 @pytest.fixture(scope="module")
 def spark():
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run the contract's UDF
     session = (
         SparkSession.builder.master("local[2]")
         .appName("simgate-transforms-test")
+        .config("spark.jars", jobs_jar())  # the record contract runs in the JVM (jvm.py)
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")

@@ -210,6 +210,7 @@ describe("Dockerfiles", () => {
       SPARK_VERSION: versions["SPARK_VERSION"],
       KAFKA_CLIENTS_VERSION: versions["SPARK_KAFKA_CLIENTS_VERSION"],
       COMMONS_POOL2_VERSION: versions["SPARK_COMMONS_POOL2_VERSION"],
+      ECJ_VERSION: versions["ECJ_VERSION"],
     });
     const entries = [...text.matchAll(/"([0-9a-f]{40}) (\S+\.jar)"/g)].map((m) => ({ sha1: m[1] as string, path: (m[2] as string).replace(/\$\{([A-Z0-9_]+)\}/g, (_x, v: string) => String(args[v])) }));
     expect(entries).toHaveLength(7);
@@ -220,6 +221,11 @@ describe("Dockerfiles", () => {
       const published = readFileSync(join(m2, `${e.path}.sha1`), "utf8").trim().slice(0, 40);
       expect(e.sha1, e.path).toBe(published);
     }
+    // The Eclipse compiler that builds the jobs' own jar in the image, checked the same way.
+    const ecj = `org/eclipse/jdt/ecj/${String(args["ECJ_VERSION"])}/ecj-${String(args["ECJ_VERSION"])}.jar`;
+    expect(args["ECJ_SHA1"], ecj).toBe(readFileSync(join(m2, `${ecj}.sha1`), "utf8").trim().slice(0, 40));
+    expect(text).toMatch(/sha1sum -c -; \\\n\s+mkdir classes/);
+    expect(text).toMatch(/^ENV SIMGATE_JOBS_JAR=\/opt\/simgate\/jars\/simgate-lakehouse-jobs\.jar$/m);
 
     // The download-and-verify step itself, run against that repository (file://): it passes, and one
     // wrong checksum fails it.
@@ -238,5 +244,23 @@ describe("Dockerfiles", () => {
     const fail = spawnSync("bash", ["-c", script(bad, tampered)], { encoding: "utf8", env, timeout: 120_000 });
     expect(fail.status).not.toBe(0);
     expect(fail.stdout + fail.stderr).toMatch(/FAILED/);
+
+    // That build step itself, run here with this checkout's sources and pyspark's jars for the image's
+    // Spark: it verifies the compiler, compiles, and leaves the jar with the contract's class.
+    const build = /^RUN (set -eux; cd \/tmp;[\s\S]*?rm -rf classes "ecj-\$\{ECJ_VERSION\}\.jar")$/m.exec(text)?.[1] as string;
+    expect(build).toBeDefined();
+    const work = mkdtempSync(join(tmpdir(), "simgate-jobs-jar-"));
+    tmpDirs.push(work);
+    const pysparkJars = spawnSync(join(ROOT, ".venv", "bin", "python"), ["-c", "import pyspark, os; print(os.path.join(os.path.dirname(pyspark.__file__), 'jars'))"], { encoding: "utf8" }).stdout.trim();
+    const local = build
+      .replaceAll("cd /tmp", `cd ${work}`)
+      .replaceAll("/opt/spark/jars", pysparkJars)
+      .replaceAll("/opt/simgate/lakehouse-jobs", join(ROOT, "lakehouse-jobs"))
+      .replaceAll("/opt/simgate/jars", join(work, "jars"));
+    const built = spawnSync("bash", ["-c", `mkdir -p ${join(work, "jars")} && ${local}`], { encoding: "utf8", env, timeout: 180_000 });
+    expect(built.status, built.stderr).toBe(0);
+    const listing = spawnSync(join(ROOT, ".venv", "bin", "python"), ["-m", "zipfile", "-l", join(work, "jars", "simgate-lakehouse-jobs.jar")], { encoding: "utf8" });
+    expect(listing.stdout).toMatch(/dev\/simgate\/lakehouse\/RecordContract\.class/);
+    expect(readdirSync(work).sort()).toEqual(["jars"]); // the compiler and the classes are gone
   });
 });

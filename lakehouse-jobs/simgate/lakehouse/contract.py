@@ -4,8 +4,10 @@ the record's own JSON text before anything of it is trusted.
 Spark's JSON reader cannot do this: it turns any JSON value into text for a string column
 (`"carId": {"plate": "AB123"}` becomes the string '{"plate":"AB123"}', `"eventId": 987654321` the
 string '987654321'), takes a timestamp without a zone in the session's zone, and reads a number as a
-timestamp. So the WAP job runs `schema_reasons` on every record's value (a Python UDF in
-transforms.parse_records) and only then lets Spark's typed parse fill the columns.
+timestamp. So every record's value is checked against the contract before Spark's typed parse fills the
+columns. This module is the contract's declaration (EVENT_CONTRACT) and its readable reference check
+(`schema_reasons`); the WAP job runs the same declaration in the Spark JVM (jvm.py, RecordContract.java),
+and tests/test_contract_jvm.py holds the two to the same reasons.
 
 Reasons (stable codes; docs/lakehouse.md):
   unparseable_json                        the value is not one JSON object

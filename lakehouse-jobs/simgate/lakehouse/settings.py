@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def _default_spark_jars_dir() -> str:
+def stack_versions() -> dict[str, str]:
+    """deploy/local/versions.env as a dict (empty outside a checkout of the repository)."""
     versions = Path(__file__).resolve().parents[3] / "deploy" / "local" / "versions.env"
     values: dict[str, str] = {}
     if versions.exists():
@@ -17,9 +18,18 @@ def _default_spark_jars_dir() -> str:
             if line and not line.startswith("#") and "=" in line:
                 key, value = line.split("=", 1)
                 values[key] = value
-    cache = os.environ.get("SIMGATE_CACHE", str(Path.home() / ".cache" / "simgate"))
+    return values
+
+
+def cache_dir() -> Path:
+    """Where deploy/local/fetch keeps downloads: SIMGATE_CACHE, default ~/.cache/simgate."""
+    return Path(os.environ.get("SIMGATE_CACHE", str(Path.home() / ".cache" / "simgate")))
+
+
+def _default_spark_jars_dir() -> str:
+    values = stack_versions()
     return str(
-        Path(cache)
+        cache_dir()
         / f"spark-jars-{values.get('SPARK_VERSION', '')}-iceberg-{values.get('ICEBERG_VERSION', '')}"
         f"-nessie-{values.get('NESSIE_VERSION', '')}"
     )

@@ -14,17 +14,20 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from .jvm import jobs_jar
 from .nessie_auth import NessieAuth
 from .settings import StackSettings
 
 
 def spark_jars(settings: StackSettings) -> list[str]:
+    """The pinned Iceberg, Nessie and Kafka jars, and the jobs' own jar (jvm.py: the record contract)."""
     jars = sorted(glob.glob(os.path.join(settings.spark_jars_dir, "*.jar")))
     if not jars:
         raise RuntimeError(
             f"no Spark jars in {settings.spark_jars_dir}: run deploy/local/fetch spark (or scripts/setup)"
         )
-    return jars
+    own = jobs_jar()
+    return jars if any(os.path.basename(j) == os.path.basename(own) for j in jars) else [*jars, own]
 
 
 def build_spark_session(
@@ -38,8 +41,8 @@ def build_spark_session(
     s = settings or StackSettings.from_env()
     # Local mode stays on loopback (otherwise Spark binds the machine's first interface address).
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    # Python workers (the record contract's UDF) run this interpreter, which has the simgate package;
-    # Spark's default is whatever `python3` is first on PATH.
+    # Python workers (if a job ever runs a Python UDF) run this interpreter, which has the simgate
+    # package; Spark's default is whatever `python3` is first on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     cat = f"spark.sql.catalog.{s.catalog}"
     conf = {

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, MapType, StringType, StructField, StructType
+from pyspark.sql.types import MapType, StringType, StructField, StructType
 
 from .config import LotBounds, TopicRules
-from .contract import schema_reasons
+from .contract import EVENT_CONTRACT
+from .jvm import register_contract
 from .schema import CORRUPT_COLUMN, RECORD_SCHEMA, TRUSTED_SCHEMA, UNTRUSTED_SCHEMA
 
 SCHEMA_REASONS = ("unparseable_json", "schema_mismatch", "unknown_schema_version")
@@ -39,12 +40,11 @@ def is_schema_reason(reason: Column) -> Column:
     return reason.isin(list(SCHEMA_REASONS)) | reason.startswith(SCHEMA_MISMATCH_PREFIX)
 
 
-def contract_reasons(accepted_schema_versions: tuple[int, ...]) -> Column:
-    """The contract's schema reasons of each record value (contract.schema_reasons, run as a Python UDF
-    on `raw_value`): an empty array when the value conforms."""
-    accepted = tuple(int(v) for v in accepted_schema_versions)
-    check = F.udf(lambda value: schema_reasons(value, accepted), ArrayType(StringType()))
-    return check(F.col("raw_value"))
+def contract_reasons(spark: SparkSession, accepted_schema_versions: tuple[int, ...]) -> Column:
+    """The contract's schema reasons of each record value (`raw_value`): an empty array when the value
+    conforms. contract.schema_reasons says what they are; the job runs the same contract in the Spark
+    JVM (jvm.py, RecordContract.java), which spares each record a round trip to a Python worker."""
+    return F.call_udf(register_contract(spark, EVENT_CONTRACT, accepted_schema_versions), F.col("raw_value"))
 
 
 CONTRACT_COLUMN = "_contract"
@@ -52,9 +52,9 @@ CONTRACT_COLUMN = "_contract"
 
 def with_contract(parsed: DataFrame, accepted_schema_versions: tuple[int, ...]) -> DataFrame:
     """Adds the contract's reasons as a column (`_contract`). The WAP job caches the result, so the
-    Python UDF runs once per record however many times the checks use it (check_quality computes it
-    itself when the column is missing)."""
-    return parsed.withColumn(CONTRACT_COLUMN, contract_reasons(accepted_schema_versions))
+    check runs once per record however many times the checks use it (check_quality computes it itself
+    when the column is missing)."""
+    return parsed.withColumn(CONTRACT_COLUMN, contract_reasons(parsed.sparkSession, accepted_schema_versions))
 
 
 def decode_kafka(raw: DataFrame) -> DataFrame:
@@ -358,7 +358,7 @@ def conforming(parsed: DataFrame, accepted_schema_versions: tuple[int, ...]) -> 
         F.col("is_json_object")
         & record[CORRUPT_COLUMN].isNull()
         & record["schemaVersion"].isin(list(accepted_schema_versions))
-        & (F.size(contract_reasons(accepted_schema_versions)) == 0)
+        & (F.size(contract_reasons(parsed.sparkSession, accepted_schema_versions)) == 0)
     )
 
 
