@@ -10,8 +10,9 @@ import pytest
 from pyspark.sql import SparkSession
 
 from simgate.lakehouse.config import LotBounds, parse_config
-from simgate.lakehouse.jvm import jobs_jar
 from simgate.lakehouse.schema import TRUSTED_SCHEMA, UNTRUSTED_SCHEMA
+from simgate.lakehouse.settings import StackSettings
+from simgate.lakehouse.spark import spark_jars
 from simgate.lakehouse.transforms import check_quality, first_entries_of, parse_records, run_bounds_of, trusted_rows, untrusted_rows
 
 from conftest import event
@@ -25,13 +26,16 @@ def spark():
     session = (
         SparkSession.builder.master("local[2]")
         .appName("simgate-transforms-test")
-        .config("spark.jars", jobs_jar())  # the record contract runs in the JVM (jvm.py)
+        # All the session factory's jars, the jobs' own (the record contract) among them: the first session
+        # launches the JVM of the whole test process, and its class path is the one later modules get.
+        .config("spark.jars", ",".join(spark_jars(StackSettings.from_env())))
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .getOrCreate()
     )
     yield session
+    session.stop()  # the next module builds its own session (catalog, extensions)
 
 
 def rows(spark, values):
