@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from simgate.lakehouse.nessie import NessieClient
 from simgate.lakehouse.settings import StackSettings
 
 
@@ -195,12 +196,22 @@ def _is_test_key(elements: list[str]) -> bool:
     return elements[0].startswith(("foundation_", "stacktest_", "test_")) or (len(elements) > 1 and elements[-1].startswith("test_"))
 
 
+# Main's hash when the session started and the tag that holds it (clean_main_catalog).
+CATALOG_BASELINE: dict[str, str] = {}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def clean_main_catalog():
     """Main's entries are read at the start; at the end, one commit on main deletes the tables and
     namespaces the tests added, and puts the operations table (ops.wap_runs, which every WAP run of a
     test topic writes to) back as it was. The analysts' catalog (Trino, Superset) keeps the system's
-    tables only."""
+    tables only.
+
+    Main's state of before is tagged for the whole session: the GC tests sweep the warehouse, and the
+    metadata files of the ops.wap_runs being put back are no longer main's by then. Nessie GC keeps what
+    any tag references; untagged, they were deleted and main was left pointing at missing files."""
+    import uuid
+
     import requests
 
     settings = StackSettings.from_env()  # not the fixture: some modules redefine it with a narrower scope
@@ -210,13 +221,29 @@ def clean_main_catalog():
         return {tuple(e["name"]["elements"]): e.get("content") for e in body.get("entries", [])}
 
     try:
-        before = entries()
+        head = requests.get(f"{settings.nessie_uri}/trees/main", timeout=30).json()["reference"]["hash"]
+        before = requests.get(
+            f"{settings.nessie_uri}/trees/main@{head}/entries", params={"content": "true"}, timeout=30
+        ).json()
+        before = {tuple(e["name"]["elements"]): e.get("content") for e in before.get("entries", [])}
     except requests.RequestException:
         before = None  # no stack: the unit tests only
+    if before is not None:
+        nessie = NessieClient(settings.nessie_uri)
+        tag = nessie.create_tag(f"tests-baseline-{uuid.uuid4().hex[:8]}", head)
+        CATALOG_BASELINE.update(tag=tag.name, hash=head)
     yield
     if before is None:
         return
-    now = entries()
+    try:
+        _restore_main(settings, before, entries())
+    finally:
+        nessie.delete_reference(CATALOG_BASELINE["tag"])
+
+
+def _restore_main(settings: StackSettings, before: dict, now: dict) -> None:
+    import requests
+
     operations = []
     for key, content in sorted(now.items(), key=lambda kv: -len(kv[0])):
         if key in before:
