@@ -17,6 +17,25 @@ from simgate.lakehouse.nessie import NessieClient
 from simgate.lakehouse.settings import StackSettings
 
 
+def plain_spark_session(app_name: str):
+    """A local Spark session without a catalog, for the tests of pure transforms: every jar of the
+    session factory on its class path (the jobs' own, with the record contract, among them), because the
+    first session of a test process launches the JVM that every later module's session runs in."""
+    from pyspark.sql import SparkSession
+
+    from simgate.lakehouse.spark import spark_jars
+
+    return (
+        SparkSession.builder.master("local[2]")
+        .appName(app_name)
+        .config("spark.jars", ",".join(spark_jars(StackSettings.from_env())))
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+
+
 @pytest.fixture(scope="session")
 def settings() -> StackSettings:
     return StackSettings.from_env()

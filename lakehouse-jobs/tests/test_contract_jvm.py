@@ -12,30 +12,18 @@ import random
 from typing import Any
 
 import pytest
-from pyspark.sql import SparkSession
 
 from simgate.lakehouse.contract import schema_reasons
 from simgate.lakehouse.jvm import contract_spec
-from simgate.lakehouse.settings import StackSettings
-from simgate.lakehouse.spark import spark_jars
 from simgate.lakehouse.transforms import contract_reasons
 
-from conftest import event
+from conftest import event, plain_spark_session
 from test_contract import CASES, FIELDS, SAMPLES, with_value
 
 
 @pytest.fixture(scope="module")
 def spark():
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("simgate-contract-jvm-test")
-        # All the session factory's jars, the jobs' own (the record contract) among them: the first session
-        # launches the JVM of the whole test process, and its class path is the one later modules get.
-        .config("spark.jars", ",".join(spark_jars(StackSettings.from_env())))
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
+    session = plain_spark_session("simgate-contract-jvm-test")
     yield session
     session.stop()  # the next module builds its own session (catalog, extensions)
 

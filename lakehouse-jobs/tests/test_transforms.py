@@ -7,15 +7,12 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from pyspark.sql import SparkSession
 
 from simgate.lakehouse.config import LotBounds, parse_config
 from simgate.lakehouse.schema import TRUSTED_SCHEMA, UNTRUSTED_SCHEMA
-from simgate.lakehouse.settings import StackSettings
-from simgate.lakehouse.spark import spark_jars
 from simgate.lakehouse.transforms import check_quality, first_entries_of, parse_records, run_bounds_of, trusted_rows, untrusted_rows
 
-from conftest import event
+from conftest import event, plain_spark_session
 
 COLUMNS = "kafka_topic string, kafka_partition int, kafka_offset long, kafka_timestamp timestamp, raw_key string, raw_value string"
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
@@ -23,17 +20,7 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 
 @pytest.fixture(scope="module")
 def spark():
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("simgate-transforms-test")
-        # All the session factory's jars, the jobs' own (the record contract) among them: the first session
-        # launches the JVM of the whole test process, and its class path is the one later modules get.
-        .config("spark.jars", ",".join(spark_jars(StackSettings.from_env())))
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
+    session = plain_spark_session("simgate-transforms-test")
     yield session
     session.stop()  # the next module builds its own session (catalog, extensions)
 
