@@ -235,16 +235,13 @@ def clean_main_catalog():
 
     settings = StackSettings.from_env()  # not the fixture: some modules redefine it with a narrower scope
 
-    def entries() -> dict[tuple[str, ...], dict]:
-        body = requests.get(f"{settings.nessie_uri}/trees/main/entries", params={"content": "true"}, timeout=30).json()
+    def entries(ref: str = "main") -> dict[tuple[str, ...], dict]:
+        body = requests.get(f"{settings.nessie_uri}/trees/{ref}/entries", params={"content": "true"}, timeout=30).json()
         return {tuple(e["name"]["elements"]): e.get("content") for e in body.get("entries", [])}
 
     try:
         head = requests.get(f"{settings.nessie_uri}/trees/main", timeout=30).json()["reference"]["hash"]
-        before = requests.get(
-            f"{settings.nessie_uri}/trees/main@{head}/entries", params={"content": "true"}, timeout=30
-        ).json()
-        before = {tuple(e["name"]["elements"]): e.get("content") for e in before.get("entries", [])}
+        before = entries(f"main@{head}")  # exactly the state the tag below holds
     except requests.RequestException:
         before = None  # no stack: the unit tests only
     if before is not None:

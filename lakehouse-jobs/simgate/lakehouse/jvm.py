@@ -24,7 +24,6 @@ from .settings import cache_dir, stack_versions
 
 SOURCES = Path(__file__).resolve().parents[2] / "jvm" / "src"
 JAR_NAME = "simgate-lakehouse-jobs.jar"
-CONTRACT_CLASS = "dev.simgate.lakehouse.RecordContract"
 
 
 class JarUnavailable(RuntimeError):
