@@ -440,3 +440,85 @@ def test_an_exit_run_reads_entries_pending_in_only_some_partitions(spark, settin
     result = run_wap(spark, settings, config, exits)
     assert result.status == "published", result.problems
     assert (result.trusted, result.untrusted) == (1, 0)  # its entry was found among the pending records
+
+
+def iceberg_files_scanned(df) -> tuple[int, int]:
+    """Executes `df` and returns (data files read, data files skipped) summed over its Iceberg scans, from
+    the scan metrics Iceberg reports to Spark (a Kafka scan has none and adds nothing)."""
+    df.collect()
+    read = skipped = 0
+    todo = [df._jdf.queryExecution().executedPlan()]
+    while todo:
+        node = todo.pop()
+        name = node.getClass().getSimpleName()
+        if name == "AdaptiveSparkPlanExec":
+            todo.append(node.executedPlan())
+            continue
+        if name.endswith("QueryStageExec"):
+            todo.append(node.plan())
+            continue
+        metrics = node.metrics()
+        if metrics.contains("resultDataFiles"):
+            read += int(metrics.apply("resultDataFiles").value())
+            skipped += int(metrics.apply("skippedDataFiles").value())
+        children = node.children().iterator()
+        while children.hasNext():
+            todo.append(children.next())
+    return read, skipped
+
+
+def test_a_runs_rules_read_only_the_production_files_that_can_hold_its_ids_and_runs(spark, settings, kafka, nessie, monkeypatch):
+    """The duplicate rule needs production's ids, the exit rules the entries of the batch's runs: a run
+    must not read every file production ever got (its cost would grow with the table). Production gets
+    four earlier runs' files; the next entry run's duplicate check and the exit run's known entries read
+    none of them, and a copy of an earlier run's event is still caught."""
+    import simgate.lakehouse.wap as wap
+
+    entries = kafka.create("prune-entries", partitions=1)
+    exits = kafka.create("prune-exits", partitions=1)
+    config = parse_config(config_for(entries, exits))
+    earlier = [f"run-{uuid.uuid4().hex[:8]}" for _ in range(4)]
+    for run_id in earlier:
+        kafka.produce(entries, map(as_record, [event(run_id, seq) for seq in range(1, 4)]))
+        assert run_wap(spark, settings, config, entries).trusted == 3
+    production_files = spark.sql(f"SELECT count(*) AS n FROM {TopicTables(settings.catalog, entries).production}.files").collect()[0]["n"]
+    assert production_files >= 4
+
+    scans: dict[str, tuple[int, int]] = {}
+    check_quality, known_events = wap.check_quality, wap._known_events
+
+    def spy_check(parsed, rules, *args, published_ids=None, **kwargs):
+        scans["published_ids"] = iceberg_files_scanned(published_ids)
+        return check_quality(parsed, rules, *args, published_ids=published_ids, **kwargs)
+
+    def spy_known(spark_, settings_, config_, topic, *args, **kwargs):
+        known = known_events(spark_, settings_, config_, topic, *args, **kwargs)
+        scans[f"known:{topic}"] = iceberg_files_scanned(known)
+        return known
+
+    monkeypatch.setattr(wap, "check_quality", spy_check)
+    monkeypatch.setattr(wap, "_known_events", spy_known)
+    new_run = f"run-{uuid.uuid4().hex[:8]}"
+    kafka.produce(entries, map(as_record, [event(new_run, seq) for seq in range(1, 4)]))
+    result = run_wap(spark, settings, config, entries)
+    assert (result.trusted, result.untrusted) == (3, 0)
+    assert scans["published_ids"][0] == 0, scans  # no earlier run's file can hold the new run's ids
+    assert scans["published_ids"][1] >= production_files, scans
+
+    from conftest import BASE_TIME, iso
+    from datetime import timedelta
+
+    leaving = [event(new_run, seq, "parking.exit", car=f"CAR{seq:04d}", timeStamp=iso(BASE_TIME + timedelta(hours=2))) for seq in (4, 5)]
+    leaving[1]["carId"] = "CAR0002"
+    kafka.produce(exits, map(as_record, leaving))
+    exit_result = run_wap(spark, settings, config, exits)
+    assert (exit_result.trusted, exit_result.untrusted) == (1, 1)  # CAR0004 never entered in this run
+    assert exit_result.reasons == {"exit_without_entry": 1}
+    read, skipped = scans[f"known:{entries}"]
+    assert read <= 2 and skipped >= production_files, scans  # the new run's file(s), not the earlier runs'
+
+    # A copy of an earlier run's event in a later batch is still a duplicate of a published event.
+    copy = event(earlier[0], 2)
+    kafka.produce(entries, map(as_record, [event(f"run-{uuid.uuid4().hex[:8]}", 1), copy]))
+    again = run_wap(spark, settings, config, entries)
+    assert again.reasons == {"duplicate_of_published": 1} and again.trusted == 1

@@ -2,13 +2,15 @@
 topic of the same records and appends it to one Iceberg table, without branch, checks, audit or merge.
 Both run in the same Spark session (local[2]) after a small warm-up run, against the real local stack.
 
-    python -m simgate.lakehouse.bench [--events 10000] [--partitions 3] [--flaw-every 50] [--rounds 3]
+    python -m simgate.lakehouse.bench [--events 10000] [--partitions 3] [--flaw-every 50] [--rounds 3] [--history 0]
 
 Runs --rounds pairs (default 3), each on topics of its own, the order alternating (plain first in odd
 rounds). Prints per round both times (wall clock, and CPU seconds of the Spark JVM, its Python workers
 and the driver: steadier than wall time on a shared machine), their ratios and the WAP run's per-step
 timings; then the first round's ratio (the session's first runs of that size) apart from the median of
 the later rounds (a warm session, as in the job driver's warm worker), and the load average.
+--history N first gives each WAP run's production table N earlier events of other runs (untimed): what
+a run reads of production then shows in its cost, as on a table in operation.
 
 Each invocation makes its own topics and tables (unique names: namespace `bench` for the plain tables,
 `bench-*` topics for the WAP tables)
@@ -149,6 +151,43 @@ def plain_append(spark, settings: StackSettings, topic: str, table: str) -> int:
     return spark.table(table).count()
 
 
+def write_history(spark, table: str, events: int, per_run: int = 1000) -> None:
+    """Gives a production table `events` earlier events of other runs (`hist-NNNNNN`, `per_run` events
+    each, one run an hour, ending before the bench's own events), in one append: a table with weeks of
+    history, as a WAP run meets it in operation. Written by Spark directly (no Kafka, no WAP run)."""
+    from .schema import TRUSTED_SCHEMA
+
+    runs = (events + per_run - 1) // per_run
+    first_hour = int(START.timestamp()) - (runs + 1) * 3600
+    ids = spark.range(events).select((F.col("id") / per_run).cast("long").alias("r"), (F.col("id") % per_run + 1).alias("seq"), "id")
+    run = F.concat(F.lit("hist-"), F.lpad(F.col("r").cast("string"), 6, "0"))
+    at = F.timestamp_seconds(F.lit(first_hour) + F.col("r") * 3600 + F.col("seq") * 3)
+    car = F.concat(F.lit("H"), F.lpad((F.col("seq") % 400).cast("string"), 4, "0"))
+    values = {
+        "event_id": F.concat(run, F.lit("-"), F.lpad(F.col("seq").cast("string"), 6, "0")),
+        "run_id": run,
+        "sequence": F.col("seq"),
+        "event_type": F.lit("parking.entry"),
+        "event_time": at,
+        "sim_time_seconds": F.col("seq") * 3.0,
+        "car_id": car,
+        "text": F.concat(F.lit("entry camera: plate "), car),
+        "slot_id": F.lit("A-01"),
+        "x": F.lit(4.0), "y": F.lit(0.0), "z": F.lit(5.5), "yaw_deg": F.lit(90.0),
+        "schema_version": F.lit(1),
+        "received_at": at,
+        "gateway_id": F.lit("gw-history"),
+        "kafka_topic": F.lit("history"),
+        "kafka_partition": F.lit(0),
+        "kafka_offset": F.col("id"),
+        "kafka_timestamp": at,
+        "ingested_at": at,
+        "wap_run_id": F.lit("history"),
+    }
+    rows = ids.select(*[values.get(f.name, F.lit(None)).cast(f.dataType).alias(f.name) for f in TRUSTED_SCHEMA.fields])
+    rows.writeTo(table).append()
+
+
 def cleanup(settings: StackSettings, topics: list[str], extra_tables: list[str], plain_topics: list[str] = ()) -> None:
     """Drops what the bench made: its tables on main (one Nessie commit), its tags and branches, its
     topics (`topics` have WAP tables, `plain_topics` none)."""
@@ -212,9 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--flaw-every", type=int, default=50, help="every n-th event lacks its car id (0: none)")
     parser.add_argument("--rounds", type=int, default=3, help="pairs of runs (plain, WAP), each on topics of its own")
+    parser.add_argument(
+        "--history", type=int, default=0,
+        help="earlier events of other runs in each WAP run's production table before it runs (a table in operation; "
+        "written untimed, 1,000 per run)",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.history < 0:
+        parser.error("--history must not be negative")
     settings = StackSettings.from_env()
     suffix = uuid.uuid4().hex[:8]
     warm = f"bench-warm-{suffix}"
@@ -241,6 +287,14 @@ def main(argv: list[str] | None = None) -> int:
         use_reference(spark, settings.catalog, "main")
         spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {settings.catalog}.bench")
         from .tables import TopicTables, ensure_tables
+
+        if args.history:
+            t0 = time.perf_counter()
+            for topic in wap_topics:
+                tables = TopicTables(settings.catalog, topic)
+                ensure_tables(spark, tables)
+                write_history(spark, tables.production, args.history)
+            print(f"history: {args.history} earlier events in each WAP production table ({time.perf_counter() - t0:.1f} s, untimed)", flush=True)
 
         clock = CpuClock(spark)
         for i in range(args.rounds):

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from .audit import AuditFigures, audit_problems
@@ -269,15 +269,16 @@ KNOWN_EVENT_COLUMNS = ["run_id", "car_id", "sequence", "sim_time_seconds", "even
 class KnownEvents:
     """_known_events per sibling topic, built once per run and cached: an exit run needs the entries'
     known events twice (first entries, time order), and they include the entries not yet published,
-    read from Kafka and run through the contract."""
+    read from Kafka and run through the contract. Only the events of the batch's runs (`runs`): both
+    rules that use them compare events of the same run."""
 
-    def __init__(self, spark: SparkSession, settings: StackSettings, config: JobConfig) -> None:
-        self.spark, self.settings, self.config = spark, settings, config
+    def __init__(self, spark: SparkSession, settings: StackSettings, config: JobConfig, runs: list[str]) -> None:
+        self.spark, self.settings, self.config, self.runs = spark, settings, config, runs
         self.frames: dict[str, DataFrame | None] = {}
 
     def of(self, topic: str) -> DataFrame | None:
         if topic not in self.frames:
-            known = _known_events(self.spark, self.settings, self.config, topic)
+            known = _known_events(self.spark, self.settings, self.config, topic, self.runs)
             self.frames[topic] = None if known is None else known.persist(StorageLevel.MEMORY_AND_DISK)
         return self.frames[topic]
 
@@ -288,20 +289,26 @@ class KnownEvents:
         self.frames.clear()
 
 
-def _known_events(spark: SparkSession, settings: StackSettings, config: JobConfig, topic: str) -> DataFrame | None:
-    """Every event of `topic` the lakehouse has seen: production, untrusted (a flawed entry is still a
-    known entry), and the topic's records not yet published (its job may not have run yet). Columns
-    KNOWN_EVENT_COLUMNS; None for a topic that does not exist."""
+def _in_runs(runs: list[str]) -> Column:
+    return F.col("run_id").isin(runs) if runs else F.lit(False)
+
+
+def _known_events(spark: SparkSession, settings: StackSettings, config: JobConfig, topic: str, runs: list[str]) -> DataFrame | None:
+    """Every event of `topic` in the runs `runs` that the lakehouse has seen: production, untrusted (a
+    flawed entry is still a known entry), and the topic's records not yet published (its job may not
+    have run yet). Columns KNOWN_EVENT_COLUMNS; None for a topic that does not exist. The run filter
+    reaches Iceberg's scan, which skips every data file whose run_id bounds exclude the runs, so a
+    run's cost does not grow with the tables' history."""
     if not TOPIC.fullmatch(topic):
         return None
     tables = TopicTables(settings.catalog, topic)
     frames: list[DataFrame] = []
     published: dict[int, int] = {}
     if table_exists(spark, tables.production):
-        frames.append(spark.table(tables.production).select(*KNOWN_EVENT_COLUMNS))
+        frames.append(spark.table(tables.production).where(_in_runs(runs)).select(*KNOWN_EVENT_COLUMNS))
         published = published_offsets(spark, tables)
     if table_exists(spark, tables.untrusted):
-        frames.append(spark.table(tables.untrusted).where(F.col("run_id").isNotNull()).select(*KNOWN_EVENT_COLUMNS))
+        frames.append(spark.table(tables.untrusted).where(_in_runs(runs)).select(*KNOWN_EVENT_COLUMNS))
     try:
         pending = plan_ranges(published, watermarks(settings, topic))
     except TopicNotFound:
@@ -316,7 +323,7 @@ def _known_events(spark: SparkSession, settings: StackSettings, config: JobConfi
                 r["sequence"].alias("sequence"),
                 r["simTimeSeconds"].alias("sim_time_seconds"),
                 r["timeStamp"].alias("event_time"),
-            )
+            ).where(_in_runs(runs))
         )
     if not frames:
         return None
@@ -338,15 +345,27 @@ def _first_entries(spark, known_events: KnownEvents, rules) -> DataFrame | None:
 def _run_times(known_events: KnownEvents, rules, production: DataFrame, batch_runs: list[str]) -> DataFrame:
     """(run_id, sequence, sim_time_seconds) of the batch's runs outside this batch: this topic's
     production table, and every event known of its sibling topics (entries and exits share a run's
-    sequence numbers). Only the batch's runs are read (a filter Iceberg can prune files with)."""
+    sequence numbers, and known_events holds only the batch's runs). Only the batch's runs are read
+    (a filter Iceberg can prune files with)."""
     columns = ["run_id", "sequence", "sim_time_seconds"]
-    in_batch = F.col("run_id").isin(batch_runs) if batch_runs else F.lit(False)
-    times = production.select(*columns).where(in_batch)
+    times = production.select(*columns).where(_in_runs(batch_runs))
     for other in rules.order_with:
         known = known_events.of(other)
         if known is not None:
-            times = times.unionByName(known.select(*columns).where(in_batch))
+            times = times.unionByName(known.select(*columns))
     return times
+
+
+def published_ids_between(production: DataFrame, first: str | None, last: str | None) -> DataFrame:
+    """The production ids a batch's event ids can equal: those between its lowest and highest (`first`,
+    `last`; None for a batch without ids, which can equal none). Iceberg compares the range with each
+    data file's event_id bounds and skips the files outside it, so the duplicate rule reads the files
+    of the batch's own runs (the extension's event ids are <runId>-<sequence>), not production's whole
+    history."""
+    ids = production.select("event_id")
+    if first is None or last is None:
+        return ids.where(F.lit(False))
+    return ids.where(F.col("event_id").between(F.lit(first), F.lit(last)))
 
 
 def _recover_missing_tag(nessie: NessieClient, config: JobConfig, tables: TopicTables, last: str | None, log) -> str | None:
@@ -517,11 +536,18 @@ def run_wap(
             parse_records(decode_kafka(read_ranges(spark, settings, topic, ranges))), config.accepted_schema_versions
         ).persist(StorageLevel.MEMORY_AND_DISK)
         checked: DataFrame | None = None
-        known_events = KnownEvents(spark, settings, config)
+        known_events: KnownEvents | None = None
         try:
-            # One job fills the cache and gives both the count and the batch's run ids.
-            totals = batch.agg(F.count(F.lit(1)).alias("n"), F.collect_set(F.col("record.runId")).alias("runs")).collect()[0]
+            # One job fills the cache and gives the count, the batch's run ids and its range of event
+            # ids (what the rules read of production is narrowed to those).
+            totals = batch.agg(
+                F.count(F.lit(1)).alias("n"),
+                F.collect_set(F.col("record.runId")).alias("runs"),
+                F.min(F.col("record.eventId")).alias("first_id"),
+                F.max(F.col("record.eventId")).alias("last_id"),
+            ).collect()[0]
             result.read, batch_runs = int(totals["n"]), sorted(totals["runs"])
+            known_events = KnownEvents(spark, settings, config, batch_runs)
             steps.next("check")
             production = spark.table(tables.production)
             checked = check_quality(
@@ -529,7 +555,7 @@ def run_wap(
                 rules,
                 config.accepted_schema_versions,
                 config.lot_bounds,
-                published_ids=production.select("event_id"),
+                published_ids=published_ids_between(production, totals["first_id"], totals["last_id"]),
                 first_entries=_first_entries(spark, known_events, rules),
                 run_bounds=_run_bounds(spark, settings, config),
                 published_times=_run_times(known_events, rules, production, batch_runs),
@@ -562,7 +588,8 @@ def run_wap(
             if checked is not None:
                 checked.unpersist()
             batch.unpersist()
-            known_events.release()
+            if known_events is not None:
+                known_events.release()
         failure_point("after_staging", spark)
 
         # 7. audit what the branch holds: the files the run's staging snapshots added, and their
