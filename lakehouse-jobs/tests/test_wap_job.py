@@ -275,6 +275,58 @@ def test_maintenance_compacts_production_on_main_and_entries_per_hour_reads_it(s
     assert hours == [(9, 8), (10, 9)]
 
 
+def test_maintenance_bounds_each_tables_snapshot_list_and_compacts_the_run_table(spark, settings, kafka, nessie):
+    """Every commit adds a snapshot to a table's metadata file, which each load reads and each commit
+    writes again: without a bound, a run's cost grows with the number of runs before it. Maintenance
+    keeps the newest snapshots in main's metadata (deleting no file: Nessie's commits and tags keep the
+    history, and gc decides what goes), and compacts ops.wap_runs (a file and a manifest per run)."""
+    from simgate.lakehouse.iceberg_files import load_table
+    from simgate.lakehouse.maintenance import maintain
+    from simgate.lakehouse.ops_table import wap_runs_table
+
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    topic = kafka.create("snapshots")
+    config = parse_config(config_for(topic))
+    tables = TopicTables(settings.catalog, topic)
+    results = []
+    for batch in (range(1, 4), range(4, 7), range(7, 10), range(10, 13)):
+        kafka.produce(topic, map(as_record, [event(run_id, seq) for seq in batch]))
+        results.append(run_wap(spark, settings, config, topic))
+        assert results[-1].status == "published"
+
+    ops = wap_runs_table(settings.catalog)
+    use_reference(spark, settings.catalog, "main")
+    ops_files = spark.sql(f"SELECT count(*) AS n FROM {ops}.files").collect()[0].n
+    ops_rows = sorted(tuple(r) for r in spark.table(ops).collect())
+    assert len(list(load_table(spark, tables.production).snapshots())) >= 4 and ops_files >= 4
+    at_first_tag = rows_at_ref(spark, settings, tables.production, tag_name(topic, results[0].wap_run_id))
+
+    report = {r["table"]: r for r in maintain(spark, settings, [topic], keep_snapshots=2)}
+
+    use_reference(spark, settings.catalog, "main")
+    for table in (tables.production, tables.offsets, tables.trusted, ops):
+        iceberg = load_table(spark, table)
+        assert len(list(iceberg.snapshots())) <= 2, table
+        assert report[table.split(".", 1)[1]]["removedSnapshots"] >= 1, report
+    assert spark.sql(f"SELECT count(*) AS n FROM {ops}.files").collect()[0].n < ops_files
+    assert sorted(tuple(r) for r in spark.table(ops).collect()) == ops_rows
+    assert sorted(r.event_id for r in spark.table(tables.production).collect()) == sorted(
+        event(run_id, seq)["eventId"] for seq in range(1, 13))
+    # The history is Nessie's: the first run's tag still reads what it published.
+    assert rows_at_ref(spark, settings, tables.production, tag_name(topic, results[0].wap_run_id)) == at_first_tag
+    # And the next run works on the trimmed tables.
+    kafka.produce(topic, map(as_record, [event(run_id, 13)]))
+    assert run_wap(spark, settings, config, topic).trusted == 1
+
+
+def rows_at_ref(spark, settings, table: str, ref: str) -> list[str]:
+    use_reference(spark, settings.catalog, ref)
+    try:
+        return sorted(r.event_id for r in spark.table(table).select("event_id").collect())
+    finally:
+        use_reference(spark, settings.catalog, "main")
+
+
 def test_a_table_whose_schema_drifted_fails_the_audit(spark, settings, kafka, nessie):
     """Someone changed production's schema on main: the audit refuses to publish into it."""
     run_id = f"run-{uuid.uuid4().hex[:8]}"

@@ -1,6 +1,7 @@
 """Iceberg's own Java API, through the Spark session's gateway, for what Spark SQL does not offer the
 WAP job: the data files one snapshot added with their metrics (the audit's figures), and appending those
-same files to another table (the publish: production gets the files staging already holds, no rewrite).
+same files to another table (the publish: production gets the files staging already holds, no rewrite);
+and, for maintenance, bounding a table's snapshot list without deleting files.
 
 A snapshot is the run's when its summary carries `simgate.wap-run-id` = the run: every write of a WAP
 run sets it, and the run's branch has no other writer.
@@ -122,3 +123,35 @@ def append_files(target: Any, files: list[Any], properties: dict[str, str]) -> i
         append.set(key, value)
     append.commit()
     return int(target.currentSnapshot().snapshotId())
+
+
+def keep_newest_snapshots(spark: SparkSession, table: Any, keep: int) -> tuple[int, int]:
+    """Drops all but the newest `keep` snapshots (and the current one) from the table's metadata on its
+    reference, in one commit; returns (snapshots removed, snapshots kept). Deletes no file.
+
+    Each commit writes a metadata file listing every snapshot the table ever had, and each load reads
+    it, so without a bound every run costs more than the one before. Iceberg's expire_snapshots would
+    bound it but also deletes the files only the expired snapshots reach, which on Nessie other branches
+    and tags may still need: the tables carry gc.enabled=false, so it refuses. This removes the entries
+    only, through Iceberg's metadata builder; history stays in Nessie's commits and tags (each holds its
+    own metadata file), and gc.py deletes what no reference reaches any more."""
+    if keep < 1:
+        raise ValueError("keep must be at least 1")
+    ops = table.operations()
+    base = ops.current()
+    snapshots = sorted(_iterate(base.snapshots()), key=lambda s: int(s.sequenceNumber()))
+    current = base.currentSnapshot()
+    keep_ids = {int(s.snapshotId()) for s in snapshots[-keep:]}
+    if current is not None:
+        keep_ids.add(int(current.snapshotId()))
+    for ref in base.refs().values():  # a py4j map; Iceberg's own branches and tags, if anyone made one
+        keep_ids.add(int(ref.snapshotId()))
+    drop = spark._jvm.java.util.ArrayList()  # noqa: SLF001
+    for snapshot in snapshots:
+        if int(snapshot.snapshotId()) not in keep_ids:
+            drop.add(snapshot)
+    if drop.size() == 0:
+        return 0, len(snapshots)
+    trimmed = spark._jvm.org.apache.iceberg.TableMetadata.buildFrom(base).removeSnapshots(drop).build()  # noqa: SLF001
+    ops.commit(base, trimmed)
+    return int(drop.size()), len(snapshots) - int(drop.size())

@@ -1,12 +1,13 @@
 """Storage maintenance: compaction on main, Nessie-safe garbage collection of the warehouse, and the
 blob bucket's sweep.
 
-    python -m simgate.lakehouse.maintenance [compact] [--topic T ...]      # rewrite_data_files + rewrite_manifests
+    python -m simgate.lakehouse.maintenance [compact] [--topic T ...] [--keep-snapshots 100]  # rewrites, snapshot list bounded
     python -m simgate.lakehouse.maintenance gc [--cutoff 7d] [--min-age 1h] [--dry-run]
     python -m simgate.lakehouse.maintenance blobs [--topic T ...] [--grace 24h] [--dry-run]
     python -m simgate.lakehouse.maintenance all [--topic T ...]           # the three, in that order
 
-Compaction covers each topic's production, offsets and staging tables. It never calls Iceberg's
+Compaction covers each topic's production, offsets and staging tables and ops.wap_runs, and keeps the
+newest --keep-snapshots snapshots in each one's metadata on main (entries only, no file). It never calls Iceberg's
 expire_snapshots or remove_orphan_files: on Nessie, a data file may be referenced by other branches and
 tags than main, and those procedures only see one reference, so they would delete live data (the tables
 also carry gc.enabled=false, which makes them refuse). `gc` (gc.py) marks what every reference still
@@ -25,43 +26,50 @@ from datetime import timedelta
 
 from pyspark.sql import SparkSession
 
+from .iceberg_files import keep_newest_snapshots, load_table
+from .ops_table import wap_runs_table
 from .settings import StackSettings
 from .spark import build_spark_session
 from .tables import TopicTables, table_exists
 
 DEFAULT_TOPICS = ("parking-entries", "parking-exits")
+# Snapshots kept in each table's metadata on main: Iceberg time travel on main reaches this far back;
+# older states are read at the WAP tags (retention.py decides how many of those stay).
+DEFAULT_KEEP_SNAPSHOTS = 100
 FORBIDDEN_PROCEDURES = ("expire_snapshots", "remove_orphan_files")
 
 
-def _qualified(tables: TopicTables, table: str) -> str:
-    return table.split(".", 1)[1]  # without the catalog, as the procedures want it
-
-
-def maintain(spark: SparkSession, settings: StackSettings, topics: list[str], min_input_files: int = 2) -> list[dict]:
-    """Runs the two rewrites on main for every existing table of the topics; returns what each did."""
+def maintain(
+    spark: SparkSession, settings: StackSettings, topics: list[str], min_input_files: int = 2, keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS
+) -> list[dict]:
+    """On main, for every existing table of the topics and for ops.wap_runs (a row, so a file and a
+    manifest, per run of any topic): the two rewrites, then the table's snapshot list cut to the newest
+    `keep_snapshots` (iceberg_files.keep_newest_snapshots; no file is deleted). Returns what each did."""
     catalog = settings.catalog
     spark.sql(f"USE REFERENCE main IN {catalog}")
+    names = [table for topic in topics for table in TopicTables(catalog, topic).all()] + [wap_runs_table(catalog)]
     report: list[dict] = []
-    for topic in topics:
-        tables = TopicTables(catalog, topic)
-        for table in (tables.production, tables.offsets, tables.trusted, tables.untrusted):
-            if not table_exists(spark, table):
-                continue
-            name = _qualified(tables, table)
-            files = spark.sql(
-                f"CALL {catalog}.system.rewrite_data_files(table => '{name}', "
-                f"options => map('min-input-files', '{min_input_files}'))"
-            ).collect()[0]
-            manifests = spark.sql(f"CALL {catalog}.system.rewrite_manifests(table => '{name}')").collect()[0]
-            report.append(
-                {
-                    "table": name,
-                    "rewrittenDataFiles": int(files["rewritten_data_files_count"]),
-                    "addedDataFiles": int(files["added_data_files_count"]),
-                    "rewrittenManifests": int(manifests["rewritten_manifests_count"]),
-                    "addedManifests": int(manifests["added_manifests_count"]),
-                }
-            )
+    for table in names:
+        if not table_exists(spark, table):
+            continue
+        name = table.split(".", 1)[1]  # without the catalog, as the procedures want it
+        files = spark.sql(
+            f"CALL {catalog}.system.rewrite_data_files(table => '{name}', "
+            f"options => map('min-input-files', '{min_input_files}'))"
+        ).collect()[0]
+        manifests = spark.sql(f"CALL {catalog}.system.rewrite_manifests(table => '{name}')").collect()[0]
+        removed, kept = keep_newest_snapshots(spark, load_table(spark, table), keep_snapshots)
+        report.append(
+            {
+                "table": name,
+                "rewrittenDataFiles": int(files["rewritten_data_files_count"]),
+                "addedDataFiles": int(files["added_data_files_count"]),
+                "rewrittenManifests": int(manifests["rewritten_manifests_count"]),
+                "addedManifests": int(manifests["added_manifests_count"]),
+                "removedSnapshots": removed,
+                "snapshots": kept,
+            }
+        )
     return report
 
 
@@ -78,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m simgate.lakehouse.maintenance {command}", description=__doc__.split("\n")[0])
     parser.add_argument("--topic", action="append", help="topic whose tables (compact) or images (blobs) to maintain (repeatable)")
     parser.add_argument("--min-input-files", type=int, default=2)
+    parser.add_argument("--keep-snapshots", type=int, default=int(os.environ.get("SIMGATE_KEEP_SNAPSHOTS", DEFAULT_KEEP_SNAPSHOTS)),
+                        help="compact: snapshots kept in each table's metadata on main (no file is deleted)")
     parser.add_argument("--cutoff", default=os.environ.get("SIMGATE_GC_CUTOFF", "7d"),
                         help="gc: a branch's commits newer than this stay live (besides every reference's head)")
     parser.add_argument("--min-age", default=os.environ.get("SIMGATE_GC_MIN_AGE", "1h"),
@@ -92,12 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"maintenance: {err}", file=sys.stderr)
         return 64
+    if args.keep_snapshots < 1:
+        print("maintenance: --keep-snapshots must be at least 1", file=sys.stderr)
+        return 64
     settings = StackSettings.from_env()
     topics = args.topic or list(DEFAULT_TOPICS)
     spark = build_spark_session("simgate-maintenance", settings, extra_conf={f"spark.sql.catalog.{settings.catalog}.cache-enabled": "false"})
     try:
         if command in ("compact", "all"):
-            for line in maintain(spark, settings, topics, args.min_input_files):
+            for line in maintain(spark, settings, topics, args.min_input_files, args.keep_snapshots):
                 print(json.dumps(line), flush=True)
         if command in ("gc", "all"):
             report = collect(spark, settings, NessieClient(settings.nessie_uri), cutoff=cutoff, min_age=min_age, dry_run=args.dry_run)
