@@ -130,7 +130,8 @@ def keep_newest_snapshots(spark: SparkSession, table: Any, keep: int) -> tuple[i
     reference, in one commit; returns (snapshots removed, snapshots kept). Deletes no file.
 
     Each commit writes a metadata file listing every snapshot the table ever had, and each load reads
-    it, so without a bound every run costs more than the one before. Iceberg's expire_snapshots would
+    it: without a bound the bytes written grow with the square of the commits, and gc keeps every
+    commit's metadata file within its cutoff. Iceberg's expire_snapshots would
     bound it but also deletes the files only the expired snapshots reach, which on Nessie other branches
     and tags may still need: the tables carry gc.enabled=false, so it refuses. This removes the entries
     only, through Iceberg's metadata builder; history stays in Nessie's commits and tags (each holds its

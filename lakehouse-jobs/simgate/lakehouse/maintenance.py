@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m simgate.lakehouse.maintenance {command}", description=__doc__.split("\n")[0])
     parser.add_argument("--topic", action="append", help="topic whose tables (compact) or images (blobs) to maintain (repeatable)")
     parser.add_argument("--min-input-files", type=int, default=2)
-    parser.add_argument("--keep-snapshots", type=int, default=int(os.environ.get("SIMGATE_KEEP_SNAPSHOTS", DEFAULT_KEEP_SNAPSHOTS)),
+    # A string default goes through `type` too, so a bad SIMGATE_KEEP_SNAPSHOTS is a usage error, not a traceback.
+    parser.add_argument("--keep-snapshots", type=int, default=os.environ.get("SIMGATE_KEEP_SNAPSHOTS", str(DEFAULT_KEEP_SNAPSHOTS)),
                         help="compact: snapshots kept in each table's metadata on main (no file is deleted)")
     parser.add_argument("--cutoff", default=os.environ.get("SIMGATE_GC_CUTOFF", "7d"),
                         help="gc: a branch's commits newer than this stay live (besides every reference's head)")
