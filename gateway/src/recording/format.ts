@@ -1,6 +1,6 @@
 // The .simrec framing, shared by the TypeScript and Python readers and writers. Described for humans in
 // docs/recording-format.md; every number here is part of the file format.
-import { crc32 } from "node:zlib";
+import { crc32 } from "../checksums/crc32.js";
 
 /** File signature: the six ASCII bytes "SIMREC", then the format version as a big-endian uint16. */
 export const MAGIC = Buffer.from("SIMREC", "ascii");

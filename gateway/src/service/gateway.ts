@@ -24,6 +24,7 @@ import { EventPipeline } from "../pipeline/event-pipeline.js";
 import { InFlightLimiter } from "../receivers/flow/in-flight.js";
 import type { GatewayPlugin } from "../plugins/plugin-api.js";
 import { RunRecorder } from "../recording/run-recorder.js";
+import { crc32Implementation } from "../checksums/crc32.js";
 import { s3RecordingUploader } from "../recording/s3-upload.js";
 
 export interface RunningGateway {
@@ -206,6 +207,7 @@ export async function startGateway(config: GatewayConfig, logger: Logger, option
       tls: tls !== undefined,
       auth: auth.enabled,
       topics: config.kafka.topicMap,
+      crc32: crc32Implementation,
     },
     "gateway listening",
   );

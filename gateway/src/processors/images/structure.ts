@@ -3,7 +3,8 @@
 // a valid combination and the IDAT stream must inflate (zlib integrity) to exactly the size the header
 // implies; a JPEG must reach its EOI marker with nothing after it; a WebP's RIFF size must match.
 // Full decoding is the "decode" verify mode.
-import { createInflate, crc32 } from "node:zlib";
+import { createInflate } from "node:zlib";
+import { crc32 } from "../../checksums/crc32.js";
 
 export type StructureResult =
   | { ok: true; width: number; height: number; pngData?: PngData }
