@@ -3,6 +3,7 @@ topic of the same records and appends it to one Iceberg table, without branch, c
 Both run in the same Spark session (local[2]) after a small warm-up run, against the real local stack.
 
     python -m simgate.lakehouse.bench [--events 10000] [--partitions 3] [--flaw-every 50] [--rounds 3] [--history 0]
+    python -m simgate.lakehouse.bench --kafka-reads [--events 10000] [--rounds 3]
 
 Runs --rounds pairs (default 3), each on topics of its own, the order alternating (plain first in odd
 rounds). Prints per round both times (wall clock, and CPU seconds of the Spark JVM, its Python workers
@@ -11,6 +12,9 @@ timings; then the first round's ratio (the session's first runs of that size) ap
 the later rounds (a warm session, as in the job driver's warm worker), and the load average.
 --history N first gives each WAP run's production table N earlier events of other runs (untimed): what
 a run reads of production then shows in its cost, as on a table in operation.
+--kafka-reads times the jobs' Kafka read alone instead (kafka_source.read_ranges, parsed and counted),
+of 10 records and of --events records, with the consumer's fetch wait at Kafka's default (500 ms) and at
+the jobs' setting, interleaved, in one Spark session.
 
 Each invocation makes its own topics and tables (unique names: namespace `bench` for the plain tables,
 `bench-*` topics for the WAP tables)
@@ -237,6 +241,33 @@ def _plain_table(spark, settings: StackSettings, name: str) -> str:
     return table
 
 
+def kafka_reads(spark, settings: StackSettings, topics: dict[int, str], rounds: int) -> None:
+    """Prints the wall and CPU seconds of a Kafka read (planned, parsed, counted) per size and fetch wait,
+    the order alternating by round, and the median ratio of the default wait to the jobs' setting."""
+    from .kafka_source import FETCH_MAX_WAIT_MS
+
+    clock = CpuClock(spark)
+    waits = {"Kafka's default (500 ms)": 500, f"the jobs' ({FETCH_MAX_WAIT_MS} ms)": FETCH_MAX_WAIT_MS}
+    times: dict[tuple[int, str], list[float]] = {}
+    for i in range(rounds + 1):  # round 0 warms the session up and is not counted
+        for size, topic in topics.items():
+            for name in (list(waits) if i % 2 else list(reversed(waits))):
+                ranges = plan_ranges({}, watermarks(settings, topic))
+                read = lambda: parse_records(decode_kafka(  # noqa: E731
+                    read_ranges(spark, settings, topic, ranges, fetch_max_wait_ms=waits[name])
+                )).agg(F.count(F.lit(1))).collect()[0][0]
+                n, (wall, cpu) = _timed(clock, read)
+                if n != size:
+                    raise RuntimeError(f"read {n} records of {topic}, expected {size}")
+                if i:
+                    times.setdefault((size, name), []).append(wall)
+                    print(f"round {i}: {size:6d} records, fetch wait {name:26s} {wall:5.2f} s wall {cpu:5.2f} s CPU", flush=True)
+    for size in topics:
+        default, ours = (statistics.median(times[(size, name)]) for name in waits)
+        print(f"{size:6d} records: median {default:5.2f} s with Kafka's default wait, {ours:5.2f} s with the jobs' ({default / ours:4.1f}x)")
+    print(f"load average : {_load_average()}")
+
+
 def _timed(clock: CpuClock, run):
     """run() and the wall and CPU seconds it took: (its value, (wall, cpu))."""
     wall, cpu = clock.now()
@@ -256,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         help="earlier events of other runs in each WAP run's production table before it runs (a table in operation; "
         "written untimed, 1,000 per run)",
     )
+    parser.add_argument(
+        "--kafka-reads", action="store_true",
+        help="time the Kafka read alone (10 and --events records) with Kafka's default fetch wait and the jobs' setting",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -263,6 +298,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--history must not be negative")
     settings = StackSettings.from_env()
     suffix = uuid.uuid4().hex[:8]
+    if args.kafka_reads:
+        topics = {n: f"bench-read{n}-{suffix}" for n in sorted({10, args.events})}
+        for n, topic in topics.items():
+            produce_topic(settings, topic, n, args.partitions, 0)
+        spark = wap_session("simgate-bench", settings)
+        try:
+            kafka_reads(spark, settings, topics, args.rounds)
+        finally:
+            spark.stop()
+            cleanup(settings, [], [], list(topics.values()))
+        return 0
     warm = f"bench-warm-{suffix}"
     plain_topics = [f"bench-plain{i}-{suffix}" for i in range(args.rounds)]
     wap_topics = [f"bench-entries{i}-{suffix}" for i in range(args.rounds)]

@@ -15,6 +15,15 @@ class TopicNotFound(RuntimeError):
     pass
 
 
+# The longest the broker holds a fetch that finds fewer bytes than the consumer asked for (Kafka's
+# default: 500 ms). A fetch that reaches the log end finds nothing, and Spark's task consumer sends such
+# fetches around a bounded range (it polls ahead, and moves to the log end to learn the partition's
+# offsets): with the default every task of a read waited about half a second per wave of tasks, so a
+# read of ten records took as long as one of ten thousand. The ranges read here always hold their
+# records, so a short wait loses nothing.
+FETCH_MAX_WAIT_MS = 20
+
+
 @dataclass(frozen=True)
 class PartitionRange:
     partition: int
@@ -64,7 +73,14 @@ def plan_ranges(published: dict[int, int], marks: dict[int, tuple[int, int]]) ->
     return ranges
 
 
-def read_ranges(spark: SparkSession, settings: StackSettings, topic: str, ranges: list[PartitionRange]) -> DataFrame:
+def read_ranges(
+    spark: SparkSession,
+    settings: StackSettings,
+    topic: str,
+    ranges: list[PartitionRange],
+    *,
+    fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
+) -> DataFrame:
     """Spark's batch read of exactly `ranges`, which must name every partition of the topic (an empty
     range for a partition with nothing to read): given offsets for only some, Spark's Kafka source fails
     the query's planning with an AssertionError (an INTERNAL_ERROR)."""
@@ -77,6 +93,7 @@ def read_ranges(spark: SparkSession, settings: StackSettings, topic: str, ranges
         .option("startingOffsets", json.dumps(starting))
         .option("endingOffsets", json.dumps(ending))
         .option("failOnDataLoss", "true")
+        .option("kafka.fetch.max.wait.ms", str(fetch_max_wait_ms))
         .load()
     )
 
