@@ -1,12 +1,14 @@
 """The price of Write-Audit-Publish: one WAP run over N events against a plain Spark job that reads a
 topic of the same records and appends it to one Iceberg table, without branch, checks, audit or merge.
 Both run in the same Spark session (local[2]) after a small warm-up run, against the real local stack.
+A third kind, the floor, is that plain append made on a Nessie branch and merged into main: what the
+branch and the merge cost before any rule, staging table or audit.
 
     python -m simgate.lakehouse.bench [--events 10000] [--partitions 3] [--flaw-every 50] [--rounds 3] [--history 0]
     python -m simgate.lakehouse.bench --kafka-reads [--events 10000] [--rounds 3]
 
-Runs --rounds pairs (default 3), each on topics of its own, the order alternating (plain first in odd
-rounds). Prints per round both times (wall clock, and CPU seconds of the Spark JVM, its Python workers
+Runs --rounds rounds (default 3), each on topics of its own, the order rotating (plain first in odd
+rounds). Prints per round the times (wall clock, and CPU seconds of the Spark JVM, its Python workers
 and the driver: steadier than wall time on a shared machine), their ratios and the WAP run's per-step
 timings; then the first round's ratio (the session's first runs of that size) apart from the median of
 the later rounds (a warm session, as in the job driver's warm worker), and the load average.
@@ -153,6 +155,26 @@ def plain_append(spark, settings: StackSettings, topic: str, table: str) -> int:
     rows = trusted_rows(parsed.withColumn("reasons", F.array().cast("array<string>")), "plain", datetime.now(timezone.utc))
     rows.writeTo(table).append()
     return spark.table(table).count()
+
+
+def branch_append(spark, settings: StackSettings, topic: str, table: str) -> int:
+    """The floor of any WAP run: the plain append made on a Nessie branch from main, then merged into main
+    (guarded by main's hash, as the job's merge) and the branch dropped. No rules, staging or audit."""
+    from .nessie import NessieClient
+
+    nessie = NessieClient(settings.nessie_uri)
+    base = nessie.hash_of("main")
+    branch = f"bench-floor-{uuid.uuid4().hex[:8]}"
+    nessie.create_branch(branch, base)
+    try:
+        use_reference(spark, settings.catalog, branch)
+        rows = plain_append(spark, settings, topic, table)
+        use_reference(spark, settings.catalog, "main")
+        nessie.merge(branch, "main", base, f"bench: floor append of {topic}")
+    finally:
+        use_reference(spark, settings.catalog, "main")
+        nessie.delete_reference(branch)
+    return rows
 
 
 def write_history(spark, table: str, events: int, per_run: int = 1000) -> None:
@@ -311,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     warm = f"bench-warm-{suffix}"
     plain_topics = [f"bench-plain{i}-{suffix}" for i in range(args.rounds)]
+    floor_topics = [f"bench-floor{i}-{suffix}" for i in range(args.rounds)]
     wap_topics = [f"bench-entries{i}-{suffix}" for i in range(args.rounds)]
     config = parse_config(
         {"runsTopic": None, "topics": {t: {"eventType": "parking.entry", "orderWith": []} for t in [warm, *wap_topics]}}
@@ -318,14 +341,15 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     produce_topic(settings, warm, 50, args.partitions, args.flaw_every)
-    for topic in plain_topics + wap_topics:
+    for topic in plain_topics + floor_topics + wap_topics:
         produce_topic(settings, topic, args.events, args.partitions, args.flaw_every)
     produced_s = time.perf_counter() - t0
-    print(f"produced {args.events} events to each of {2 * args.rounds} topics ({args.partitions} partitions) in {produced_s:.1f} s", flush=True)
+    print(f"produced {args.events} events to each of {3 * args.rounds} topics ({args.partitions} partitions) in {produced_s:.1f} s", flush=True)
 
     spark = wap_session("simgate-bench", settings)
     quiet = lambda message: None  # noqa: E731
     plain_names = [f"plain_{suffix}_{i}" for i in range(args.rounds)]
+    floor_names = [f"floor_{suffix}_{i}" for i in range(args.rounds)]
     rounds: list[dict] = []
     try:
         # Warm-up: JVM, catalog, Kafka and S3 clients, code generation; not measured.
@@ -348,33 +372,39 @@ def main(argv: list[str] | None = None) -> int:
             # neither kind always runs in the JVM the other has just warmed.
             use_reference(spark, settings.catalog, "main")
             table = _plain_table(spark, settings, plain_names[i])
+            floor_table = _plain_table(spark, settings, floor_names[i])
             ensure_tables(spark, TopicTables(settings.catalog, wap_topics[i]))
             kinds = {
                 "plain": lambda: plain_append(spark, settings, plain_topics[i], table),
+                "floor": lambda: branch_append(spark, settings, floor_topics[i], floor_table),
                 "WAP": lambda: run_wap(spark, settings, config, wap_topics[i], log=quiet),
             }
-            order = ("plain", "WAP") if i % 2 == 0 else ("WAP", "plain")
+            order = [("plain", "floor", "WAP"), ("WAP", "plain", "floor"), ("floor", "WAP", "plain")][i % 3]
             measured = {kind: _timed(clock, kinds[kind]) for kind in order}  # run in this order
-            row = {"order": ", ".join(order), "plain": measured["plain"][1], "wap": measured["WAP"][1]}
+            row = {"order": ", ".join(order), "plain": measured["plain"][1], "floor": measured["floor"][1], "wap": measured["WAP"][1]}
             rounds.append(row)
             result = measured["WAP"][0]
+            ratio = lambda kind, k: row[kind][k] / row["plain"][k] if row["plain"][k] else float("nan")  # noqa: E731
             print(
                 f"round {i + 1} ({row['order']}): plain {row['plain'][0]:6.2f} s wall {row['plain'][1]:6.2f} s CPU | "
+                f"floor {row['floor'][0]:6.2f} s wall {row['floor'][1]:6.2f} s CPU | "
                 f"WAP {row['wap'][0]:6.2f} s wall {row['wap'][1]:6.2f} s CPU ({result.read} read, {result.trusted} trusted, "
-                f"{result.untrusted} untrusted, {result.status}) | WAP / plain {row['wap'][0] / row['plain'][0]:5.2f} x wall "
-                f"{row['wap'][1] / row['plain'][1] if row['plain'][1] else float('nan'):5.2f} x CPU",
+                f"{result.untrusted} untrusted, {result.status}) | floor / plain {ratio('floor', 0):5.2f} x wall | "
+                f"WAP / plain {ratio('wap', 0):5.2f} x wall {ratio('wap', 1):5.2f} x CPU",
                 flush=True,
             )
             print(f"         WAP steps (s): {json.dumps(result.timings)}", flush=True)
     finally:
         spark.stop()
-        cleanup(settings, [warm, *wap_topics], [f"bench.{n}" for n in plain_names], plain_topics)
+        cleanup(settings, [warm, *wap_topics], [f"bench.{n}" for n in plain_names + floor_names], plain_topics + floor_topics)
 
     wall = [r["wap"][0] / r["plain"][0] for r in rounds]
     cpu = [r["wap"][1] / r["plain"][1] for r in rounds if r["plain"][1]]
+    floor = [r["floor"][0] / r["plain"][0] for r in rounds]
     later = wall[1:] or wall
     print(f"first round  : {wall[0]:5.2f} x wall (the session's first {args.events}-event runs of either kind)")
     print(f"later rounds : median {statistics.median(later):5.2f} x wall, {statistics.median(cpu[1:] or cpu):5.2f} x CPU (WAP / plain, a warm session)")
+    print(f"floor        : median {statistics.median(floor[1:] or floor):5.2f} x wall (the plain append on a Nessie branch, merged, / plain; later rounds)")
     print(f"load average : {_load_average()}")
     return 0
 
