@@ -147,3 +147,24 @@ def test_wrong_json_types_never_reach_the_trusted_rows(spark):
     assert [(t.event_id, t.event_time) for t in trusted] == [("r5-entry-000007", datetime(2026, 11, 27, 9, 49))]
     untrusted = untrusted_rows(checked, "wap-1", NOW).collect()
     assert len(untrusted) == 7 and all(u.raw_value for u in untrusted)
+
+
+def test_local_rows_are_the_rows_built_in_the_jvm_in_one_partition(spark):
+    """The run's own small rows (offsets, the ops row) as a local relation: the same values as Spark's
+    createDataFrame (nulls, aware and naive timestamps, microseconds), but no Python RDD behind them
+    (createDataFrame's needs a task per core and writes a file per task)."""
+    from simgate.lakehouse.ops_table import WAP_RUNS_SCHEMA
+    from simgate.lakehouse.schema import OFFSETS_SCHEMA, local_rows
+
+    at = datetime(2026, 12, 3, 14, 5, 6, 123456, tzinfo=timezone.utc)
+    offsets = [("parking-entries", p, 10 * p, 10 * p + 7, 7, "20261203T140506Z-0123abcd", at) for p in range(3)]
+    run = [("20261203T140506Z-0123abcd", "parking-exits", "wap-x", 5, 4, 1, "0:0-5", at, at, None, at, at.replace(tzinfo=None), None, 1.5, None)]
+    for rows, schema in ((offsets, OFFSETS_SCHEMA), (run, WAP_RUNS_SCHEMA)):
+        local = local_rows(spark, rows, schema)
+        assert local.schema.fieldNames() == schema.fieldNames()
+        assert [f.dataType for f in local.schema.fields] == [f.dataType for f in schema.fields]
+        assert local.collect() == spark.createDataFrame(rows, schema).collect()
+        plan = local._jdf.queryExecution().executedPlan().toString()
+        assert "ExistingRDD" not in plan, plan
+        assert local.rdd.getNumPartitions() == 1
+    assert local_rows(spark, [], OFFSETS_SCHEMA).count() == 0

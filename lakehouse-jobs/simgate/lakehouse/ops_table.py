@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType, TimestampType
 
 from .kafka_source import PartitionRange
-from .schema import ddl_columns
+from .schema import ddl_columns, local_rows
 
 NAMESPACE = "ops"
 TABLE = "wap_runs"
@@ -141,7 +141,7 @@ def capture_range(rows: DataFrame) -> tuple[datetime | None, datetime | None, da
 def record_run(spark: SparkSession, catalog: str, summary: RunSummary, snapshot_properties: dict[str, str] | None = None) -> None:
     """Appends the run's row to ops.wap_runs on the session's current reference (the run's branch)."""
     published_at = datetime.now(timezone.utc)
-    writer = spark.createDataFrame([summary.row(published_at)], WAP_RUNS_SCHEMA).writeTo(wap_runs_table(catalog))
+    writer = local_rows(spark, [summary.row(published_at)], WAP_RUNS_SCHEMA).writeTo(wap_runs_table(catalog))
     for key, value in (snapshot_properties or {}).items():
         writer = writer.option(f"snapshot-property.{key}", value)
     writer.append()

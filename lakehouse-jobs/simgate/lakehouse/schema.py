@@ -6,6 +6,11 @@ Column names in the tables are snake_case; the record's camelCase names stay in 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
     DoubleType,
@@ -150,6 +155,20 @@ REQUIRED_TRUSTED_COLUMNS = ("event_id", "run_id", "event_type", "event_time", "s
 def ddl_columns(schema: StructType) -> str:
     """`name type, ...` for CREATE TABLE, from a Spark schema."""
     return ", ".join(f"{field.name} {field.dataType.simpleString()}" for field in schema.fields)
+
+
+def local_rows(spark: SparkSession, rows: Sequence[Sequence[Any]], schema: StructType) -> DataFrame:
+    """A run's own few rows (its offset ranges, its ops row) as a local relation built in the JVM from
+    literals: one partition, so one file per write, and no Python RDD behind it. Spark's createDataFrame
+    of a Python list parallelises it over every core and unpickles it in tasks, which made each such
+    3-row write a job of two tasks and two files."""
+    if not rows:
+        return spark.createDataFrame([], schema)
+    structs = [
+        F.struct(*[F.lit(value).cast(field.dataType).alias(field.name) for value, field in zip(row, schema.fields, strict=True)])
+        for row in rows
+    ]
+    return spark.range(0, 1, 1, numPartitions=1).select(F.inline(F.array(*structs)))
 
 
 def same_columns(actual: StructType, declared: StructType) -> list[str]:

@@ -44,7 +44,7 @@ from .iceberg_files import AddedFiles, added_files, append_files, can_share_file
 from .kafka_source import PartitionRange, TopicNotFound, describe, plan_ranges, read_ranges, watermarks
 from .nessie import NessieClient, NessieConflict
 from .ops_table import NAMESPACE as OPS_NAMESPACE, TABLE as OPS_TABLE, RunSummary, ensure_ops_table, record_run
-from .schema import OFFSETS_SCHEMA, REQUIRED_TRUSTED_COLUMNS, TRUSTED_SCHEMA, UNTRUSTED_SCHEMA, same_columns
+from .schema import OFFSETS_SCHEMA, REQUIRED_TRUSTED_COLUMNS, TRUSTED_SCHEMA, UNTRUSTED_SCHEMA, local_rows, same_columns
 from .settings import StackSettings
 from .spark import build_spark_session
 from .tables import TopicTables, ensure_tables, publications, published_offsets, table_exists
@@ -574,9 +574,7 @@ def run_wap(
             # The run's offset ranges go to the branch now, beside the staging rows: they reach main only
             # with the merge, so a run that fails its audit publishes none of them. A staging write with
             # no rows is skipped (its table then has no snapshot of the run, which the audit reads as 0).
-            offsets = spark.createDataFrame(
-                [(topic, r.partition, r.start, r.end, r.size, wap_run_id, now) for r in ranges], OFFSETS_SCHEMA
-            )
+            offsets = local_rows(spark, [(topic, r.partition, r.start, r.end, r.size, wap_run_id, now) for r in ranges], OFFSETS_SCHEMA)
             writes = [lambda: _write(offsets, tables.offsets, summary)]
             if tally.flagged < result.read:
                 writes.append(lambda: _write(trusted_rows(checked, wap_run_id, now), tables.trusted, summary))
