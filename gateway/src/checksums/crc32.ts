@@ -15,7 +15,7 @@ function load(): { crc32: Crc32; implementation: "@node-rs/crc32" | "node:zlib" 
       implementation: "@node-rs/crc32",
     };
   } catch {
-    return { crc32: (data) => zlibCrc32(data), implementation: "node:zlib" };
+    return { crc32: zlibCrc32, implementation: "node:zlib" };
   }
 }
 

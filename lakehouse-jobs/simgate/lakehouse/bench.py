@@ -7,8 +7,8 @@ branch and the merge cost before any rule, staging table or audit.
     python -m simgate.lakehouse.bench [--events 10000] [--partitions 3] [--flaw-every 50] [--rounds 3] [--history 0]
     python -m simgate.lakehouse.bench --kafka-reads [--events 10000] [--rounds 3]
 
-Runs --rounds rounds (default 3), each on topics of its own, the order rotating (plain first in odd
-rounds). Prints per round the times (wall clock, and CPU seconds of the Spark JVM, its Python workers
+Runs --rounds rounds (default 3), each on topics of its own, the order of the three kinds rotating by
+round (plain, floor and WAP first in turn). Prints per round the times (wall clock, and CPU seconds of the Spark JVM, its Python workers
 and the driver: steadier than wall time on a shared machine), their ratios and the WAP run's per-step
 timings; then the first round's ratio (the session's first runs of that size) apart from the median of
 the later rounds (a warm session, as in the job driver's warm worker), and the load average.
@@ -169,7 +169,6 @@ def branch_append(spark, settings: StackSettings, topic: str, table: str) -> int
     try:
         use_reference(spark, settings.catalog, branch)
         rows = plain_append(spark, settings, topic, table)
-        use_reference(spark, settings.catalog, "main")
         nessie.merge(branch, "main", base, f"bench: floor append of {topic}")
     finally:
         use_reference(spark, settings.catalog, "main")
