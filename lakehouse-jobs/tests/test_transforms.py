@@ -103,6 +103,27 @@ def test_exits_need_a_known_earlier_entry(spark):
     assert reasons_by_offset(checked) == {0: [], 1: ["exit_without_entry"], 2: ["exit_before_entry"]}
 
 
+def test_reasons_are_narrow_rows_one_per_record_that_join_back_to_the_full_rows(spark):
+    """What the WAP job caches beside its batch: the partition, the offset and the reasons, nothing of the
+    record; joined back (with_reasons, broadcast or not) they give check_quality's rows."""
+    from simgate.lakehouse.transforms import check_reasons, with_reasons
+
+    cfg = parse_config({})
+    rules = cfg.rules_for("parking-entries")
+    values = [event("r6", 1), event("r6", 2, carId=None), "{bad", event("r6", 1), event("r6", 4, eventId="already-2")]
+    parsed = rows(spark, values)
+    published = spark.createDataFrame([("already-2",)], "event_id string")
+    narrow = check_reasons(parsed, rules, (1,), cfg.lot_bounds, published_ids=published)
+    assert narrow.columns == ["_p", "_o", "reasons"]
+    assert sorted((r._p, r._o) for r in narrow.collect()) == [(0, i) for i in range(len(values))]
+    expected = {0: [], 1: ["missing:carId"], 2: ["unparseable_json"], 3: ["duplicate_in_batch"], 4: ["duplicate_of_published"]}
+    for broadcast in (False, True):
+        joined = with_reasons(parsed, narrow, broadcast=broadcast)
+        assert joined.columns == parsed.columns + ["reasons"]
+        assert reasons_by_offset(joined) == expected
+    assert reasons_by_offset(check_quality(parsed, rules, (1,), cfg.lot_bounds, published_ids=published)) == expected
+
+
 def test_split_gives_the_declared_columns(spark):
     cfg = parse_config({})
     checked = check_quality(rows(spark, [event("r4", 1), "{bad"]), cfg.rules_for("parking-entries"), (1,), cfg.lot_bounds)

@@ -537,18 +537,18 @@ def test_a_runs_rules_read_only_the_production_files_that_can_hold_its_ids_and_r
     assert production_files >= 4
 
     scans: dict[str, tuple[int, int]] = {}
-    check_quality, known_events = wap.check_quality, wap._known_events
+    check_reasons, known_events = wap.check_reasons, wap._known_events
 
     def spy_check(parsed, rules, *args, published_ids=None, **kwargs):
         scans["published_ids"] = iceberg_files_scanned(published_ids)
-        return check_quality(parsed, rules, *args, published_ids=published_ids, **kwargs)
+        return check_reasons(parsed, rules, *args, published_ids=published_ids, **kwargs)
 
     def spy_known(spark_, settings_, config_, topic, *args, **kwargs):
         known = known_events(spark_, settings_, config_, topic, *args, **kwargs)
         scans[f"known:{topic}"] = iceberg_files_scanned(known)
         return known
 
-    monkeypatch.setattr(wap, "check_quality", spy_check)
+    monkeypatch.setattr(wap, "check_reasons", spy_check)
     monkeypatch.setattr(wap, "_known_events", spy_known)
     new_run = f"run-{uuid.uuid4().hex[:8]}"
     kafka.produce(entries, map(as_record, [event(new_run, seq) for seq in range(1, 4)]))

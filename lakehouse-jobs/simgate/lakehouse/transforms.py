@@ -116,7 +116,42 @@ def check_quality(
     published_times: DataFrame | None = None,
     broadcast_flags: bool = False,
 ) -> DataFrame:
-    """Adds `reasons` (array<string>, empty = trusted) to parsed rows.
+    """Adds `reasons` (array<string>, empty = trusted) to parsed rows: check_reasons joined back to
+    them (with_reasons). The parameters are check_reasons'; broadcast_flags is with_reasons' broadcast."""
+    reasons = check_reasons(
+        parsed, rules, accepted_schema_versions, lot_bounds, published_ids, first_entries, run_bounds, published_times
+    )
+    return with_reasons(parsed, reasons, broadcast=broadcast_flags).drop(CONTRACT_COLUMN)
+
+
+REASON_KEYS = ("_p", "_o")
+
+
+def with_reasons(parsed: DataFrame, reasons: DataFrame, broadcast: bool = False) -> DataFrame:
+    """The parsed rows with their `reasons`, from check_reasons' narrow rows (matched by Kafka partition
+    and offset, which name a record once). broadcast: send the reasons to every task (a batch that fits
+    in memory), so the full rows are never shuffled."""
+    reasons = F.broadcast(reasons) if broadcast else reasons
+    joined = parsed.join(
+        reasons, (F.col("kafka_partition") == F.col("_p")) & (F.col("kafka_offset") == F.col("_o")), "left"
+    )
+    return joined.drop(*REASON_KEYS)
+
+
+def check_reasons(
+    parsed: DataFrame,
+    rules: TopicRules,
+    accepted_schema_versions: tuple[int, ...],
+    lot_bounds: LotBounds,
+    published_ids: DataFrame | None = None,
+    first_entries: DataFrame | None = None,
+    run_bounds: DataFrame | None = None,
+    published_times: DataFrame | None = None,
+) -> DataFrame:
+    """The reasons of each parsed row, as narrow rows: `_p` (Kafka partition), `_o` (offset) and
+    `reasons` (array<string>, empty = trusted), one per row. Narrow, so that a job can keep them cached
+    beside its batch and join them to the full rows per write (with_reasons), instead of caching a
+    second copy of the full rows.
 
     published_ids: one column `event_id`, the ids already in production.
     first_entries: columns run_id, car_id, entry_time (the first entry per run and car), for exits.
@@ -124,13 +159,11 @@ def check_quality(
       runs without one use `lot_bounds`.
     published_times: run_id, sequence, sim_time_seconds of the runs' other events: published ones, and
       those of sibling topics (entries/exits share a run's sequence numbers) not yet published.
-    broadcast_flags: join the rules' findings back to the rows as a broadcast (a batch that fits in
-      memory: the wide rows are then never shuffled).
     A record failing schema conformity gets only that reason: its other fields mean nothing.
 
-    The rules that need other rows (bounds of the run, time order, the car's entry, duplicates) run on a
-    narrow projection keyed by (partition, offset): the windows and joins shuffle a few columns, and
-    their findings join back to the full rows once."""
+    Every rule runs on a narrow projection keyed by (partition, offset): the windows and joins of the
+    rules that need other rows (bounds of the run, time order, the car's entry, duplicates) shuffle a
+    few columns only."""
     for path in rules.required_fields:
         if path.split(".")[0] not in RECORD_SCHEMA.fieldNames():
             raise ValueError(f"required field {path!r} is not in the record schema")
@@ -143,6 +176,15 @@ def check_quality(
         F.array(F.when(F.col("is_json_object"), F.lit("schema_mismatch")).otherwise(F.lit("unparseable_json"))),
     )
 
+    # The rules of the row alone, computed in the projection too (the full rows are not needed again).
+    row_checks: list[Column] = [F.when(_missing(path), F.lit(f"missing:{path}")) for path in rules.required_fields]
+    if rules.event_type is not None:
+        row_checks.append(
+            F.when(
+                record["eventType"].isNotNull() & (record["eventType"] != F.lit(rules.event_type)),
+                F.lit("unexpected_event_type"),
+            )
+        )
     coords = record["coordinates"]
     keys = df.select(
         F.col("kafka_partition").alias("_p"),
@@ -158,6 +200,8 @@ def check_quality(
         coords["y"].alias("_y"),
         coords["z"].alias("_z"),
         schema_array.isNull().alias("_schema_ok"),
+        schema_array.alias("_schema_reasons"),
+        F.array(*row_checks).alias("_row_checks") if row_checks else F.array().cast("array<string>").alias("_row_checks"),
     )
 
     # The lot: the run's own bounds (its lineage), else the configured ones.
@@ -223,41 +267,21 @@ def check_quality(
         keys = keys.join(ids, "_event_id", "left")
         published = F.coalesce(F.col("_published"), F.lit(False))
 
-    flags = keys.select(
+    checks: list[Column] = [
+        F.col("_row_checks"),
+        F.array(F.when(out_of_bounds, F.lit("coordinates_out_of_bounds"))),
+        F.array(F.when(F.coalesce(F.col("_late"), F.lit(False)), F.lit("time_out_of_order"))),
+    ]
+    if first_entries is not None:
+        checks.append(F.array(entry_check))
+    checks.append(F.array(F.when(duplicate, F.lit("duplicate_in_batch"))))
+    if published_ids is not None:
+        checks.append(F.array(F.when(published, F.lit("duplicate_of_published"))))
+    content_reasons = F.filter(F.concat(*checks), lambda reason: reason.isNotNull())
+    return keys.select(
         "_p",
         "_o",
-        out_of_bounds.alias("_out_of_bounds"),
-        F.coalesce(F.col("_late"), F.lit(False)).alias("_is_late"),
-        entry_check.alias("_entry_check"),
-        duplicate.alias("_duplicate"),
-        published.alias("_is_published"),
-    )
-    flags = F.broadcast(flags) if broadcast_flags else flags
-    df = df.join(flags, (F.col("kafka_partition") == F.col("_p")) & (F.col("kafka_offset") == F.col("_o")), "left")
-
-    checks: list[Column] = [F.when(_missing(path), F.lit(f"missing:{path}")) for path in rules.required_fields]
-    if rules.event_type is not None:
-        checks.append(
-            F.when(
-                record["eventType"].isNotNull() & (record["eventType"] != F.lit(rules.event_type)),
-                F.lit("unexpected_event_type"),
-            )
-        )
-    checks.append(F.when(F.col("_out_of_bounds"), F.lit("coordinates_out_of_bounds")))
-    checks.append(F.when(F.col("_is_late"), F.lit("time_out_of_order")))
-    if first_entries is not None:
-        checks.append(F.col("_entry_check"))
-    checks.append(F.when(F.col("_duplicate"), F.lit("duplicate_in_batch")))
-    if published_ids is not None:
-        checks.append(F.when(F.col("_is_published"), F.lit("duplicate_of_published")))
-
-    content_reasons = F.filter(F.array(*checks), lambda reason: reason.isNotNull())
-    df = df.withColumn(
-        "reasons",
-        F.when(schema_array.isNotNull(), schema_array).otherwise(content_reasons),
-    )
-    return df.drop(
-        CONTRACT_COLUMN, "_p", "_o", "_out_of_bounds", "_is_late", "_entry_check", "_duplicate", "_is_published"
+        F.when(F.col("_schema_reasons").isNotNull(), F.col("_schema_reasons")).otherwise(content_reasons).alias("reasons"),
     )
 
 

@@ -49,7 +49,7 @@ from .settings import StackSettings
 from .spark import build_spark_session
 from .tables import TopicTables, ensure_tables, publications, published_offsets, table_exists
 from .transforms import (
-    check_quality,
+    check_reasons,
     conforming,
     decode_kafka,
     first_entries_of,
@@ -59,6 +59,7 @@ from .transforms import (
     trusted_rows,
     untrusted_rows,
     with_contract,
+    with_reasons,
 )
 
 RESULT_PREFIX = "SIMGATE_WAP_RESULT "
@@ -431,7 +432,7 @@ class ReasonTally:
 
 
 def reason_tally(checked: DataFrame) -> ReasonTally:
-    """The checked batch's reasons counted in one Spark job: rows per reason, rows with a schema reason
+    """The reasons of a batch (any frame with check_reasons' `reasons` column) counted in one Spark job: rows per reason, rows with a schema reason
     (the audit's schema-change figure) and rows with any reason. A row counts once in the last two, at
     its first reason."""
     exploded = checked.select(
@@ -535,7 +536,7 @@ def run_wap(
         batch = with_contract(
             parse_records(decode_kafka(read_ranges(spark, settings, topic, ranges))), config.accepted_schema_versions
         ).persist(StorageLevel.MEMORY_AND_DISK)
-        checked: DataFrame | None = None
+        reasons: DataFrame | None = None
         known_events: KnownEvents | None = None
         try:
             # One job fills the cache and gives the count, the batch's run ids and its range of event
@@ -550,7 +551,9 @@ def run_wap(
             known_events = KnownEvents(spark, settings, config, batch_runs)
             steps.next("check")
             production = spark.table(tables.production)
-            checked = check_quality(
+            # The reasons are narrow rows (partition, offset, reasons), cached beside the batch; each
+            # staging write joins them to the cached batch, so the full rows are cached once.
+            reasons = check_reasons(
                 batch,
                 rules,
                 config.accepted_schema_versions,
@@ -559,9 +562,9 @@ def run_wap(
                 first_entries=_first_entries(spark, known_events, rules),
                 run_bounds=_run_bounds(spark, settings, config),
                 published_times=_run_times(known_events, rules, production, batch_runs),
-                broadcast_flags=result.read <= BROADCAST_FLAGS_MAX_ROWS,
             ).persist(StorageLevel.MEMORY_AND_DISK)
-            tally = reason_tally(checked)
+            checked = with_reasons(batch, reasons, broadcast=result.read <= BROADCAST_FLAGS_MAX_ROWS)
+            tally = reason_tally(reasons)
             result.reasons = tally.reasons
 
             # 5 + 6. staging tables on the branch, with the run in the snapshot summary.
@@ -583,8 +586,8 @@ def run_wap(
             side_by_side(writes)
             use_reference(spark, settings.catalog, branch)  # the catalog's view of the branch: its head now
         finally:
-            if checked is not None:
-                checked.unpersist()
+            if reasons is not None:
+                reasons.unpersist()
             batch.unpersist()
             if known_events is not None:
                 known_events.release()
