@@ -70,8 +70,14 @@ TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 FAIL_POINTS = ("after_branch", "after_staging", "after_audit", "after_production", "after_merge", "after_tag")
 
 # The session settings the WAP job needs on top of the factory's: no table cache, because the job moves
-# the catalog between main and its branch.
-WAP_SPARK_CONF = {"spark.sql.catalog.nessie.cache-enabled": "false"}
+# the catalog between main and its branch; and the cached batch's columns stored as they are. Spark's
+# in-memory compression tries its encodings on every column of every cached batch, and a batch of
+# records is mostly unique text (the raw values, ids, times), where none of them saves space: it cost
+# the cache's build time and saved about 2 % of its size (lakehouse-jobs/bench-results.md).
+WAP_SPARK_CONF = {
+    "spark.sql.catalog.nessie.cache-enabled": "false",
+    "spark.sql.inMemoryColumnarStorage.compressed": "false",
+}
 
 
 # Up to this many records a run joins the checks' findings back to its rows as a broadcast (a few
