@@ -124,6 +124,19 @@ def test_reasons_are_narrow_rows_one_per_record_that_join_back_to_the_full_rows(
     assert reasons_by_offset(check_quality(parsed, rules, (1,), cfg.lot_bounds, published_ids=published)) == expected
 
 
+def test_a_value_that_is_not_one_json_object_is_unparseable_json_and_nothing_else(spark):
+    """The contract alone says whether a value is a JSON object (no column parses the text again to ask):
+    arrays, scalars, JSON's null, text after the object, blanks and a Kafka value of null (a tombstone)
+    all get exactly that reason."""
+    cfg = parse_config({})
+    values = ["[1, 2]", "42", '"text"', "null", "", "   ", json.dumps(event("r7", 1)) + " {}", None, json.dumps(event("r7", 2))]
+    data = [("t", 0, i, None, "k", v) for i, v in enumerate(values)]
+    parsed = parse_records(spark.createDataFrame(data, COLUMNS))
+    checked = check_quality(parsed, cfg.rules_for("parking-entries"), (1,), cfg.lot_bounds)
+    expected = {i: ["unparseable_json"] for i in range(len(values) - 1)}
+    assert reasons_by_offset(checked) == {**expected, len(values) - 1: []}
+
+
 def test_split_gives_the_declared_columns(spark):
     cfg = parse_config({})
     checked = check_quality(rows(spark, [event("r4", 1), "{bad"]), cfg.rules_for("parking-entries"), (1,), cfg.lot_bounds)

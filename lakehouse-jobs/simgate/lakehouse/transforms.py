@@ -71,7 +71,9 @@ def decode_kafka(raw: DataFrame) -> DataFrame:
 
 def parse_records(decoded: DataFrame) -> DataFrame:
     """Adds `record` (the value parsed with the declared schema; PERMISSIVE, so a record with wrongly
-    typed fields keeps its text in record._corrupt_record) and `is_json_object`."""
+    typed fields keeps its text in record._corrupt_record). Whether the value is a JSON object at all is
+    the record contract's first question (contract_reasons: `unparseable_json`), so no column asks it
+    again: that would parse every record a third time."""
     return decoded.withColumn(
         "record",
         F.from_json(
@@ -79,7 +81,7 @@ def parse_records(decoded: DataFrame) -> DataFrame:
             RECORD_SCHEMA,
             {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN},
         ),
-    ).withColumn("is_json_object", F.expr("json_object_keys(raw_value)").isNotNull())
+    )
 
 
 def _field(path: str) -> Column:
@@ -168,12 +170,13 @@ def check_reasons(
         if path.split(".")[0] not in RECORD_SCHEMA.fieldNames():
             raise ValueError(f"required field {path!r} is not in the record schema")
     record = F.col("record")
-    # Schema conformity: the contract on the JSON text first (types, zones, undeclared fields), then
-    # Spark's own typed parse as a safety net. Either way the record gets only its schema reasons.
+    # Schema conformity: the contract on the JSON text first (a JSON object at all, then types, zones,
+    # undeclared fields), then Spark's own typed parse as a safety net: a value the contract passed is a
+    # JSON object, so what Spark's parse still refuses is a schema mismatch. Either way the record gets
+    # only its schema reasons.
     df = parsed if CONTRACT_COLUMN in parsed.columns else with_contract(parsed, accepted_schema_versions)
     schema_array = F.when(F.size(CONTRACT_COLUMN) > 0, F.col(CONTRACT_COLUMN)).when(
-        record[CORRUPT_COLUMN].isNotNull() | ~F.col("is_json_object"),
-        F.array(F.when(F.col("is_json_object"), F.lit("schema_mismatch")).otherwise(F.lit("unparseable_json"))),
+        record[CORRUPT_COLUMN].isNotNull(), F.array(F.lit("schema_mismatch"))
     )
 
     # The rules of the row alone, computed in the projection too (the full rows are not needed again).
@@ -379,8 +382,7 @@ def conforming(parsed: DataFrame, accepted_schema_versions: tuple[int, ...]) -> 
     """Parsed rows that pass schema conformity (used for other topics' events in the time-order rule)."""
     record = F.col("record")
     return parsed.filter(
-        F.col("is_json_object")
-        & record[CORRUPT_COLUMN].isNull()
+        record[CORRUPT_COLUMN].isNull()
         & record["schemaVersion"].isin(list(accepted_schema_versions))
         & (F.size(contract_reasons(parsed.sparkSession, accepted_schema_versions)) == 0)
     )
