@@ -107,22 +107,10 @@ def _outside(value: Column, low: Column, high: Column) -> Column:
     return value.isNull() | (value < low) | (value > high)
 
 
-def check_quality(
-    parsed: DataFrame,
-    rules: TopicRules,
-    accepted_schema_versions: tuple[int, ...],
-    lot_bounds: LotBounds,
-    published_ids: DataFrame | None = None,
-    first_entries: DataFrame | None = None,
-    run_bounds: DataFrame | None = None,
-    published_times: DataFrame | None = None,
-    broadcast_flags: bool = False,
-) -> DataFrame:
-    """Adds `reasons` (array<string>, empty = trusted) to parsed rows: check_reasons joined back to
-    them (with_reasons). The parameters are check_reasons'; broadcast_flags is with_reasons' broadcast."""
-    reasons = check_reasons(
-        parsed, rules, accepted_schema_versions, lot_bounds, published_ids, first_entries, run_bounds, published_times
-    )
+def check_quality(parsed: DataFrame, *args, broadcast_flags: bool = False, **kwargs) -> DataFrame:
+    """Adds `reasons` (array<string>, empty = trusted) to parsed rows: check_reasons (same arguments)
+    joined back to them by with_reasons; broadcast_flags is with_reasons' broadcast."""
+    reasons = check_reasons(parsed, *args, **kwargs)
     return with_reasons(parsed, reasons, broadcast=broadcast_flags).drop(CONTRACT_COLUMN)
 
 
