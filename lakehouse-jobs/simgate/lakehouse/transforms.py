@@ -52,7 +52,7 @@ CONTRACT_COLUMN = "_contract"
 
 def with_contract(parsed: DataFrame, accepted_schema_versions: tuple[int, ...]) -> DataFrame:
     """Adds the contract's reasons as a column (`_contract`). The WAP job caches the result, so the
-    check runs once per record however many times the checks use it (check_quality computes it itself
+    check runs once per record however many times the checks use it (check_reasons computes it itself
     when the column is missing)."""
     return parsed.withColumn(CONTRACT_COLUMN, contract_reasons(parsed.sparkSession, accepted_schema_versions))
 

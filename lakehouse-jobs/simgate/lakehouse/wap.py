@@ -80,7 +80,7 @@ WAP_SPARK_CONF = {
 }
 
 
-# Up to this many records a run joins the checks' findings back to its rows as a broadcast (a few
+# Up to this many records a run joins its reasons back to its rows as a broadcast (three
 # columns per row), so the full rows are never shuffled; bigger batches (a long backlog) let Spark choose.
 BROADCAST_FLAGS_MAX_ROWS = 500_000
 
