@@ -190,7 +190,6 @@ def check_reasons(
         coords["x"].alias("_x"),
         coords["y"].alias("_y"),
         coords["z"].alias("_z"),
-        schema_array.isNull().alias("_schema_ok"),
         schema_array.alias("_schema_reasons"),
         F.array(*row_checks).alias("_row_checks") if row_checks else F.array().cast("array<string>").alias("_row_checks"),
     )
@@ -215,7 +214,7 @@ def check_reasons(
 
     # Time order within a run: an event earlier than any event of its run with a smaller sequence.
     timed = keys.filter(
-        F.col("_run").isNotNull() & F.col("_seq").isNotNull() & F.col("_t").isNotNull() & F.col("_schema_ok")
+        F.col("_run").isNotNull() & F.col("_seq").isNotNull() & F.col("_t").isNotNull() & F.col("_schema_reasons").isNull()
     ).select("_p", "_o", "_run", "_seq", "_t")
     if published_times is not None:
         timed = timed.unionByName(
@@ -272,7 +271,7 @@ def check_reasons(
     return keys.select(
         "_p",
         "_o",
-        F.when(F.col("_schema_reasons").isNotNull(), F.col("_schema_reasons")).otherwise(content_reasons).alias("reasons"),
+        F.coalesce(F.col("_schema_reasons"), content_reasons).alias("reasons"),  # content_reasons is never null
     )
 
 

@@ -82,7 +82,7 @@ WAP_SPARK_CONF = {
 
 # Up to this many records a run joins its reasons back to its rows as a broadcast (three
 # columns per row), so the full rows are never shuffled; bigger batches (a long backlog) let Spark choose.
-BROADCAST_FLAGS_MAX_ROWS = 500_000
+BROADCAST_REASONS_MAX_ROWS = 500_000
 
 
 class InjectedFailure(RuntimeError):
@@ -438,9 +438,9 @@ class ReasonTally:
 
 
 def reason_tally(checked: DataFrame) -> ReasonTally:
-    """The reasons of a batch (any frame with check_reasons' `reasons` column) counted in one Spark job: rows per reason, rows with a schema reason
-    (the audit's schema-change figure) and rows with any reason. A row counts once in the last two, at
-    its first reason."""
+    """The reasons of a batch (any frame with check_reasons' `reasons` column) counted in one Spark job:
+    rows per reason, rows with a schema reason (the audit's schema-change figure) and rows with any
+    reason. A row counts once in the last two, at its first reason."""
     exploded = checked.select(
         F.exists("reasons", is_schema_reason).alias("schema"), F.posexplode("reasons").alias("at", "reason")
     )
@@ -569,7 +569,7 @@ def run_wap(
                 run_bounds=_run_bounds(spark, settings, config),
                 published_times=_run_times(known_events, rules, production, batch_runs),
             ).persist(StorageLevel.MEMORY_AND_DISK)
-            checked = with_reasons(batch, reasons, broadcast=result.read <= BROADCAST_FLAGS_MAX_ROWS)
+            checked = with_reasons(batch, reasons, broadcast=result.read <= BROADCAST_REASONS_MAX_ROWS)
             tally = reason_tally(reasons)
             result.reasons = tally.reasons
 
