@@ -13,6 +13,8 @@
 //   BENCH_SECONDS=5 BENCH_STREAMS=1,4,16,64 BENCH_VARIANTS=png,jpeg BENCH_PATHS=baseline,grpc,ws npm run bench
 //   BENCH_ROUNDS=3 BENCH_STREAMS=16 BENCH_VARIANTS=png npm run bench   (interleaved rounds, medians)
 //   BENCH_PIN=1 npm run bench        (this process on CPU 0; the gateway, S3Proxy and Kafka on CPU 1, taskset)
+//   BENCH_HISTORY=100000 npm run bench   (each fresh gateway first accepts that many events without images,
+//                                         untimed: measured as a gateway in operation, its dedupe window full)
 //
 // Every scenario runs for BENCH_SECONDS (default 4) after a short warm-up, every event has a new id (so
 // every blob is really written). The gateway runs as a child process with its default limits unless
@@ -47,6 +49,10 @@ const WINDOW = Number(process.env["BENCH_WINDOW"] ?? 2);
 /** BENCH_PIN=1: this process (the sender, or the direct writer) on CPU 0; the gateway, S3Proxy and
  *  Kafka on CPU 1 (taskset), as when the simulator has a machine of its own. */
 const PIN = process.env["BENCH_PIN"] === "1";
+// Events without images sent to each fresh gateway before it is measured (untimed): a gateway in
+// operation remembers its last accepted events (the dedupe window, 100,000 by default), and what it
+// keeps in memory is what every full garbage collection has to walk.
+const HISTORY = Number(process.env["BENCH_HISTORY"] ?? 0);
 const DISTINCT_PAIRS = 4;
 const notAccepted = new Map<string, number>();
 const drive = (lanes: number, one: (lane: number, seq: number) => Promise<boolean>, onWarm: () => void) => driveFor(lanes, SECONDS, WARMUP_SECONDS, one, onWarm);
@@ -268,6 +274,32 @@ async function runGateway(path: "grpc" | "ws", variant: Variant, payloads: Paylo
   return { variant, path, streams, events, seconds, latenciesMs: latencies, bytes: events * (payloads[0]?.bytes ?? 0), peakRssMb: measuringPeak ? peak : null, errors, gatewayCpuMs, clientCpuMs, storeCpuMs };
 }
 
+/** Gives the gateway `count` accepted events without images (64 gRPC streams, untimed), as one that has
+ *  been running remembers them. */
+async function sendHistory(gw: TestGateway, count: number): Promise<void> {
+  if (count <= 0) return;
+  const started = performance.now();
+  const runId = uniqueId("bench-history");
+  const client = new GrpcIngest(gw.grpcAddress);
+  const lanes: EventStream[] = Array.from({ length: 64 }, () => client.openStream(true));
+  let next = 0;
+  let refused = 0;
+  await Promise.all(
+    lanes.map(async (lane) => {
+      for (let seq = next++; seq < count; seq = next++) {
+        const m = meta(runId, seq);
+        const ack = await lane.sendEncoded(m.eventId ?? "", Buffer.from(simgate.v1.Event.encode(m).finish()));
+        if (!ack.accepted) refused++;
+      }
+    }),
+  );
+  for (const lane of lanes) lane.end();
+  await Promise.all(lanes.map((l) => l.done));
+  client.close();
+  if (refused > 0) throw new Error(`history: ${refused} of ${count} events not accepted`);
+  console.log(`  history: ${count} events without images accepted in ${((performance.now() - started) / 1000).toFixed(1)} s (untimed)`);
+}
+
 /** The headline: the gateway process's CPU time per event against the direct writer's (the baseline's
  *  own process, which does the same S3 PUTs with sha256 and the Kafka produce), per variant and
  *  transport; the median of the per-row ratios, each row against the baseline of its streams and round. */
@@ -391,6 +423,7 @@ async function main(): Promise<void> {
       });
       if (PIN) pin(gw.process.pid ?? 0, "1");
       try {
+        await sendHistory(gw, HISTORY);
         for (const streams of STREAMS) {
           for (let round = 1; round <= ROUNDS; round++) {
             for (const path of PATHS) {
