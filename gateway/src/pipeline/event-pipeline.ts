@@ -50,6 +50,14 @@ interface Stored {
   fingerprint: string;
 }
 
+/** The dedupe window keeps an accepted event as one flat string: every full garbage collection walks
+ *  the window, and in the image path one comes every few dozen events, so one object per event instead
+ *  of the ~17 of its blobs, record and fingerprint as objects keeps that walk short. JSON.stringify
+ *  returns a longer text as a tree of string pieces; decoding its bytes gives one flat string. Read
+ *  back only for a resend. */
+const remember = (stored: Stored): string => Buffer.from(JSON.stringify(stored)).toString();
+const recall = (kept: string): Stored => JSON.parse(kept) as Stored;
+
 /** Same content, images compared by the sha256 of their bytes (only computed when two events share an id). */
 function sameContent(a: simgate.v1.IEvent, b: simgate.v1.IEvent): boolean {
   return a === b || eventFingerprint(a, (_i, img) => bytesSha256(img)) === eventFingerprint(b, (_i, img) => bytesSha256(img));
@@ -60,7 +68,7 @@ function retryLater(err: GatewayError): simgate.v1.IRetryLater {
 }
 
 export class EventPipeline implements IngestConsumer {
-  private readonly accepted: DedupeCache<Stored>;
+  private readonly accepted: DedupeCache<string>;
   private readonly inProgress = new Map<string, { event: simgate.v1.IEvent; ack: Promise<simgate.v1.IAck> }>();
   private readonly runs: RunLedger;
   private draining = false;
@@ -136,7 +144,7 @@ export class EventPipeline implements IngestConsumer {
     try {
       if (this.draining) throw new GatewayError("GW_ERR_DRAINING", "the gateway is shutting down");
       const known = eventId !== "" ? this.accepted.get(eventId) : undefined;
-      if (known) return await this.duplicateOrConflict(input, eventId, sequence, known, receivedAtMs);
+      if (known !== undefined) return await this.duplicateOrConflict(input, eventId, sequence, recall(known), receivedAtMs);
       if (eventId !== "" && input.event.runId && this.runs.get(input.event.runId)?.ended) {
         throw new GatewayError("GW_ERR_RUN_ENDED", `run ${input.event.runId} has ended on this gateway; an event after its RunEnd is refused`);
       }
@@ -151,7 +159,7 @@ export class EventPipeline implements IngestConsumer {
       const record = await this.stages.records.publishEvent(event, stored, receivedAtMs);
       const blobs = stored.map((s) => ({ view: s.view, uri: s.uri, sha256: s.sha256, sizeBytes: s.sizeBytes, contentType: s.contentType, width: s.width, height: s.height }));
       const fingerprint = eventFingerprint(input.event, (i, img) => (img.encoding === simgate.v1.ImageEncoding.IMAGE_ENCODING_RAW_RGBA8 ? bytesSha256(img) : (processed[i]?.sha256 ?? bytesSha256(img))));
-      this.accepted.set(event.eventId, { blobs, record, fingerprint });
+      this.accepted.set(event.eventId, remember({ blobs, record, fingerprint }));
       // Awaited (a local append) so that the images it holds count against the in-flight limits.
       if (this.stages.recorder) await this.stages.recorder.eventAccepted(input.event);
       return { eventId, sequence, accepted: { blobs, record } };
