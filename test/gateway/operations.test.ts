@@ -124,6 +124,28 @@ describe("probes, health and reflection", () => {
   });
 });
 
+describe("logs", () => {
+  it("every line the gateway writes, from its start to its stop, is one JSON log record (process warnings too)", async () => {
+    // On Node.js 20 the AWS SDK warns at start-up that its releases after January 2027 need Node.js 22;
+    // Node prints such warnings as several lines of text, which a log pipeline reading one JSON record
+    // per line cannot parse.
+    const gw = await startGateway();
+    expect((await gw.get("/readyz")).status).toBe(200);
+    expect(await gw.stop()).toBe(0);
+    const lines = gw.logs();
+    expect(lines.length).toBeGreaterThan(0);
+    const notJson = lines.filter((line) => {
+      try {
+        const record = JSON.parse(line) as { level?: unknown; msg?: unknown };
+        return typeof record.level !== "number" || typeof record.msg !== "string";
+      } catch {
+        return true;
+      }
+    });
+    expect(notJson).toEqual([]);
+  });
+});
+
 describe("in-flight limits", () => {
   it("with whenFull = reject answers retry-later GW_ERR_THROTTLED beyond the total, and accepts the rest", async () => {
     const gw = await startGateway({ env: { SIMGATE_MAX_IN_FLIGHT: "2", SIMGATE_WHEN_FULL: "reject" } });

@@ -6,6 +6,7 @@ import type { GatewayConfig } from "../config/schema.js";
 import { startGateway } from "../service/gateway.js";
 import type { GatewayPlugin } from "../plugins/plugin-api.js";
 import { createLogger, type Logger } from "../telemetry/logger.js";
+import { logProcessWarnings } from "../telemetry/process-warnings.js";
 
 /** Plugins that other parts of the product register (e.g. the job driver), built with the resolved
  *  configuration and the logger. */
@@ -22,6 +23,7 @@ export function registerGatewayCommand(program: Command, pluginFactories: readon
     .action(async (opts: { config?: string }) => {
       const config = loadConfig({ configFile: opts.config });
       const logger = createLogger(config.log.level, config.gatewayId);
+      logProcessWarnings(logger);
       const unknown = unknownEnvNames(process.env);
       if (unknown.length > 0) logger.warn({ variables: unknown }, `unknown environment variables ignored (a typo?): ${unknown.join(", ")}`);
       const plugins = await Promise.all(pluginFactories.map((f) => f({ config, logger })));
