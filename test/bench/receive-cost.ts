@@ -237,7 +237,7 @@ async function openLanes(path: Path, port: number, streams: number, accept?: () 
   return { lanes, close: () => closers.forEach((c) => c()) };
 }
 
-async function startReceiver(path: Path): Promise<{ child: ChildProcess; port: number; accept?: () => Promise<Socket>; stop: () => void }> {
+async function startReceiver(path: Path, lanes: number): Promise<{ child: ChildProcess; port: number; accept?: () => Promise<Socket>; stop: () => void }> {
   const self = fileURLToPath(import.meta.url);
   let port = 0;
   let accept: (() => Promise<Socket>) | undefined;
@@ -260,8 +260,7 @@ async function startReceiver(path: Path): Promise<{ child: ChildProcess; port: n
     });
     stopServer = () => server.close();
   }
-  const lanesWanted = Number(process.env["RECEIVE_STREAMS"] ?? 16);
-  const child = spawn(process.execPath, ["--import", "tsx", self, "serve", path, String(port), String(lanesWanted)], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--import", "tsx", self, "serve", path, String(port), String(lanes)], { stdio: ["ignore", "pipe", "inherit"] });
   const printed = await new Promise<number>((resolve, reject) => {
     let out = "";
     child.stdout!.on("data", (d: Buffer) => {
@@ -283,7 +282,7 @@ interface Row {
 }
 
 async function measurePath(path: Path, round: number, message: Buffer, seconds: number, streams: number): Promise<Row> {
-  const receiver = await startReceiver(path);
+  const receiver = await startReceiver(path, streams);
   const { lanes, close } = await openLanes(path, receiver.port, streams, receiver.accept);
   let open = false;
   let counted = 0;
@@ -365,6 +364,8 @@ async function main(): Promise<void> {
 if (process.argv[2] === "serve") {
   void serve(process.argv[3] as Path, Number(process.argv[4] ?? 0), Number(process.argv[5] ?? 1));
 } else {
+  // Exit when the figures are printed: closed lanes can leave a gRPC channel or a socket's timers
+  // holding the event loop open for a while, and there is nothing left to wait for.
   main().then(
     () => process.exit(0),
     (err: unknown) => {
